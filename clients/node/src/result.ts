@@ -1,0 +1,114 @@
+/**
+ * The result of a run, as the daemon reports it, plus the compact text that is
+ * meant to go back to the model as the `run_code` tool result.
+ */
+
+/** How a run ended. Only `"ok"` means the script finished without raising. */
+export type RunStatus = "ok" | "error" | "timeout" | "cancelled" | "limit_exceeded" | "crashed";
+
+/** For `"error"`: the script's exception. For other non-ok statuses: which limit, in plain words. */
+export interface RunErrorInfo {
+  type: string;
+  message: string;
+  /** Limited to the script's own frames; line numbers refer to the script. */
+  traceback: string;
+  line: number | null;
+}
+
+/** The `run` result exactly as it travels on the wire (snake_case). */
+export interface WireRunResult {
+  run_id: string;
+  status: RunStatus;
+  stdout: string;
+  stderr: string;
+  truncated: { stdout: number; stderr: number };
+  value?: unknown;
+  error?: RunErrorInfo | null;
+  tool_calls: number;
+  duration_ms: number;
+}
+
+/** A finished run. Field names are the contract's, in camelCase; {@link toJSON} gives the wire form back. */
+export class RunResult {
+  readonly runId: string;
+  readonly status: RunStatus;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Bytes dropped from each stream (0 if none); the daemon leaves a visible marker where it cut. */
+  readonly truncated: { readonly stdout: number; readonly stderr: number };
+  /** The value of the script's last expression statement (JSON), its `repr()` if not JSON-able, else `null`. */
+  readonly value: unknown;
+  readonly error: RunErrorInfo | null;
+  /** How many tool calls the script made. */
+  readonly toolCalls: number;
+  /** Wall time of the run, in milliseconds, as measured by the daemon. */
+  readonly durationMs: number;
+
+  constructor(wire: WireRunResult) {
+    this.runId = String(wire.run_id ?? "");
+    this.status = wire.status;
+    this.stdout = wire.stdout ?? "";
+    this.stderr = wire.stderr ?? "";
+    this.truncated = {
+      stdout: Number(wire.truncated?.stdout ?? 0),
+      stderr: Number(wire.truncated?.stderr ?? 0),
+    };
+    this.value = wire.value === undefined ? null : wire.value;
+    this.error = wire.error ?? null;
+    this.toolCalls = Number(wire.tool_calls ?? 0);
+    this.durationMs = Number(wire.duration_ms ?? 0);
+  }
+
+  /** True when the script ran to completion without raising. */
+  get ok(): boolean {
+    return this.status === "ok";
+  }
+
+  /**
+   * The compact rendering for the model (same rules as the Python client):
+   * stdout, a note per truncated stream, then the last expression's value as
+   * JSON when it is not null; for a failed run, `"<status>: <type>: <message>"`
+   * and the script-only traceback. This, not the full result, is what should go
+   * into the model's context: that is the whole point of programmatic tool calling.
+   */
+  render(): string {
+    const parts: string[] = [];
+    if (this.stdout !== "") parts.push(this.stdout.replace(/\n$/, ""));
+    if (this.truncated.stdout > 0) parts.push(`[stdout truncated: ${this.truncated.stdout} bytes dropped]`);
+    if (this.truncated.stderr > 0) parts.push(`[stderr truncated: ${this.truncated.stderr} bytes dropped]`);
+    if (this.ok) {
+      if (this.value !== null) parts.push(JSON.stringify(this.value));
+    } else {
+      const type = this.error?.type ?? "Error";
+      const message = this.error?.message ?? "";
+      parts.push(`${this.status}: ${type}: ${message}`);
+      const tb = this.error?.traceback?.replace(/\n$/, "");
+      if (tb) parts.push(tb);
+    }
+    return parts.length > 0 ? parts.join("\n") : "(no output)";
+  }
+
+  /** Same as {@link render}, as a property, for template strings and message builders. */
+  get text(): string {
+    return this.render();
+  }
+
+  toString(): string {
+    return this.render();
+  }
+
+  /** The wire form (snake_case), e.g. for logging or for `JSON.stringify(result)`. */
+  toJSON(): WireRunResult {
+    return {
+      run_id: this.runId,
+      status: this.status,
+      stdout: this.stdout,
+      stderr: this.stderr,
+      truncated: { ...this.truncated },
+      value: this.value,
+      error: this.error,
+      tool_calls: this.toolCalls,
+      duration_ms: this.durationMs,
+    };
+  }
+}

@@ -1,0 +1,396 @@
+"""ptcd runtime shim: runs one model-written script inside a confined CPython child.
+
+Why it exists: the daemon cannot run Python itself, and the script must not see the daemon. So every
+run gets a fresh interpreter, started by the daemon as
+``/usr/bin/python3 -I -S -B -c <this file>`` with a clean environment, stdout/stderr on pipes and
+**fd 3** a connected AF_UNIX stream socket (the control channel). This shim turns that socket into
+``async def`` tool functions, runs the script with top-level ``await``, and reports how it ended.
+Stdlib only; it never calls socket(2), fork or exec, so it works under the daemon's seccomp filter.
+
+Control protocol: one JSON object per line (UTF-8, ``\\n``-terminated), both directions.
+
+  shim -> daemon  {"type":"ready"}                              imports done, waiting for the job
+  daemon -> shim  {"type":"exec","code":str,"tools":[ToolDef],"inputs":{name:json},
+                   "late_seccomp":null|hex}                      exactly once
+  shim -> daemon  {"type":"tool_call","id":int,"name":wire name,"arguments":{...}}   ids 0,1,2,...
+  daemon -> shim  {"type":"tool_result","id":int,"result":any}
+                | {"type":"tool_result","id":int,"error":{"code":int,"message":str,"data"?:any}}
+  shim -> daemon  {"type":"done","status":"ok","value":json|repr-string}
+                | {"type":"done","status":"error","error":{"type","message","traceback","line"}}
+
+ToolDef: {"name", "py_name", "params": [schema order], "required": [...], "any_kwargs": bool,
+"description": str|null}. ``late_seccomp`` is a classic BPF program (8-byte ``sock_filter``
+entries, native endian, hex-encoded) installed before any user code runs. Unknown ``tool_result``
+ids are ignored; any other unexpected message ends the shim (exit 2, reason on stderr); EOF on
+fd 3 means the daemon is gone (exit 1). After ``done`` the shim exits 0 with ``os._exit``:
+interpreter finalization is slow and there is nothing to clean up.
+"""
+
+import os
+import sys
+
+sys.modules["ssl"] = None  # type: ignore[assignment]  # no network anyway; saves ~15 ms at start-up
+
+import asyncio  # noqa: E402  (also loads ast, linecache, socket, traceback, types)
+import ast  # noqa: E402
+import builtins  # noqa: E402
+import json  # noqa: E402
+import linecache  # noqa: E402
+import socket  # noqa: E402
+import traceback  # noqa: E402
+import types  # noqa: E402
+from typing import Any, Callable, Dict, List, NoReturn, Tuple  # noqa: E402
+
+CONTROL_FD = 3
+SCRIPT = "<script>"
+CO_COROUTINE = 0x0080  # code flag set when a top-level await made the module a coroutine
+MAX_TEXT = 64 * 1024  # cap on repr values, messages and tracebacks in "done"
+EXIT_DAEMON_GONE, EXIT_PROTOCOL = 1, 2
+
+
+class ToolError(Exception):
+    """A tool answered with an error; ``code``, ``message`` and ``data`` are the client's."""
+
+    def __init__(self, message: str, code: int = -32000, data: Any = None) -> None:
+        super().__init__(message)
+        self.message, self.code, self.data = message, code, data
+
+
+def _die(reason: str, status: int) -> NoReturn:
+    _flush_std()
+    try:
+        os.write(2, f"ptcd shim: {reason}\n".encode("utf-8", "replace"))
+    finally:
+        os._exit(status)
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()  # type: ignore[union-attr]
+        except Exception:
+            pass
+
+
+def _encode(msg: Dict[str, Any], strict: bool = True) -> bytes:
+    """One protocol line. Strict: raise on NaN, non-JSON types and lone surrogates."""
+    text = json.dumps(msg, ensure_ascii=False, allow_nan=not strict, separators=(",", ":"))
+    return text.encode("utf-8", "strict" if strict else "replace") + b"\n"
+
+
+def _decode(line: bytes) -> Dict[str, Any]:
+    try:
+        msg = json.loads(line)
+    except ValueError as exc:
+        _die(f"malformed control message: {exc}", EXIT_PROTOCOL)
+    if not isinstance(msg, dict):
+        _die("malformed control message: not an object", EXIT_PROTOCOL)
+    return msg
+
+
+# --- before the event loop: blocking I/O on the control socket ------------------------------
+
+def _open_control() -> socket.socket:
+    try:
+        sock = socket.socket(fileno=CONTROL_FD)  # adopts fd 3; does not call socket(2)
+    except OSError as exc:
+        _die(f"fd {CONTROL_FD} is not a usable control socket: {exc}", EXIT_DAEMON_GONE)
+    sock.setblocking(True)  # the inherited file description might be O_NONBLOCK
+    return sock
+
+
+def _install_seccomp(program_hex: str) -> None:
+    """Dumpable off, then stack the daemon's late BPF filter on this (only) thread."""
+    import ctypes  # only here: costs start-up time and is useless without a filter
+
+    prog = bytes.fromhex(program_hex)
+    if not prog or len(prog) % 8 or len(prog) // 8 > 4096:
+        raise ValueError(f"bad BPF program length: {len(prog)} bytes")
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    filt = ctypes.create_string_buffer(prog, len(prog))
+    fprog = SockFprog(len(prog) // 8, ctypes.cast(filt, ctypes.c_void_p))
+    libc = ctypes.CDLL(None, use_errno=True)
+    ul = ctypes.c_ulong
+    # prctl is variadic: pass every argument as unsigned long (the kernel checks unused ones are 0).
+    for option, arg2, arg3 in ((38, ul(1), ul(0)),          # PR_SET_NO_NEW_PRIVS
+                               (4, ul(0), ul(0)),           # PR_SET_DUMPABLE 0
+                               (22, ul(2), ctypes.byref(fprog))):  # PR_SET_SECCOMP, MODE_FILTER
+        if libc.prctl(ul(option), arg2, arg3, ul(0), ul(0)) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"prctl({option}): {os.strerror(err)}")
+
+
+# --- the event-loop side of the control channel -----------------------------------------------
+
+class Channel:
+    """Control fd 3 under asyncio: sends tool calls, routes results to the awaiting callers.
+
+    Every line is handed to ``_write`` whole and unsent bytes are queued in order, so lines
+    never interleave however many calls are in flight. No transport: the last line is sent
+    with a blocking ``sendall`` after the loop has stopped, so no script code runs after it.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock, self._fd = sock, sock.fileno()
+        self._in = bytearray()
+        self._out = bytearray()
+        self._pending: Dict[int, "asyncio.Future[Any]"] = {}
+        self._next_id = 0
+
+    def read_job(self) -> Dict[str, Any]:
+        """Before the loop: block until the exec line (bytes after it stay queued)."""
+        while b"\n" not in self._in:
+            try:
+                chunk = self._sock.recv(1 << 16)
+            except OSError as exc:
+                _die(f"control channel lost: {exc}", EXIT_DAEMON_GONE)
+            if not chunk:
+                _die("control channel closed before exec", EXIT_DAEMON_GONE)
+            self._in += chunk
+        end = self._in.index(b"\n")
+        job = _decode(bytes(self._in[:end]))
+        del self._in[:end + 1]
+        ok = (job.get("type") == "exec" and isinstance(job.get("code"), str)
+              and isinstance(job.get("tools") or [], list)
+              and isinstance(job.get("inputs") or {}, dict)
+              and isinstance(job.get("late_seccomp"), (str, type(None))))
+        if not ok:
+            _die("malformed control message: expected a valid exec", EXIT_PROTOCOL)
+        return job
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._sock.setblocking(False)
+        loop.add_reader(self._fd, self._on_readable)
+        self._dispatch()
+
+    def _on_readable(self) -> None:
+        try:
+            data = self._sock.recv(1 << 16)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            _die(f"control channel lost: {exc}", EXIT_DAEMON_GONE)
+        if not data:
+            _die("control channel closed by the daemon", EXIT_DAEMON_GONE)
+        self._in += data
+        self._dispatch()
+
+    def _write(self, line: bytes) -> None:
+        if not self._out:
+            try:
+                sent = self._sock.send(line)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                _die(f"control channel lost: {exc}", EXIT_DAEMON_GONE)
+            if sent == len(line):
+                return
+            line = line[sent:]
+            self._loop.add_writer(self._fd, self._on_writable)
+        self._out += line
+
+    def _on_writable(self) -> None:
+        try:
+            sent = self._sock.send(self._out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            _die(f"control channel lost: {exc}", EXIT_DAEMON_GONE)
+        del self._out[:sent]
+        if not self._out:
+            self._loop.remove_writer(self._fd)
+
+    def _dispatch(self) -> None:
+        while True:
+            end = self._in.find(b"\n")
+            if end < 0:
+                return
+            line = bytes(self._in[:end]).strip()
+            del self._in[:end + 1]
+            if line:
+                self._on_message(_decode(line))
+
+    def _on_message(self, msg: Dict[str, Any]) -> None:
+        call_id, error = msg.get("id"), msg.get("error")
+        if (msg.get("type") != "tool_result" or type(call_id) is not int
+                or not isinstance(error, (dict, type(None)))):
+            _die(f"malformed control message: unexpected {str(msg)[:200]}", EXIT_PROTOCOL)
+        fut = self._pending.pop(call_id, None)
+        if fut is None or fut.done():  # unknown id, or the caller was cancelled: ignore
+            return
+        if error is not None:
+            fut.set_exception(ToolError(str(error.get("message", "")), error.get("code", -32000),
+                                        error.get("data")))
+        else:
+            fut.set_result(msg.get("result"))
+
+    async def call(self, name: str, arguments: Dict[str, Any]) -> Any:
+        call_id = self._next_id
+        line = _encode({"type": "tool_call", "id": call_id, "name": name, "arguments": arguments})
+        self._next_id += 1
+        fut = self._loop.create_future()
+        self._pending[call_id] = fut
+        self._write(line)
+        try:
+            return await fut
+        finally:
+            self._pending.pop(call_id, None)
+
+    def send_blocking(self, line: bytes) -> None:
+        """Outside the loop: send what is still queued, then this line."""
+        try:
+            self._sock.setblocking(True)
+            self._sock.sendall(bytes(self._out) + line)
+        except OSError as exc:
+            _die(f"control channel lost: {exc}", EXIT_DAEMON_GONE)
+
+
+# --- tools, script, result --------------------------------------------------------------------
+
+def _bind(spec: Dict[str, Any], args: tuple, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """Map a call onto the tool's arguments object, raising TypeError like Python would."""
+    fn, params = spec["py_name"], list(spec.get("params") or [])
+    if spec.get("any_kwargs"):
+        params = []
+    if len(args) > len(params):
+        given = f"{len(args)} {'was' if len(args) == 1 else 'were'} given"
+        raise TypeError(f"{fn}() takes {len(params)} positional argument"
+                        f"{'' if len(params) == 1 else 's'} but {given}")
+    bound = dict(zip(params, args))
+    for key, value in kwargs.items():
+        if key in bound:
+            raise TypeError(f"{fn}() got multiple values for argument '{key}'")
+        if key not in params and not spec.get("any_kwargs"):
+            raise TypeError(f"{fn}() got an unexpected keyword argument '{key}'")
+        bound[key] = value
+    missing = [p for p in spec.get("required") or [] if p not in bound]
+    if missing:
+        names = " and ".join(", ".join(repr(m) for m in missing).rsplit(", ", 1))
+        raise TypeError(f"{fn}() missing {len(missing)} required argument"
+                        f"{'' if len(missing) == 1 else 's'}: {names}")
+    return bound
+
+
+def _make_tool(spec: Dict[str, Any], channel: Channel) -> Callable[..., Any]:
+    async def tool(*args: Any, **kwargs: Any) -> Any:
+        return await channel.call(spec["name"], _bind(spec, args, kwargs))
+
+    tool.__name__ = tool.__qualname__ = spec["py_name"]
+    tool.__doc__ = spec.get("description")
+    return tool
+
+
+def _script_globals(job: Dict[str, Any], channel: Channel) -> Dict[str, Any]:
+    """A fresh ``__main__`` module: ToolError, then the tools, then the inputs (these win)."""
+    module = types.ModuleType("__main__")
+    sys.modules["__main__"] = module
+    namespace = module.__dict__
+    namespace.update(__builtins__=builtins, ToolError=ToolError)
+    for spec in job.get("tools") or []:
+        if not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
+                and isinstance(spec.get("py_name"), str)):
+            _die(f"malformed tool definition: {str(spec)[:200]}", EXIT_PROTOCOL)
+        namespace[spec["py_name"]] = _make_tool(spec, channel)
+    namespace.update(job.get("inputs") or {})
+    return namespace
+
+
+def _compile(source: str) -> List[types.CodeType]:
+    """Body (exec) and, if the script ends with an expression, that expression (eval)."""
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    linecache.cache[SCRIPT] = (len(source), None, source.splitlines(True), SCRIPT)
+    try:
+        tree = compile(source, SCRIPT, "exec", flags | ast.PyCF_ONLY_AST, dont_inherit=True)
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        codes = [compile(tree, SCRIPT, "exec", flags, dont_inherit=True)]
+        if last is not None:
+            expr = ast.Expression(last.value)
+            codes.append(compile(expr, SCRIPT, "eval", flags, dont_inherit=True))
+        return codes
+    except SyntaxError as exc:  # errors found after parsing carry no source text: add it
+        if exc.text is None and exc.lineno:
+            exc.text = linecache.getline(SCRIPT, exc.lineno) or None
+        raise
+
+
+async def _run_script(job: Dict[str, Any], channel: Channel) -> Any:
+    codes = _compile(job["code"])
+    namespace = _script_globals(job, channel)
+    value = None
+    for code in codes:
+        value = eval(code, namespace)
+        if code.co_flags & CO_COROUTINE:
+            value = await value
+    return value if len(codes) == 2 else None
+
+
+def _script_only(te: traceback.TracebackException, seen: set) -> None:
+    """Drop every frame that is not the script's, through the whole exception chain."""
+    if id(te) in seen:
+        return
+    seen.add(id(te))
+    te.stack = traceback.StackSummary.from_list([f for f in te.stack if f.filename == SCRIPT])
+    for linked in (te.__cause__, te.__context__, *(getattr(te, "exceptions", None) or ())):
+        if linked is not None:
+            _script_only(linked, seen)
+
+
+def _error_info(exc: BaseException) -> Dict[str, Any]:
+    te = traceback.TracebackException.from_exception(exc)
+    _script_only(te, set())
+    line = te.stack[-1].lineno if te.stack else None
+    if line is None and isinstance(exc, SyntaxError) and exc.filename == SCRIPT:
+        line = exc.lineno
+    return {"type": type(exc).__name__, "message": str(exc)[:MAX_TEXT],
+            "traceback": "".join(te.format())[-MAX_TEXT:], "line": line}
+
+
+def _done_line(outcome: Tuple[bool, Any]) -> bytes:
+    ok, payload = outcome
+    if ok:
+        try:
+            return _encode({"type": "done", "status": "ok", "value": payload})
+        except Exception:
+            try:
+                text = repr(payload)[:MAX_TEXT]
+            except Exception as exc:
+                text = f"<unrepresentable {type(payload).__name__}: {type(exc).__name__}>"
+            return _encode({"type": "done", "status": "ok", "value": text}, strict=False)
+    try:
+        error = _error_info(payload)
+    except Exception as exc:  # e.g. MemoryError while formatting: still say what happened
+        error = {"type": type(payload).__name__, "message": f"(unformattable: {exc!r})",
+                 "traceback": "", "line": None}
+    return _encode({"type": "done", "status": "error", "error": error}, strict=False)
+
+
+def main() -> None:
+    channel = Channel(_open_control())
+    channel.send_blocking(_encode({"type": "ready"}))
+    job = channel.read_job()
+    if job.get("late_seccomp") is not None:
+        try:
+            _install_seccomp(job["late_seccomp"])
+        except Exception as exc:
+            error = {"type": "SandboxError", "message": f"late seccomp filter not installed: {exc}",
+                     "traceback": "", "line": None}
+            channel.send_blocking(_encode({"type": "done", "status": "error", "error": error}, False))
+            os._exit(0)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    channel.attach(loop)
+    outcome: Tuple[bool, Any]
+    try:
+        outcome = (True, loop.run_until_complete(_run_script(job, channel)))
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt are results too
+        outcome = (False, exc)
+    _flush_std()
+    channel.send_blocking(_done_line(outcome))
+    os._exit(0)
+
+
+main()

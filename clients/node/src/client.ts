@@ -213,6 +213,14 @@ export class Client {
   }
 
   /**
+   * Low-level escape hatch: sends any method and returns its raw result (errors
+   * still map to typed classes). For methods newer than this library.
+   */
+  async request(method: string, params?: unknown): Promise<unknown> {
+    return this.#rpc.request(method, params).response;
+  }
+
+  /**
    * Closes the connection. The daemon cancels this connection's runs and sessions;
    * runs still pending here reject with {@link ConnectionClosedError}.
    */

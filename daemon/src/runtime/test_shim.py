@@ -1,0 +1,354 @@
+"""Tests for the runtime shim: each one spawns the real shim the way the daemon does
+(``python3 -I -S -B -c <source>``, fd 3 = one end of a socketpair) and plays the daemon.
+
+Run: ``python3 -m pytest daemon/src/runtime/test_shim.py``. ``PTCD_TEST_PYTHON`` picks another
+interpreter for the children (default /usr/bin/python3).
+"""
+
+import json
+import os
+import platform
+import socket
+import struct
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import pytest
+
+SHIM_SOURCE = (Path(__file__).parent / "shim.py").read_text()
+PYTHON = os.environ.get("PTCD_TEST_PYTHON", "/usr/bin/python3")
+TIMEOUT = 20.0  # seconds; only a guard against hanging, never used to synchronise
+
+
+def tool(name: str, params=(), required=(), any_kwargs=False, py_name=None, description=None):
+    return {"name": name, "py_name": py_name or name, "params": list(params),
+            "required": list(required), "any_kwargs": any_kwargs, "description": description}
+
+
+ECHO = tool("echo", ["x", "y"], ["x"])
+
+
+class Shim:
+    """One shim child plus the daemon's end of its control socket."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        fd = theirs.fileno()
+
+        def put_on_fd3() -> None:  # runs in the child between fork and exec
+            if fd == 3:
+                os.set_inheritable(3, True)
+            else:
+                os.dup2(fd, 3)  # the dup is inheritable
+
+        self.proc = subprocess.Popen(
+            [PYTHON, "-I", "-S", "-B", "-c", SHIM_SOURCE], stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={}, close_fds=False,
+            preexec_fn=put_on_fd3)
+        theirs.close()
+        ours.settimeout(TIMEOUT)
+        self.sock = ours
+        self.reader = ours.makefile("rb")
+        self.tool_calls: List[Dict[str, Any]] = []
+
+    def recv(self) -> Dict[str, Any]:
+        line = self.reader.readline()
+        assert line.endswith(b"\n"), f"control channel ended: {line!r}"
+        return json.loads(line)
+
+    def send(self, msg: Dict[str, Any]) -> None:
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+
+    def start(self, code: str, tools=(), inputs=None, late_seccomp: Optional[str] = None) -> None:
+        assert self.recv() == {"type": "ready"}
+        self.send({"type": "exec", "code": code, "tools": list(tools), "inputs": inputs or {},
+                   "late_seccomp": late_seccomp})
+
+    def next_call(self) -> Dict[str, Any]:
+        msg = self.recv()
+        assert msg["type"] == "tool_call", msg
+        self.tool_calls.append(msg)
+        return msg
+
+    def serve(self, answer: Callable[[Dict[str, Any]], Dict[str, Any]]) -> Dict[str, Any]:
+        """Answer tool calls until ``done``; returns it."""
+        while True:
+            msg = self.recv()
+            if msg["type"] == "done":
+                return msg
+            assert msg["type"] == "tool_call", msg
+            self.tool_calls.append(msg)
+            self.send({"type": "tool_result", "id": msg["id"], **answer(msg)})
+
+    def finish(self):
+        out, err = self.proc.communicate(timeout=TIMEOUT)
+        return out.decode(), err.decode()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+        self.reader.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def shim():
+    s = Shim()
+    yield s
+    s.kill()
+
+
+def echo_arguments(msg):
+    return {"result": msg["arguments"]}
+
+
+def run(shim: Shim, code: str, tools=(), inputs=None, answer=echo_arguments, late_seccomp=None):
+    """Run a script to its end; returns (done, stdout, stderr) and checks the clean exit."""
+    shim.start(code, tools, inputs, late_seccomp)
+    done = shim.serve(answer)
+    out, err = shim.finish()
+    assert shim.proc.returncode == 0, err
+    return done, out, err
+
+
+# --- values and output ------------------------------------------------------------------------
+
+def test_hello_world_prints_to_stdout_and_a_script_without_await_runs(shim):
+    done, out, err = run(shim, 'print("hello, world")\nimport sys\nprint("warn", file=sys.stderr)')
+    assert done == {"type": "done", "status": "ok", "value": None}
+    assert (out, err) == ("hello, world\n", "warn\n")
+
+
+def test_unterminated_output_is_flushed_before_done(shim):
+    done, out, _ = run(shim, 'import sys\nsys.stdout.write("no newline")\n1')
+    assert (done["value"], out) == (1, "no newline")
+
+
+@pytest.mark.parametrize("code, value", [
+    ("1 + 2", 3),
+    ("x = 5\n{'a': [x, None, True], 'b': 'é'}", {"a": [5, None, True], "b": "é"}),
+    ("x = 5", None),
+    ("import asyncio\nawait asyncio.sleep(0)\n'after await'", "after await"),
+])
+def test_last_expression_statement_is_the_value(shim, code, value):
+    done, _, _ = run(shim, code)
+    assert done == {"type": "done", "status": "ok", "value": value}
+
+
+@pytest.mark.parametrize("code, value", [
+    ("class Thing:\n    def __repr__(self):\n        return 'Thing()'\nThing()", "Thing()"),
+    ("{1, 2}", "{1, 2}"),
+    ("float('nan')", "nan"),
+    ("'\\ud800'", "'\\ud800'"),
+])
+def test_non_json_value_is_reported_as_its_repr(shim, code, value):
+    done, _, _ = run(shim, code)
+    assert done == {"type": "done", "status": "ok", "value": value}
+
+
+def test_huge_repr_is_truncated_to_64_kib(shim):
+    done, _, _ = run(shim, "{'x' * 100_000}")
+    assert len(done["value"]) == 64 * 1024
+
+
+def test_inputs_are_bound_as_globals(shim):
+    done, _, _ = run(shim, "[city, n * 2, opts['deep']]",
+                     inputs={"city": "Paris", "n": 21, "opts": {"deep": [1]}})
+    assert done["value"] == ["Paris", 42, [1]]
+
+
+def test_script_globals_look_like_main_module(shim):
+    code = ("import sys\n"
+            "[__name__, type(__builtins__).__name__, sys.modules['__main__'].__dict__ is globals(),"
+            " issubclass(ToolError, Exception), echo.__name__, echo.__doc__]")
+    done, _, _ = run(shim, code, tools=[tool("echo", description="Echo it.")])
+    assert done["value"] == ["__main__", "module", True, True, "echo", "Echo it."]
+
+
+# --- tool calls -------------------------------------------------------------------------------
+
+def test_one_tool_call_round_trip(shim):
+    code = "r = await get_weather('Paris', units='C')\nprint(r['temp_c'])\nr"
+    tools = [tool("get-weather", ["city", "units"], ["city"], py_name="get_weather")]
+    done, out, _ = run(shim, code, tools, answer=lambda m: {"result": {"temp_c": 18}})
+    assert shim.tool_calls == [{"type": "tool_call", "id": 0, "name": "get-weather",
+                                "arguments": {"city": "Paris", "units": "C"}}]
+    assert (done["value"], out) == ({"temp_c": 18}, "18\n")
+
+
+def test_fifty_gathered_calls_answered_in_reverse_order(shim):
+    shim.start("import asyncio\nawait asyncio.gather(*(echo(i) for i in range(50)))", [ECHO])
+    calls = [shim.next_call() for _ in range(50)]
+    assert sorted(c["id"] for c in calls) == list(range(50))
+    for call in reversed(calls):
+        shim.send({"type": "tool_result", "id": call["id"], "result": call["arguments"]["x"] * 10})
+    done = shim.recv()
+    assert done == {"type": "done", "status": "ok", "value": [i * 10 for i in range(50)]}
+    shim.finish()
+
+
+def test_unknown_tool_result_id_is_ignored(shim):
+    shim.start("await echo(1)", [ECHO])
+    call = shim.next_call()
+    shim.send({"type": "tool_result", "id": 999, "result": "stray"})
+    shim.send({"type": "tool_result", "id": call["id"], "result": "right"})
+    assert shim.recv() == {"type": "done", "status": "ok", "value": "right"}
+
+
+def test_tool_error_is_catchable_with_code_message_and_data(shim):
+    code = ("try:\n    await echo(1)\nexcept ToolError as e:\n"
+            "    caught = [type(e).__name__, e.code, e.message, str(e), e.data]\ncaught")
+    error = {"code": -32010, "message": "city not found", "data": {"city": "Atlantis"}}
+    done, _, _ = run(shim, code, [ECHO], answer=lambda m: {"error": error})
+    assert done["value"] == ["ToolError", -32010, "city not found", "city not found",
+                             {"city": "Atlantis"}]
+
+
+def test_uncaught_tool_error_is_reported_with_script_frames_only(shim):
+    done, _, _ = run(shim, "x = 1\nawait echo(x)", [ECHO],
+                     answer=lambda m: {"error": {"code": 7, "message": "nope"}})
+    err = done["error"]
+    assert (done["status"], err["type"], err["message"], err["line"]) == \
+        ("error", "ToolError", "nope", 2)
+    assert err["traceback"] == ('Traceback (most recent call last):\n'
+                                '  File "<script>", line 2, in <module>\n'
+                                '    await echo(x)\nToolError: nope\n')
+
+
+@pytest.mark.parametrize("call, message", [
+    ("echo()", "echo() missing 1 required argument: 'x'"),
+    ("echo(1, z=2)", "echo() got an unexpected keyword argument 'z'"),
+    ("echo(1, x=2)", "echo() got multiple values for argument 'x'"),
+    ("echo(1, 2, 3)", "echo() takes 2 positional arguments but 3 were given"),
+    ("echo(x={1})", "Object of type set is not JSON serializable"),
+])
+def test_bad_arguments_raise_before_any_tool_call_is_sent(shim, call, message):
+    code = f"try:\n    await {call}\nexcept (TypeError, ValueError) as e:\n    msg = str(e)\nmsg"
+    done, _, _ = run(shim, code, [ECHO])
+    assert done == {"type": "done", "status": "ok", "value": message}
+    assert shim.tool_calls == []
+
+
+def test_any_kwargs_tool_takes_any_keywords_but_no_positionals(shim):
+    code = ("try:\n    await anything(1)\nexcept TypeError as e:\n    msg = str(e)\n"
+            "[msg, await anything(a=1, b=[2])]")
+    done, _, _ = run(shim, code, [tool("anything", any_kwargs=True)])
+    assert done["value"] == ["anything() takes 0 positional arguments but 1 was given",
+                             {"a": 1, "b": [2]}]
+    assert [c["arguments"] for c in shim.tool_calls] == [{"a": 1, "b": [2]}]
+
+
+# --- failures ---------------------------------------------------------------------------------
+
+def test_exception_reports_script_line_and_a_traceback_without_shim_frames(shim):
+    code = "def helper(v):\n    return 1 / v\n\nx = 0\nhelper(x)\n"
+    done, _, _ = run(shim, code)
+    err = done["error"]
+    assert (done["status"], err["type"], err["message"], err["line"]) == \
+        ("error", "ZeroDivisionError", "division by zero", 2)
+    tb = err["traceback"]
+    assert tb.startswith("Traceback (most recent call last):\n")
+    assert 'File "<script>", line 5, in <module>\n    helper(x)' in tb
+    assert 'File "<script>", line 2, in helper\n    return 1 / v' in tb
+    assert "<string>" not in tb and "asyncio" not in tb
+    assert tb.endswith("ZeroDivisionError: division by zero\n")
+
+
+def test_chained_exception_keeps_both_parts_script_only(shim):
+    code = ("import json\ntry:\n    json.loads('{')\nexcept ValueError as e:\n"
+            "    raise RuntimeError('bad input') from e\n")
+    done, _, _ = run(shim, code)
+    tb = done["error"]["traceback"]
+    assert "direct cause" in tb and "json/" not in tb and "<string>" not in tb
+    assert done["error"]["line"] == 5
+
+
+@pytest.mark.parametrize("code, line", [("x = 1\nx x\n", 2), ("x = 1\n\nreturn x\n", 3)])
+def test_syntax_error_reports_its_line_with_caret_display(shim, code, line):
+    done, _, _ = run(shim, code)
+    err = done["error"]
+    assert (err["type"], err["line"]) == ("SyntaxError", line)
+    assert err["traceback"].startswith(f'  File "<script>", line {line}\n')
+    assert "^" in err["traceback"] and "<string>" not in err["traceback"]
+
+
+def test_sys_exit_is_an_error_carrying_the_code(shim):
+    done, out, _ = run(shim, "import sys\nprint('bye')\nsys.exit(3)")
+    assert out == "bye\n"
+    assert (done["status"], done["error"]["type"], done["error"]["message"],
+            done["error"]["line"]) == ("error", "SystemExit", "3", 3)
+
+
+def test_keyboard_interrupt_in_a_gathered_task_is_reported(shim):
+    code = "import asyncio\nasync def f():\n    raise KeyboardInterrupt\nawait asyncio.gather(f())"
+    done, _, _ = run(shim, code)
+    assert (done["status"], done["error"]["type"], done["error"]["line"]) == \
+        ("error", "KeyboardInterrupt", 3)
+
+
+# --- the control channel ----------------------------------------------------------------------
+
+def test_child_exits_when_control_fd_closes_during_a_tool_call(shim):
+    shim.start("await echo(1)\nprint('must not run')", [ECHO])
+    shim.next_call()
+    shim.sock.shutdown(socket.SHUT_RDWR)
+    out, err = shim.finish()
+    assert shim.proc.returncode == 1 and out == ""
+    assert "control channel closed" in err
+
+
+def test_child_exits_when_control_fd_closes_before_exec(shim):
+    assert shim.recv() == {"type": "ready"}
+    shim.sock.shutdown(socket.SHUT_RDWR)
+    shim.finish()
+    assert shim.proc.returncode == 1
+
+
+def test_malformed_daemon_message_ends_the_child_with_a_reason(shim):
+    shim.start("await echo(1)", [ECHO])
+    shim.next_call()
+    shim.sock.sendall(b"{not json\n")
+    _, err = shim.finish()
+    assert shim.proc.returncode == 2 and "malformed control message" in err
+
+
+# --- late seccomp -----------------------------------------------------------------------------
+
+def bpf(*instructions) -> str:
+    """Assemble ``(code, jt, jf, k)`` tuples into the hex wire form (struct sock_filter)."""
+    return b"".join(struct.pack("=HBBI", *ins) for ins in instructions).hex()
+
+
+LD_ABS_W, JEQ_K, RET_K = 0x20, 0x15, 0x06
+AUDIT_ARCH_X86_64, NR_GETPPID = 0xC000003E, 110
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, EPERM = 0x7FFF0000, 0x00050000, 1
+DENY_GETPPID = bpf(
+    (LD_ABS_W, 0, 0, 4),                          # A = seccomp_data.arch
+    (JEQ_K, 0, 3, AUDIT_ARCH_X86_64),             # other arch -> allow
+    (LD_ABS_W, 0, 0, 0),                          # A = seccomp_data.nr
+    (JEQ_K, 0, 1, NR_GETPPID),
+    (RET_K, 0, 0, SECCOMP_RET_ERRNO | EPERM),
+    (RET_K, 0, 0, SECCOMP_RET_ALLOW),
+)
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="filter assembled for x86_64")
+def test_late_seccomp_filter_is_in_force_when_the_script_runs(shim):
+    code = "import os, ctypes\n[os.getppid(), ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)]"
+    done, _, _ = run(shim, code, late_seccomp=DENY_GETPPID)
+    # getppid() answers -EPERM (raw -1); PR_GET_DUMPABLE (3) shows the shim turned dumpable off.
+    assert done == {"type": "done", "status": "ok", "value": [-1, 0]}
+
+
+def test_without_late_seccomp_the_same_script_sees_its_parent(shim):
+    done, _, _ = run(shim, "import os\nos.getppid()")
+    assert done["value"] == os.getpid()
+
+
+@pytest.mark.parametrize("program", ["zz", "00" * 12, bpf((LD_ABS_W, 0, 0, 0))])
+def test_bad_late_seccomp_program_is_a_sandbox_error_and_the_script_never_runs(shim, program):
+    done, out, _ = run(shim, "print('ran')", late_seccomp=program)
+    assert (done["status"], done["error"]["type"]) == ("error", "SandboxError")
+    assert out == ""

@@ -39,7 +39,7 @@ import linecache  # noqa: E402
 import socket  # noqa: E402
 import traceback  # noqa: E402
 import types  # noqa: E402
-from typing import Any, Callable, Dict, List, NoReturn, Tuple  # noqa: E402
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple  # noqa: E402
 
 CONTROL_FD = 3
 SCRIPT = "<script>"
@@ -139,6 +139,7 @@ class Channel:
         self._out = bytearray()
         self._pending: Dict[int, "asyncio.Future[Any]"] = {}
         self._next_id = 0
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     def read_job(self) -> Dict[str, Any]:
         """Before the loop: block until the exec line (bytes after it stay queued)."""
@@ -161,11 +162,20 @@ class Channel:
             _die("malformed control message: expected a valid exec", EXIT_PROTOCOL)
         return job
 
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._sock.setblocking(False)
-        loop.add_reader(self._fd, self._on_readable)
-        self._dispatch()
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        """Serve fd 3 from the running loop: ours, or one the script made with asyncio.run()."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._fd)
+                self._loop.remove_writer(self._fd)
+            self._loop = loop
+            self._sock.setblocking(False)
+            loop.add_reader(self._fd, self._on_readable)
+            if self._out:
+                loop.add_writer(self._fd, self._on_writable)
+            self._dispatch()
+        return loop
 
     def _on_readable(self) -> None:
         try:
@@ -190,6 +200,7 @@ class Channel:
             if sent == len(line):
                 return
             line = line[sent:]
+            assert self._loop is not None
             self._loop.add_writer(self._fd, self._on_writable)
         self._out += line
 
@@ -201,7 +212,7 @@ class Channel:
         except OSError as exc:
             _die(f"control channel lost: {exc}", EXIT_DAEMON_GONE)
         del self._out[:sent]
-        if not self._out:
+        if not self._out and self._loop is not None:
             self._loop.remove_writer(self._fd)
 
     def _dispatch(self) -> None:
@@ -232,7 +243,7 @@ class Channel:
         call_id = self._next_id
         line = _encode({"type": "tool_call", "id": call_id, "name": name, "arguments": arguments})
         self._next_id += 1
-        fut = self._loop.create_future()
+        fut = self._bind_loop().create_future()
         self._pending[call_id] = fut
         self._write(line)
         try:
@@ -317,14 +328,22 @@ def _compile(source: str) -> List[types.CodeType]:
         raise
 
 
-async def _run_script(job: Dict[str, Any], channel: Channel) -> Any:
+def _run_script(job: Dict[str, Any], channel: Channel) -> Any:
+    """Run the body, then the final expression; a part that awaits runs in our event loop.
+
+    A part without top-level await runs outside any loop, so ``asyncio.run(main())`` works too.
+    """
     codes = _compile(job["code"])
     namespace = _script_globals(job, channel)
+    loop: Optional[asyncio.AbstractEventLoop] = None
     value = None
     for code in codes:
         value = eval(code, namespace)
         if code.co_flags & CO_COROUTINE:
-            value = await value
+            if loop is None:
+                loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(loop)
+            value = loop.run_until_complete(value)
     return value if len(codes) == 2 else None
 
 
@@ -380,12 +399,9 @@ def main() -> None:
                      "traceback": "", "line": None}
             channel.send_blocking(_encode({"type": "done", "status": "error", "error": error}, False))
             os._exit(0)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    channel.attach(loop)
     outcome: Tuple[bool, Any]
     try:
-        outcome = (True, loop.run_until_complete(_run_script(job, channel)))
+        outcome = (True, _run_script(job, channel))
     except BaseException as exc:  # SystemExit and KeyboardInterrupt are results too
         outcome = (False, exc)
     _flush_std()

@@ -189,6 +189,14 @@ def test_fifty_gathered_calls_answered_in_reverse_order(shim):
     shim.finish()
 
 
+def test_script_may_run_its_own_loop_with_asyncio_run(shim):
+    code = ("import asyncio\nasync def main():\n    return await asyncio.gather(echo(1), echo(2))\n"
+            "first = asyncio.run(main())\nsecond = asyncio.run(main())\n[first, second]")
+    done, _, _ = run(shim, code, [ECHO], answer=lambda m: {"result": m["arguments"]["x"]})
+    assert done["value"] == [[1, 2], [1, 2]]
+    assert [c["id"] for c in shim.tool_calls] == [0, 1, 2, 3]
+
+
 def test_unknown_tool_result_id_is_ignored(shim):
     shim.start("await echo(1)", [ECHO])
     call = shim.next_call()

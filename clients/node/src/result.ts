@@ -65,27 +65,39 @@ export class RunResult {
   }
 
   /**
-   * The compact rendering for the model (same rules as the Python client):
-   * stdout, a note per truncated stream, then the last expression's value as
-   * JSON when it is not null; for a failed run, `"<status>: <type>: <message>"`
-   * and the script-only traceback. This, not the full result, is what should go
-   * into the model's context: that is the whole point of programmatic tool calling.
+   * The compact rendering for the model, identical to the Python client's:
+   *
+   * - ok runs: stdout (and a note if it was cut), then the last expression's
+   *   value if it is not null (strings as they are, anything else as compact JSON);
+   * - other runs: stdout, `[stderr]` and stderr, then `"<status>: <type>: <message>"`
+   *   and the script-only traceback (minus its last line when it repeats the headline).
+   *
+   * This, not the full result, is what should go into the model's context:
+   * keeping intermediate data out of it is the whole point of programmatic tool calling.
    */
   render(): string {
     const parts: string[] = [];
-    if (this.stdout !== "") parts.push(this.stdout.replace(/\n$/, ""));
-    if (this.truncated.stdout > 0) parts.push(`[stdout truncated: ${this.truncated.stdout} bytes dropped]`);
-    if (this.truncated.stderr > 0) parts.push(`[stderr truncated: ${this.truncated.stderr} bytes dropped]`);
+    if (this.stdout !== "") parts.push(trimNewlines(this.stdout));
+    if (this.truncated.stdout > 0) parts.push(`[stdout truncated: ${this.truncated.stdout} bytes omitted]`);
     if (this.ok) {
-      if (this.value !== null) parts.push(JSON.stringify(this.value));
-    } else {
-      const type = this.error?.type ?? "Error";
-      const message = this.error?.message ?? "";
-      parts.push(`${this.status}: ${type}: ${message}`);
-      const tb = this.error?.traceback?.replace(/\n$/, "");
-      if (tb) parts.push(tb);
+      if (this.value !== null) parts.push(typeof this.value === "string" ? this.value : JSON.stringify(this.value));
+      return parts.length > 0 ? parts.join("\n") : "(no output)";
     }
-    return parts.length > 0 ? parts.join("\n") : "(no output)";
+    if (this.stderr !== "") parts.push("[stderr]\n" + trimNewlines(this.stderr));
+    if (this.truncated.stderr > 0) parts.push(`[stderr truncated: ${this.truncated.stderr} bytes omitted]`);
+    if (this.error) {
+      let headline = `${this.status}: ${this.error.type}: ${this.error.message}`;
+      const traceback = trimNewlines(this.error.traceback ?? "").split("\n");
+      // Python's traceback ends with the "Type: message" line the headline already shows.
+      if (traceback.length > 0 && traceback[traceback.length - 1]!.trim() === `${this.error.type}: ${this.error.message}`.trim()) {
+        traceback.pop();
+      }
+      if (traceback.some((line) => line.trim() !== "")) headline += "\n" + traceback.join("\n");
+      parts.push(headline);
+    } else {
+      parts.push(this.status);
+    }
+    return parts.join("\n");
   }
 
   /** Same as {@link render}, as a property, for template strings and message builders. */
@@ -111,4 +123,8 @@ export class RunResult {
       duration_ms: this.durationMs,
     };
   }
+}
+
+function trimNewlines(text: string): string {
+  return text.replace(/\n+$/, "");
 }

@@ -98,7 +98,7 @@ describe("run", () => {
   it("notes truncated output", async () => {
     const r = await client.run("print('x' * 10000)", { limits: { maxOutputBytes: 1000 } });
     assert.ok(r.truncated.stdout > 0, JSON.stringify(r));
-    assert.match(r.render(), /\[stdout truncated: \d+ bytes dropped\]/);
+    assert.match(r.render(), /\[stdout truncated: \d+ bytes omitted\]/);
   });
 
   it("streams output to onOutput while the run goes on", async () => {

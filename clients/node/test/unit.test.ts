@@ -144,23 +144,34 @@ describe("RunResult", () => {
     assert.equal(new RunResult({ ...base, stdout: "x\n" }).render(), "x");
     assert.equal(new RunResult(base).render(), "(no output)");
     assert.equal(new RunResult({ ...base, value: 0 }).render(), "0");
-    assert.equal(new RunResult({ ...base, value: "s" }).render(), '"s"');
+    assert.equal(new RunResult({ ...base, value: "s" }).render(), "s", "strings as they are");
   });
 
   it("notes truncation", () => {
     const r = new RunResult({ ...base, stdout: "abc[…]\n", truncated: { stdout: 900, stderr: 0 } });
-    assert.equal(r.render(), "abc[…]\n[stdout truncated: 900 bytes dropped]");
+    assert.equal(r.render(), "abc[…]\n[stdout truncated: 900 bytes omitted]");
   });
 
-  it("renders errors as '<status>: <type>: <message>' plus traceback", () => {
+  it("renders errors as '<status>: <type>: <message>' plus traceback, like the Python client", () => {
     const r = new RunResult({
       ...base,
       status: "error",
       stdout: "partial\n",
-      error: { type: "ZeroDivisionError", message: "division by zero", traceback: 'File "<script>", line 2\n', line: 2 },
+      stderr: "warn\n",
+      truncated: { stdout: 0, stderr: 7 },
+      error: {
+        type: "ZeroDivisionError",
+        message: "division by zero",
+        traceback: 'Traceback (most recent call last):\n  File "<script>", line 2, in <module>\nZeroDivisionError: division by zero\n',
+        line: 2,
+      },
     });
     assert.equal(r.ok, false);
-    assert.equal(r.render(), 'partial\nerror: ZeroDivisionError: division by zero\nFile "<script>", line 2');
+    assert.equal(
+      r.render(),
+      'partial\n[stderr]\nwarn\n[stderr truncated: 7 bytes omitted]\nerror: ZeroDivisionError: division by zero\nTraceback (most recent call last):\n  File "<script>", line 2, in <module>',
+    );
+    assert.equal(new RunResult({ ...base, status: "crashed" }).render(), "crashed");
     const t = new RunResult({ ...base, status: "timeout", error: { type: "Timeout", message: "run exceeded 1000 ms", traceback: "", line: null } });
     assert.equal(t.render(), "timeout: Timeout: run exceeded 1000 ms");
   });

@@ -1,0 +1,71 @@
+/** Runs every example in examples/node against the real daemon; each checks its own answer. */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { repoRoot, startDaemon, type Daemon } from "./daemon.js";
+
+const run = promisify(execFile);
+const examplesDir = path.join(repoRoot, "examples/node");
+let daemon: Daemon;
+
+before(async () => {
+  daemon = await startDaemon();
+});
+after(async () => {
+  await daemon?.stop();
+});
+
+async function runExample(file: string): Promise<string> {
+  try {
+    const { stdout } = await run(process.execPath, [file], {
+      cwd: examplesDir,
+      env: { ...process.env, PTCD_SOCKET: daemon.socket },
+      timeout: 60_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return stdout;
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    assert.fail(`${file} failed: ${e.message}\nstdout:\n${e.stdout}\nstderr:\n${e.stderr}`);
+  }
+}
+
+/** Reads "bytes reached the model" and the one-call-per-turn figure from an example's report. */
+function contextBytes(out: string): { ptc: number; loop: number } {
+  const ptc = /bytes reached the model with ptcd: (\d+)/.exec(out);
+  const loop = /one-tool-call-per-turn loop would have put in context: (\d+)/.exec(out);
+  assert.ok(ptc && loop, out);
+  return { ptc: Number(ptc[1]), loop: Number(loop[1]) };
+}
+
+describe("examples", () => {
+  it("revenue.mjs: top region and total from an in-memory SQLite", async () => {
+    const out = await runExample("revenue.mjs");
+    assert.match(out, /top region: \S+/);
+    assert.match(out, /^answer: /m);
+    const { ptc, loop } = contextBytes(out);
+    assert.ok(ptc * 10 < loop, out);
+  });
+
+  it("expenses.mjs: who is over budget", async () => {
+    const out = await runExample("expenses.mjs");
+    assert.match(out, /is over budget by/);
+    const { ptc, loop } = contextBytes(out);
+    assert.ok(ptc * 10 < loop, out);
+  });
+
+  it("logs.mjs: the last 10 errors out of 10,000 entries", async () => {
+    const out = await runExample("logs.mjs");
+    assert.equal(out.split("\n").filter((l) => l.includes("failed: upstream timeout")).length, 10, out);
+    const { ptc, loop } = contextBytes(out);
+    assert.ok(ptc * 100 < loop, out);
+  });
+
+  it("message-loop.mjs: OpenAI- and Anthropic-style loops with a scripted model", async () => {
+    const out = await runExample("message-loop.mjs");
+    assert.match(out, /\[openai\] answer: acme has the most revenue/);
+    assert.match(out, /\[anthropic\] answer: acme has the most revenue/);
+  });
+});

@@ -1,0 +1,63 @@
+// Helpers shared by the examples: deterministic fake data, byte accounting, reporting.
+import { connect } from "ptcd";
+
+/** Connects to ptcd (PTCD_SOCKET or the default path), explaining how to start it if it isn't running. */
+export async function connectOrExplain() {
+  try {
+    return await connect();
+  } catch (err) {
+    console.error(String(err?.message ?? err));
+    process.exit(2);
+  }
+}
+
+/** A small seeded PRNG (mulberry32) so every run of an example sees the same data. */
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export const bytes = (s) => Buffer.byteLength(s, "utf8");
+
+/**
+ * Wraps tools so we can tell what a one-tool-call-per-turn loop would have put
+ * in the model's context: every call's arguments and every full result.
+ */
+export function metered(tools) {
+  const stats = { calls: 0, contextBytes: 0 };
+  const wrapped = tools.map((t) => ({
+    ...t,
+    handler: async (args, ctx) => {
+      const result = await t.handler(args, ctx);
+      stats.calls += 1;
+      stats.contextBytes += bytes(JSON.stringify({ name: t.name, arguments: args })) + bytes(JSON.stringify(result));
+      return result;
+    },
+  }));
+  return { tools: wrapped, stats };
+}
+
+/** Prints the story's outcome: the answer, and the context cost of both approaches. */
+export function report({ answer, code, result, stats }) {
+  const ptc = bytes(code) + bytes(result.render());
+  console.log(`answer: ${answer}`);
+  console.log(`bytes reached the model with ptcd: ${ptc} (script ${bytes(code)} + result ${bytes(result.render())}, ${result.toolCalls} tool calls inside one run)`);
+  console.log(`bytes a one-tool-call-per-turn loop would have put in context: ${stats.contextBytes} (${stats.calls} tool calls, ${stats.calls} model turns)`);
+  console.log(`ratio: ${(stats.contextBytes / ptc).toFixed(1)}x less context with ptcd`);
+}
+
+/** Fails loudly when the script's answer is not what plain JS computes from the same data. */
+export function check(actual, expected, what) {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  if (a !== e) {
+    console.error(`MISMATCH in ${what}: script said ${a}, expected ${e}`);
+    process.exit(1);
+  }
+}

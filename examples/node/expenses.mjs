@@ -1,0 +1,71 @@
+// Story 2: team expenses. Who is over budget?
+//
+// One call to list the team, then one call per member for their expense lines:
+// in a one-call-per-turn loop that is 1 + N model turns, each pasting every
+// expense line into the context. In a ptcd script the per-member calls run
+// concurrently (asyncio.gather) and only the names over budget come back.
+import { tool } from "ptcd";
+import { check, connectOrExplain, metered, report, rng } from "./_shared.mjs";
+
+const rand = rng(7);
+const names = ["Ada", "Grace", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances", "Edsger", "Radia", "Guido", "Anita"];
+const categories = ["travel", "meals", "software", "hardware", "training"];
+const team = names.map((name, i) => ({ name, role: i % 3 === 0 ? "lead" : "engineer", budget_cents: i % 3 === 0 ? 500_000 : 300_000 }));
+const expenses = new Map(
+  team.map((m) => [
+    m.name,
+    Array.from({ length: 40 + Math.floor(rand() * 20) }, (_, j) => ({
+      date: `2025-${String(1 + (j % 12)).padStart(2, "0")}-${String(1 + (j % 28)).padStart(2, "0")}`,
+      category: categories[Math.floor(rand() * categories.length)],
+      amount_cents: 500 + Math.floor(rand() * 15_000),
+      description: `expense line ${j} for ${m.name}: receipt attached, approved by manager`,
+    })),
+  ]),
+);
+
+const { tools, stats } = metered([
+  tool({ name: "get_team_members", description: "List the team with each member's yearly budget in cents.", inputSchema: { type: "object", properties: {} } }, () => team),
+  tool(
+    {
+      name: "get_expenses",
+      description: "All expense lines of one team member this year.",
+      inputSchema: { type: "object", properties: { member: { type: "string" } }, required: ["member"] },
+    },
+    async ({ member }) => {
+      const lines = expenses.get(member);
+      if (!lines) throw new Error(`no such team member: ${member}`);
+      return lines;
+    },
+  ),
+]);
+
+const code = `
+import asyncio
+team = await get_team_members()
+all_lines = await asyncio.gather(*(get_expenses(m["name"]) for m in team))
+over = []
+for m, lines in zip(team, all_lines):
+    spent = sum(l["amount_cents"] for l in lines)
+    if spent > m["budget_cents"]:
+        over.append({"name": m["name"], "over_by_cents": spent - m["budget_cents"]})
+for o in over:
+    print(f"{o['name']} is over budget by {o['over_by_cents'] / 100:,.2f}")
+over
+`.trimStart();
+
+const client = await connectOrExplain();
+try {
+  const result = await client.run(code, { tools });
+  if (!result.ok) {
+    console.error(result.render());
+    process.exit(1);
+  }
+  const expected = team
+    .map((m) => ({ name: m.name, over_by_cents: expenses.get(m.name).reduce((s, l) => s + l.amount_cents, 0) - m.budget_cents }))
+    .filter((o) => o.over_by_cents > 0);
+  check(result.value, expected, "expenses");
+  console.log(result.render());
+  report({ answer: result.value.map((o) => o.name).join(", ") || "nobody", code, result, stats });
+} finally {
+  await client.close();
+}

@@ -24,6 +24,12 @@ entries, native endian, hex-encoded) installed before any user code runs. Unknow
 ids are ignored; any other unexpected message ends the shim (exit 2, reason on stderr); EOF on
 fd 3 means the daemon is gone (exit 1). After ``done`` the shim exits 0 with ``os._exit``:
 interpreter finalization is slow and there is nothing to clean up.
+
+Script semantics: globals are a fresh ``__main__`` module holding ``ToolError``, the tools and then
+the inputs (an input shadows a tool of the same name). A tool checks its arguments like a Python
+signature would, and that they are JSON, before sending anything (TypeError / ValueError). Parts of
+the script that await run in an event loop; parts that do not run outside one, so a script may also
+call ``asyncio.run(main())`` itself.
 """
 
 import os
@@ -88,7 +94,7 @@ def _decode(line: bytes) -> Dict[str, Any]:
     return msg
 
 
-# --- before the event loop: blocking I/O on the control socket ------------------------------
+# --- control socket and confinement ------------------------------------------------------------
 
 def _open_control() -> socket.socket:
     try:
@@ -123,14 +129,13 @@ def _install_seccomp(program_hex: str) -> None:
             raise OSError(err, f"prctl({option}): {os.strerror(err)}")
 
 
-# --- the event-loop side of the control channel -----------------------------------------------
-
 class Channel:
-    """Control fd 3 under asyncio: sends tool calls, routes results to the awaiting callers.
+    """The control socket: blocking before and after the script, non-blocking under asyncio.
 
-    Every line is handed to ``_write`` whole and unsent bytes are queued in order, so lines
-    never interleave however many calls are in flight. No transport: the last line is sent
-    with a blocking ``sendall`` after the loop has stopped, so no script code runs after it.
+    It sends tool calls and routes results to the awaiting callers. Every line goes to ``_write``
+    whole and unsent bytes queue in order, so lines never interleave however many calls are in
+    flight. No asyncio transport: ``done`` is sent with a blocking ``sendall`` once no loop runs,
+    so no script code can run after it.
     """
 
     def __init__(self, sock: socket.socket) -> None:
@@ -397,7 +402,8 @@ def main() -> None:
         except Exception as exc:
             error = {"type": "SandboxError", "message": f"late seccomp filter not installed: {exc}",
                      "traceback": "", "line": None}
-            channel.send_blocking(_encode({"type": "done", "status": "error", "error": error}, False))
+            done = {"type": "done", "status": "error", "error": error}
+            channel.send_blocking(_encode(done, strict=False))
             os._exit(0)
     outcome: Tuple[bool, Any]
     try:

@@ -1,0 +1,513 @@
+"""The asyncio client: one Unix-socket connection, many runs in flight, tool calls served concurrently.
+
+The connection is full duplex. A single reader task reads lines, classifies them with the sans-IO
+core and routes them: answers complete the future of the request they belong to; ``tool/call``
+requests each get their own task (so a script's concurrent calls run concurrently, async handlers
+on this loop and sync ones in a thread pool); ``$/cancelRequest`` cancels the task serving that
+call; ``run/output`` goes to the run's ``on_output`` callback. Writes go through one lock so lines
+never interleave.
+
+Ownership rules, so nothing leaks or hangs: a run that is cancelled by its caller hands its pending
+answer to a small cleanup task that sends ``run/cancel`` and waits for the daemon's final
+``cancelled`` answer; closing the client (or the daemon going away) fails every pending request with
+:class:`~ptcd.ConnectionClosed` and cancels every tool task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from ._errors import (
+    TOOL_ERROR_CODE,
+    ConnectionClosed,
+    DaemonNotRunning,
+    InvalidRequest,
+    PtcdError,
+    ToolError,
+    UnknownRun,
+)
+from ._protocol import (
+    DEFAULT_MAX_LINE_BYTES,
+    CancelRequested,
+    Event,
+    OutputReceived,
+    ProtocolViolation,
+    ResponseReceived,
+    RpcCore,
+    ToolCallRequested,
+    UnhandledRequest,
+)
+from ._result import Limits, RunResult
+from ._socket import resolve_socket_path
+from ._tools import Tool, ToolLike, as_tool, to_json
+
+__all__ = ["AsyncClient", "OutputCallback", "SessionInfo"]
+
+log = logging.getLogger("ptcd")
+
+#: ``on_output(stream, text)``: ``stream`` is ``"stdout"`` or ``"stderr"``. Called on the event loop
+#: (for the sync :class:`~ptcd.Client`, on its private loop thread), so it must not block.
+OutputCallback = Callable[[str, str], None]
+
+_VERSION = "0.1.0"
+
+
+@dataclass
+class _RunState:
+    tools: dict[str, Tool]
+    on_output: OutputCallback | None
+    sent: bool = False
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A session created with :meth:`AsyncClient.create_session`."""
+
+    session_id: str
+    tools: list[str] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def _tool_map(tools: Iterable[ToolLike]) -> dict[str, Tool]:
+    mapping: dict[str, Tool] = {}
+    for item in tools:
+        definition = as_tool(item)
+        if definition.name in mapping:
+            raise ValueError(f"two tools are named {definition.name!r}")
+        mapping[definition.name] = definition
+    return mapping
+
+
+def _limits_to_wire(limits: Limits | Mapping[str, Any]) -> dict[str, Any]:
+    return limits.to_wire() if isinstance(limits, Limits) else dict(limits)
+
+
+class AsyncClient:
+    """A connection to the ptcd daemon.
+
+    ``socket`` overrides the socket path (else ``PTCD_SOCKET``, else the daemon's default).
+    ``max_line_bytes`` is the daemon's line limit: longer requests are refused locally, and a tool
+    result that would exceed it becomes a tool error. ``max_tool_threads`` bounds how many sync
+    tool handlers run at once.
+
+    Use it as an async context manager, or call :meth:`connect` and :meth:`close` yourself.
+    """
+
+    def __init__(
+        self,
+        socket: str | os.PathLike[str] | None = None,
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        max_tool_threads: int = 64,
+    ) -> None:
+        self.socket_path = resolve_socket_path(socket)
+        self._core = RpcCore(max_line_bytes)
+        self._max_tool_threads = max_tool_threads
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._write_lock = asyncio.Lock()
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._runs: dict[int, _RunState] = {}
+        self._session_tools: dict[str, dict[str, Tool]] = {}
+        self._tool_tasks: dict[Any, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._closed_error: ConnectionClosed | None = None
+        self._connected = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def connect(self) -> None:
+        """Open the connection; raises :class:`~ptcd.DaemonNotRunning` when nothing listens."""
+        if self._connected:
+            return
+        path = self.socket_path
+        hint = (
+            f"Start the daemon with `ptcd serve` (or `ptcd serve --socket {path}`), "
+            "or point PTCD_SOCKET / socket= at a running daemon."
+        )
+        try:
+            self._reader, self._writer = await asyncio.open_unix_connection(
+                path, limit=self._core.max_line_bytes * 4
+            )
+        except FileNotFoundError:
+            raise DaemonNotRunning(f"no ptcd daemon is listening: {path} does not exist. {hint}", path=path) from None
+        except ConnectionRefusedError:
+            raise DaemonNotRunning(
+                f"no ptcd daemon is listening on {path} (connection refused; the socket file may be stale). {hint}",
+                path=path,
+            ) from None
+        except PermissionError as exc:
+            raise PtcdError(f"permission denied connecting to {path}: {exc}") from None
+        except OSError as exc:
+            raise DaemonNotRunning(f"cannot connect to ptcd at {path}: {exc}. {hint}", path=path) from None
+        self._connected = True
+        self._closed_error = None
+        self._reader_task = asyncio.create_task(self._read_loop(), name="ptcd-reader")
+
+    async def close(self) -> None:
+        """Close the connection. Pending requests fail with :class:`~ptcd.ConnectionClosed`.
+
+        The daemon cancels this connection's runs and closes its sessions when it sees the
+        disconnect.
+        """
+        if not self._connected:
+            return
+        self._connected = False
+        self._fail_all(ConnectionClosed("the ptcd client was closed while this request was pending"))
+        if self._writer is not None:
+            self._writer.close()
+            try:
+                await self._writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            await asyncio.gather(self._reader_task, return_exceptions=True)
+        tasks = list(self._tool_tasks.values()) + list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def __aenter__(self) -> AsyncClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def closed(self) -> bool:
+        return not self._connected or self._closed_error is not None
+
+    # ------------------------------------------------------------------ public API
+
+    async def request(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Send any daemon method and return its result (errors raise their typed exception)."""
+        request_id, future = await self._start(method, dict(params) if params is not None else None)
+        try:
+            return await future
+        finally:
+            self._pending.pop(request_id, None)
+            self._core.forget(request_id)
+
+    async def initialize(self, client_info: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """``initialize``: protocol version, sandbox features, Python, policies."""
+        info = dict(client_info) if client_info else {"name": "ptcd-python", "version": _VERSION}
+        result: dict[str, Any] = await self.request("initialize", {"client_info": info})
+        return result
+
+    async def status(self) -> dict[str, Any]:
+        """``daemon/status``: connection, run and tool-call counters, uptime."""
+        result: dict[str, Any] = await self.request("daemon/status", {})
+        return result
+
+    async def run(
+        self,
+        code: str,
+        tools: Iterable[ToolLike] = (),
+        inputs: Mapping[str, Any] | None = None,
+        policy: str | None = None,
+        limits: Limits | Mapping[str, Any] | None = None,
+        on_output: OutputCallback | None = None,
+        *,
+        session_id: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> RunResult:
+        """Run ``code`` in the daemon and serve its tool calls; returns the :class:`RunResult`.
+
+        A script that fails still returns a result (``ok`` is False); exceptions are for requests
+        the daemon refused (typed, e.g. :class:`~ptcd.UnknownPolicy`) and for a lost connection.
+        Cancelling the awaiting task sends ``run/cancel`` to the daemon.
+        """
+        tool_map = _tool_map(tools)
+        params: dict[str, Any] = {"code": code}
+        if tool_map:
+            params["tools"] = [definition.spec() for definition in tool_map.values()]
+        if session_id is not None:
+            params["session_id"] = session_id
+        if policy is not None:
+            params["policy"] = policy
+        if limits is not None:
+            params["limits"] = _limits_to_wire(limits)
+        if inputs is not None:
+            params["inputs"] = dict(inputs)
+        if env is not None:
+            params["env"] = dict(env)
+        if on_output is not None:
+            params["stream"] = True
+
+        state = _RunState(tool_map, on_output)
+        request_id, future = await self._start("run", params, state)
+        try:
+            raw = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if state.sent and not self.closed:
+                # The daemon owns the run now: ask it to stop and let a cleanup task collect the
+                # final answer, keeping the tools registered until the run has really ended.
+                self._spawn(self._cancel_run(request_id, future))
+            else:
+                self._forget_run(request_id)
+            raise
+        except BaseException:
+            self._forget_run(request_id)
+            raise
+        self._forget_run(request_id)
+        return RunResult.from_wire(raw)
+
+    async def create_session(
+        self,
+        tools: Iterable[ToolLike] = (),
+        *,
+        policy: str | None = None,
+        limits: Limits | Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        persistent: bool = False,
+        mcp_servers: Iterable[str] | None = None,
+    ) -> SessionInfo:
+        """``session/create``; the session's tools are served by this client for its lifetime."""
+        tool_map = _tool_map(tools)
+        params: dict[str, Any] = {"persistent": persistent}
+        if tool_map:
+            params["tools"] = [definition.spec() for definition in tool_map.values()]
+        if policy is not None:
+            params["policy"] = policy
+        if limits is not None:
+            params["limits"] = _limits_to_wire(limits)
+        if env is not None:
+            params["env"] = dict(env)
+        if mcp_servers is not None:
+            params["mcp_servers"] = list(mcp_servers)
+        result = await self.request("session/create", params)
+        session_id = str(result["session_id"])
+        self._session_tools[session_id] = tool_map
+        return SessionInfo(session_id, list(result.get("tools") or []), dict(result))
+
+    async def close_session(self, session_id: str) -> None:
+        """``session/close``."""
+        try:
+            await self.request("session/close", {"session_id": session_id})
+        finally:
+            self._session_tools.pop(session_id, None)
+
+    async def tool_definitions(
+        self,
+        tools: Iterable[ToolLike] = (),
+        *,
+        format: str = "openai",
+        session_id: str | None = None,
+    ) -> dict[str, Any]:
+        """``tools/definition``: the ``run_code`` tool (and direct tools) in a provider's format.
+
+        Returns ``{"tools": [...], "stubs": "<python source>"}``.
+        """
+        params: dict[str, Any] = {"format": format}
+        if session_id is not None:
+            params["session_id"] = session_id
+        else:
+            params["tools"] = [definition.spec() for definition in _tool_map(tools).values()]
+        result: dict[str, Any] = await self.request("tools/definition", params)
+        return result
+
+    # ------------------------------------------------------------------ requests
+
+    def _check_open(self) -> None:
+        if self._closed_error is not None:
+            raise ConnectionClosed(self._closed_error.message)
+        if not self._connected:
+            raise ConnectionClosed("the ptcd client is not connected (use `async with` or connect())")
+
+    async def _start(
+        self, method: str, params: dict[str, Any] | None, state: _RunState | None = None
+    ) -> tuple[int, asyncio.Future[Any]]:
+        """Register and send a request; returns its id and the future of its answer."""
+        self._check_open()
+        request_id, line = self._core.request(method, params)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        if state is not None:
+            self._runs[request_id] = state  # before sending: its first tool call may come at once
+        try:
+            await self._send(line, state)
+        except BaseException:
+            if state is None or not state.sent:
+                self._pending.pop(request_id, None)
+                self._runs.pop(request_id, None)
+                self._core.forget(request_id)
+            raise
+        return request_id, future
+
+    async def _send(self, line: bytes, state: _RunState | None = None) -> None:
+        async with self._write_lock:
+            self._check_open()
+            assert self._writer is not None
+            self._writer.write(line)
+            if state is not None:
+                state.sent = True
+            try:
+                await self._writer.drain()
+            except (ConnectionError, OSError) as exc:
+                raise ConnectionClosed(f"lost the connection to the daemon: {exc}") from None
+
+    async def _cancel_run(self, request_id: int, future: asyncio.Future[Any]) -> None:
+        try:
+            try:
+                await self.request("run/cancel", {"request_id": request_id})
+            except (UnknownRun, ConnectionClosed):
+                pass  # it finished first, or the connection is gone (which cancels it too)
+            except PtcdError as exc:
+                log.warning("run/cancel for request %s failed: %s", request_id, exc)
+            try:
+                await future
+            except PtcdError:
+                pass
+        finally:
+            self._forget_run(request_id)
+
+    def _forget_run(self, request_id: int) -> None:
+        self._runs.pop(request_id, None)
+        self._pending.pop(request_id, None)
+        self._core.forget(request_id)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------------ incoming
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None
+        error = ConnectionClosed("the daemon closed the connection")
+        try:
+            while True:
+                try:
+                    line = await self._reader.readline()
+                except ValueError:
+                    error = ConnectionClosed(
+                        f"the daemon sent a line over {self._core.max_line_bytes * 4} bytes; connection dropped"
+                    )
+                    break
+                if not line:
+                    break
+                event = self._core.receive(line)
+                if event is not None:
+                    self._dispatch(event)
+        except (ConnectionError, OSError) as exc:
+            error = ConnectionClosed(f"lost the connection to the daemon: {exc}")
+        finally:
+            self._fail_all(error)
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, ResponseReceived):
+            future = self._pending.pop(event.id, None)
+            if future is None or future.done():
+                return
+            if event.error is not None:
+                future.set_exception(event.error)
+            else:
+                future.set_result(event.result)
+        elif isinstance(event, ToolCallRequested):
+            task = asyncio.get_running_loop().create_task(self._serve_tool_call(event))
+            self._tool_tasks[event.id] = task
+            task.add_done_callback(lambda _t, key=event.id: self._tool_tasks.pop(key, None))
+        elif isinstance(event, CancelRequested):
+            task = self._tool_tasks.get(event.id)
+            if task is not None:
+                task.cancel()
+        elif isinstance(event, OutputReceived):
+            state = self._runs.get(event.request_id) if isinstance(event.request_id, int) else None
+            if state is not None and state.on_output is not None:
+                try:
+                    state.on_output(event.stream, event.text)
+                except Exception:
+                    log.exception("on_output callback failed")
+        elif isinstance(event, UnhandledRequest):
+            log.warning("daemon called unknown method %r; answered -32601", event.method)
+            self._spawn(self._send_quietly(event.reply))
+        elif isinstance(event, ProtocolViolation):
+            log.warning("%s: %r", event.reason, event.line[:200])
+            if event.reply is not None:
+                self._spawn(self._send_quietly(event.reply))
+
+    def _find_tool(self, event: ToolCallRequested) -> Tool | None:
+        state = self._runs.get(event.request_id) if isinstance(event.request_id, int) else None
+        if state is not None and event.name in state.tools:
+            return state.tools[event.name]
+        if event.session_id is not None:
+            return self._session_tools.get(event.session_id, {}).get(event.name)
+        return None
+
+    async def _serve_tool_call(self, event: ToolCallRequested) -> None:
+        definition = self._find_tool(event)
+        if definition is None:
+            reply = self._core.error(
+                event.id, TOOL_ERROR_CODE, f"LookupError: this client has no handler for tool {event.name!r}"
+            )
+        else:
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self._max_tool_threads, thread_name_prefix="ptcd-tool"
+                )
+            try:
+                value = await definition.invoke(event.arguments, self._executor)
+            except ToolError as exc:
+                reply = self._error_reply(event, exc.code, exc.message, exc.data)
+            except Exception as exc:
+                log.info("tool %r raised %s: %s", event.name, type(exc).__name__, exc)
+                reply = self._error_reply(event, TOOL_ERROR_CODE, f"{type(exc).__name__}: {exc}")
+            else:
+                reply = self._result_reply(event, value)
+        await self._send_quietly(reply)
+
+    def _result_reply(self, event: ToolCallRequested, value: Any) -> bytes:
+        try:
+            payload = to_json(value)
+        except (TypeError, ValueError) as exc:
+            return self._error_reply(
+                event,
+                TOOL_ERROR_CODE,
+                f"TypeError: tool {event.name!r} returned a value that is not JSON-serializable "
+                f"({type(value).__name__}): {exc}",
+            )
+        try:
+            return self._core.result(event.id, payload)
+        except InvalidRequest as exc:
+            return self._error_reply(event, TOOL_ERROR_CODE, f"ValueError: tool {event.name!r} result too large: {exc}")
+
+    def _error_reply(self, event: ToolCallRequested, code: int, message: str, data: Any = None) -> bytes:
+        try:
+            return self._core.error(event.id, code, message, data)
+        except (TypeError, ValueError, UnicodeError):
+            safe = message.encode("utf-8", "replace").decode("utf-8")[:4096]
+            return self._core.error(event.id, code, safe)
+
+    async def _send_quietly(self, line: bytes) -> None:
+        try:
+            await self._send(line)
+        except ConnectionClosed:
+            pass
+
+    def _fail_all(self, error: ConnectionClosed) -> None:
+        if self._closed_error is None:
+            self._closed_error = error
+        pending = list(self._pending.values())
+        self._pending.clear()
+        for future in pending:
+            if not future.done():
+                future.set_exception(ConnectionClosed(error.message))
+        for task in list(self._tool_tasks.values()):
+            task.cancel()

@@ -291,8 +291,9 @@ describe("cancellation and errors", () => {
     });
     const pending = c.run("await hang()", { tools: [hang] });
     await called.promise;
+    const rejected = assert.rejects(pending, ConnectionClosedError); // attached before close() rejects it
     await c.close();
-    await assert.rejects(pending, ConnectionClosedError);
+    await rejected;
     await handlerAborted.promise;
     assert.equal(c.closed, true);
     await assert.rejects(c.run("1"), ConnectionClosedError);

@@ -1,0 +1,242 @@
+//! One client connection: the reader loop and request dispatch.
+//!
+//! The reader never waits for a run: `run` requests are spawned as tasks, because a run waits
+//! for `tool/call` answers that only this same reader can deliver. Everything written to the
+//! client goes through the connection's [`Peer`].
+//!
+//! End of a connection:
+//! - read EOF (the client shut down its sending side, as `printf … | socat` does): nothing new can
+//!   arrive, so pending and future tool calls fail at once, but in-flight runs finish and their
+//!   results are still written;
+//! - full close (or a write error): every run of the connection is cancelled — children killed
+//!   and reaped, scratch dirs removed, `$/cancelRequest` for the client's pending tool calls.
+
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::rpc::codec::{Frame, LineReader};
+use crate::rpc::error::{self, RpcError};
+use crate::rpc::message::Rejected;
+use crate::rpc::{Id, Incoming, Peer};
+use crate::state::Daemon;
+
+/// What a run task needs from its connection.
+#[derive(Clone)]
+pub struct ConnectionCtx {
+    pub daemon: Arc<Daemon>,
+    pub peer: Arc<Peer>,
+    /// Fired when the client is gone: cancels every run of the connection.
+    pub closed: CancellationToken,
+}
+
+/// Runs in flight on this connection, by the JSON text of their request id.
+type RunTable = Arc<Mutex<HashMap<String, CancellationToken>>>;
+
+/// Serves one client until it disconnects and its runs have ended.
+pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream, conn_id: u64) {
+    let span = tracing::info_span!("connection", conn = conn_id);
+    async move {
+        daemon.stats.connections.fetch_add(1, Ordering::Relaxed);
+        daemon
+            .stats
+            .connections_total
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!("connected");
+        serve_inner(&daemon, stream).await;
+        daemon.stats.connections.fetch_sub(1, Ordering::Relaxed);
+        tracing::info!("disconnected");
+    }
+    .instrument(span)
+    .await
+}
+
+async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
+    let raw_fd = stream.as_raw_fd();
+    let (read_half, write_half) = stream.into_split();
+    let (tx, rx) = mpsc::channel(1024);
+    let closed = daemon.stop.child_token();
+    let writer = tokio::spawn(write_loop(write_half, rx, closed.clone()));
+    let ctx = ConnectionCtx {
+        daemon: daemon.clone(),
+        peer: Arc::new(Peer::new(tx)),
+        closed: closed.clone(),
+    };
+    let runs: RunTable = Arc::default();
+    let tasks = TaskTracker::new();
+    let mut reader = LineReader::new(BufReader::new(read_half), daemon.config.max_line_bytes);
+
+    loop {
+        let frame = tokio::select! {
+            _ = closed.cancelled() => break,
+            _ = daemon.draining.cancelled(), if tasks.is_empty() => break,
+            frame = reader.next_frame() => frame,
+        };
+        match frame {
+            Ok(Some(Frame::Line(line))) if line.iter().all(u8::is_ascii_whitespace) => {}
+            Ok(Some(Frame::Line(line))) => handle_line(&ctx, &runs, &tasks, &line).await,
+            Ok(Some(Frame::TooLong)) => {
+                let message = format!(
+                    "line longer than {} bytes; it was discarded",
+                    daemon.config.max_line_bytes
+                );
+                let err = RpcError::new(error::INVALID_REQUEST, message);
+                let _ = ctx.peer.respond_error(&Value::Null, &err).await;
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+
+    // The client sends nothing more: its pending tool calls can never be answered.
+    ctx.peer.close_input();
+    tasks.close();
+    tokio::select! {
+        _ = tasks.wait() => {}
+        _ = closed.cancelled() => {}
+        _ = watch_hangup(raw_fd) => tracing::info!("client hung up; cancelling its runs"),
+    }
+    closed.cancel();
+    tasks.wait().await;
+    drop(ctx);
+    let _ = writer.await;
+}
+
+/// Resolves when the socket is fully closed by the peer (POLLHUP), as opposed to half-closed.
+async fn watch_hangup(fd: i32) {
+    loop {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout; the fd stays open while the connection lives.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        if n < 0 || pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Writes queued lines until every sender is gone; a write error cancels the connection's runs.
+async fn write_loop(
+    mut out: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    closed: CancellationToken,
+) {
+    while let Some(line) = rx.recv().await {
+        if let Err(e) = out.write_all(&line).await {
+            tracing::info!(error = %e, "write to client failed");
+            closed.cancel();
+            break;
+        }
+    }
+    let _ = out.shutdown().await;
+}
+
+async fn handle_line(ctx: &ConnectionCtx, runs: &RunTable, tasks: &TaskTracker, line: &[u8]) {
+    let peer = &ctx.peer;
+    match Incoming::parse(line) {
+        Err(Rejected { id, error }) => {
+            let _ = peer.respond_error(&id, &error).await;
+        }
+        Ok(Incoming::Response { id, outcome }) => {
+            if !peer.deliver(&id, outcome) {
+                tracing::info!(%id, "answer for a call that is no longer pending was ignored");
+            }
+        }
+        Ok(Incoming::Notification { method, .. }) => {
+            tracing::debug!(%method, "notification ignored");
+        }
+        Ok(Incoming::Request { id, method, params }) => {
+            if ctx.daemon.draining.is_cancelled() {
+                let err = RpcError::new(error::SHUTTING_DOWN, "the daemon is shutting down");
+                let _ = peer.respond_error(&id, &err).await;
+                return;
+            }
+            let reply = match method.as_str() {
+                "initialize" => Ok(ctx.daemon.describe()),
+                "daemon/status" => Ok(ctx.daemon.status()),
+                "run/cancel" => cancel_run(runs, &params),
+                "run" => return start_run(ctx, runs, tasks, id, params),
+                "session/create" | "session/close" | "tools/definition" => Err(RpcError::new(
+                    error::METHOD_NOT_FOUND,
+                    format!("method {method:?} is not implemented by this version of ptcd"),
+                )),
+                _ => Err(RpcError::new(
+                    error::METHOD_NOT_FOUND,
+                    format!("unknown method {method:?}"),
+                )),
+            };
+            let _ = match reply {
+                Ok(result) => peer.respond(&id, &result).await,
+                Err(err) => peer.respond_error(&id, &err).await,
+            };
+        }
+    }
+}
+
+fn cancel_run(runs: &RunTable, params: &Value) -> Result<Value, RpcError> {
+    let id = match params.get("request_id") {
+        Some(id @ (Value::String(_) | Value::Number(_))) => id,
+        _ => {
+            return Err(RpcError::invalid_params(
+                "request_id",
+                "request_id (the id of the run request) must be a string or a number",
+            ))
+        }
+    };
+    let table = runs.lock().unwrap_or_else(|p| p.into_inner());
+    match table.get(&id.to_string()) {
+        Some(token) => {
+            token.cancel();
+            Ok(json!({"cancelled": true}))
+        }
+        None => Err(RpcError::new(
+            error::UNKNOWN_RUN,
+            format!("no run in flight with request id {id} on this connection"),
+        )),
+    }
+}
+
+fn start_run(ctx: &ConnectionCtx, runs: &RunTable, tasks: &TaskTracker, id: Id, params: Value) {
+    let key = id.to_string();
+    let cancel = ctx.closed.child_token();
+    {
+        let mut table = runs.lock().unwrap_or_else(|p| p.into_inner());
+        if table.contains_key(&key) {
+            drop(table);
+            let peer = ctx.peer.clone();
+            tasks.spawn(async move {
+                let err = RpcError::new(
+                    error::INVALID_REQUEST,
+                    format!("a run with request id {id} is already in flight on this connection"),
+                );
+                let _ = peer.respond_error(&id, &err).await;
+            });
+            return;
+        }
+        table.insert(key.clone(), cancel.clone());
+    }
+    let ctx = ctx.clone();
+    let runs = runs.clone();
+    tasks.spawn(async move {
+        let outcome = crate::run::execute(&ctx, &id, params, cancel).await;
+        runs.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        let _ = match outcome {
+            Ok(result) => ctx.peer.respond(&id, &result).await,
+            Err(err) => ctx.peer.respond_error(&id, &err).await,
+        };
+    });
+}

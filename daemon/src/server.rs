@@ -1,0 +1,97 @@
+//! The listening socket and the accept loop.
+//!
+//! Binding is careful because a socket path outlives crashes: a live daemon on the path is never
+//! displaced (start-up fails with a clear message), a stale socket file left by a dead one is
+//! replaced, and any other kind of file is left alone.
+
+use std::io::ErrorKind;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::UnixListener;
+
+use crate::state::Daemon;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("another ptcd is already listening on {0}; stop it or choose another --socket")]
+    InUse(PathBuf),
+    #[error("{0} exists and is not a socket; refusing to replace it")]
+    NotASocket(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The contract's default socket path: `$XDG_RUNTIME_DIR/ptcd.sock`, else `/run/ptcd/ptcd.sock`
+/// for root under systemd, else `/tmp/ptcd-$UID/ptcd.sock`.
+pub fn default_socket_path() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("ptcd.sock");
+    }
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if uid == 0 && std::env::var_os("INVOCATION_ID").is_some() {
+        return PathBuf::from("/run/ptcd/ptcd.sock");
+    }
+    PathBuf::from(format!("/tmp/ptcd-{uid}/ptcd.sock"))
+}
+
+/// Binds the socket at `path` with permissions `mode`, replacing a stale socket file.
+pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, BindError> {
+    let io = |source| BindError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.exists() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => return Err(BindError::InUse(path.to_path_buf())),
+                Err(e)
+                    if e.kind() == ErrorKind::ConnectionRefused
+                        || e.kind() == ErrorKind::NotFound =>
+                {
+                    tracing::info!(path = %path.display(), "replacing stale socket");
+                    std::fs::remove_file(path).map_err(io)?;
+                }
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Ok(_) => return Err(BindError::NotASocket(path.to_path_buf())),
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let listener = UnixListener::bind(path).map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+    Ok(listener)
+}
+
+/// Accepts connections until the daemon starts draining.
+pub async fn accept_loop(daemon: Arc<Daemon>, listener: UnixListener) {
+    loop {
+        tokio::select! {
+            _ = daemon.draining.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let id = daemon.new_connection_id();
+                    let d = daemon.clone();
+                    daemon.connections.spawn(crate::connection::serve(d, stream, id));
+                }
+                Err(e) => {
+                    // EMFILE and friends: log, back off briefly, keep serving existing clients.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}

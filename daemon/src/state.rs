@@ -1,0 +1,143 @@
+//! State shared by every connection of one daemon: configuration, the interpreter, the policies,
+//! counters, and the two shutdown signals.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::policy::PolicySet;
+use crate::python::Interpreter;
+
+/// Settings of a serving daemon (from flags, later from the config file).
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Longest accepted line on the client connection (the contract's default: 16 MiB).
+    pub max_line_bytes: usize,
+    /// Runs executing at once across all connections; one more gets `-32002`.
+    pub max_concurrent_runs: usize,
+    /// Parent of the per-run scratch directories.
+    pub scratch_root: PathBuf,
+    /// How long in-flight runs may go on after SIGTERM before they are cancelled.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            max_line_bytes: 16 << 20,
+            max_concurrent_runs: 32,
+            // SAFETY: getuid cannot fail.
+            scratch_root: std::env::temp_dir()
+                .join(format!("ptcd-scratch-{}", unsafe { libc::getuid() })),
+            shutdown_grace_ms: 5_000,
+        }
+    }
+}
+
+/// Counters reported by `daemon/status`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub connections: AtomicU64,
+    pub connections_total: AtomicU64,
+    pub runs_active: AtomicU64,
+    pub runs_total: AtomicU64,
+    pub tool_calls_total: AtomicU64,
+    pub runs_by_status: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Stats {
+    pub fn count_status(&self, status: &'static str) {
+        let mut map = self
+            .runs_by_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *map.entry(status).or_default() += 1;
+    }
+}
+
+/// The daemon: everything a connection needs, behind one `Arc`.
+pub struct Daemon {
+    pub config: ServeConfig,
+    pub python: Interpreter,
+    pub policies: PolicySet,
+    pub stats: Stats,
+    pub run_slots: Arc<Semaphore>,
+    /// Fired by SIGTERM/SIGINT: stop accepting, answer new requests with `-32007`.
+    pub draining: CancellationToken,
+    /// Fired after the grace period: cancel every run that is still going.
+    pub stop: CancellationToken,
+    /// Every connection task, so shutdown can wait for all of them.
+    pub connections: TaskTracker,
+    next_run: AtomicU64,
+    next_connection: AtomicU64,
+    started: Instant,
+}
+
+impl Daemon {
+    pub fn new(config: ServeConfig, python: Interpreter, policies: PolicySet) -> Arc<Daemon> {
+        Arc::new(Daemon {
+            run_slots: Arc::new(Semaphore::new(config.max_concurrent_runs)),
+            config,
+            python,
+            policies,
+            stats: Stats::default(),
+            draining: CancellationToken::new(),
+            stop: CancellationToken::new(),
+            connections: TaskTracker::new(),
+            next_run: AtomicU64::new(1),
+            next_connection: AtomicU64::new(1),
+            started: Instant::now(),
+        })
+    }
+
+    pub fn new_run_id(&self) -> String {
+        format!("r-{}", self.next_run.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub fn new_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The `daemon/status` result.
+    pub fn status(&self) -> Value {
+        let s = &self.stats;
+        let by_status = s
+            .runs_by_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        json!({
+            "connections": s.connections.load(Ordering::Relaxed),
+            "connections_total": s.connections_total.load(Ordering::Relaxed),
+            "runs_active": s.runs_active.load(Ordering::Relaxed),
+            "runs_total": s.runs_total.load(Ordering::Relaxed),
+            "tool_calls_total": s.tool_calls_total.load(Ordering::Relaxed),
+            "runs_by_status": by_status,
+            "max_concurrent_runs": self.config.max_concurrent_runs,
+            "draining": self.draining.is_cancelled(),
+            "uptime_ms": self.started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// The `initialize` result.
+    pub fn describe(&self) -> Value {
+        json!({
+            "protocol_version": "1",
+            "server_info": {"name": "ptcd", "version": env!("CARGO_PKG_VERSION")},
+            "sandbox": crate::sandbox::enforced_summary(),
+            "python": {
+                "executable": self.python.executable,
+                "version": self.python.version,
+            },
+            "policies": self.policies.names(),
+            "default_policy": self.policies.default_name(),
+        })
+    }
+}

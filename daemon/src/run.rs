@@ -30,7 +30,7 @@ use crate::rpc::codec::{Frame, LineReader};
 use crate::rpc::error::{self, RpcError};
 use crate::rpc::{Id, Peer};
 use crate::runtime::{self, DoneStatus, Exec, FromShim, ScriptError};
-use crate::sandbox::{self, SandboxError, SandboxPlan};
+use crate::sandbox::{self, SandboxError};
 use crate::tools::{parse_tools, ToolDef};
 
 /// Longest control line the daemon accepts from a child (a tool call's arguments).
@@ -350,14 +350,20 @@ impl Execution {
             .map_err(|e| RpcError::internal(format!("cannot create scratch dir: {e}")))?;
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| RpcError::internal(format!("socketpair: {e}")))?;
-        let plan = build_plan(daemon, policy, &limits, &scratch.0, run_id, &params.env);
+        let plan = sandbox::plan::build(
+            &daemon.python,
+            policy,
+            &limits,
+            &scratch.0,
+            run_id,
+            &params.env,
+        );
         let mut child = sandbox::spawn(&plan, theirs.into()).map_err(|e| match e {
             SandboxError::Unavailable { .. } => {
                 RpcError::new(error::SANDBOX_UNAVAILABLE, e.to_string())
             }
             other => RpcError::internal(other.to_string()),
         })?;
-        let _ = policy;
         let control = ours
             .set_nonblocking(true)
             .and_then(|()| tokio::net::UnixStream::from_std(ours))
@@ -399,6 +405,7 @@ impl Execution {
             control,
             params,
             &limits,
+            plan.late_seccomp.clone(),
             &mut relay,
             deadline,
             &cancel,
@@ -482,51 +489,12 @@ impl Execution {
     }
 }
 
-/// The environment and argv of the child; confinement settings come from the policy.
-fn build_plan(
-    daemon: &crate::state::Daemon,
-    _policy: &Policy,
-    _limits: &Limits,
-    scratch: &Path,
-    run_id: &str,
-    extra_env: &[(String, String)],
-) -> SandboxPlan {
-    let scratch_str = scratch.display().to_string();
-    let mut env = vec![
-        ("LANG".to_string(), "C.UTF-8".to_string()),
-        ("PYTHONIOENCODING".into(), "utf-8".into()),
-        ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
-        ("MALLOC_ARENA_MAX".into(), "2".into()),
-        ("HOME".into(), scratch_str.clone()),
-        ("TMPDIR".into(), scratch_str),
-        ("PTCD_RUN_ID".into(), run_id.to_string()),
-    ];
-    for (k, v) in extra_env {
-        env.retain(|(existing, _)| existing != k);
-        env.push((k.clone(), v.clone()));
-    }
-    let exe = daemon.python.executable.display().to_string();
-    SandboxPlan {
-        parent_pid: std::process::id() as i32,
-        executable: daemon.python.executable.clone(),
-        argv: vec![
-            exe,
-            "-I".into(),
-            "-S".into(),
-            "-B".into(),
-            "-c".into(),
-            runtime::SHIM_SOURCE.into(),
-        ],
-        env,
-        cwd: scratch.to_path_buf(),
-    }
-}
-
 /// The run loop: reacts to the child, tool answers, the deadline and cancellation.
 async fn drive(
     control: tokio::net::UnixStream,
     params: &RunParams,
     limits: &Limits,
+    late_seccomp: Option<String>,
     relay: &mut Relay,
     deadline: tokio::time::Instant,
     cancel: &CancellationToken,
@@ -578,7 +546,7 @@ async fn drive(
                             code: &params.code,
                             tools: &params.tools,
                             inputs: &params.inputs,
-                            late_seccomp: None,
+                            late_seccomp: late_seccomp.clone(),
                         };
                         let mut line = serde_json::to_vec(&exec).unwrap_or_default();
                         line.push(b'\n');

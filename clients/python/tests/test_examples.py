@@ -1,0 +1,59 @@
+"""Every example in examples/python runs against the real daemon and tells its story.
+
+Each example checks its own answer against ground truth computed directly (and exits non-zero
+otherwise); these tests run them as a user would, as scripts, and check what they print.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "python"
+
+
+def run_example(name: str, socket_path: str) -> str:
+    env = {**os.environ, "PTCD_SOCKET": socket_path}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        cwd=EXAMPLES,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"{name} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def test_every_example_has_a_test() -> None:
+    scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
+    assert scripts == {"revenue_by_region.py", "team_expenses.py", "recent_errors.py", "agent_loop.py"}
+
+
+@pytest.mark.parametrize(
+    ("name", "answer"),
+    [
+        ("revenue_by_region.py", "Top region: "),
+        ("team_expenses.py", "members are over budget"),
+        ("recent_errors.py", "10 most recent errors out of 10000 entries"),
+    ],
+)
+def test_seed_examples_print_answer_and_context_sizes(name: str, answer: str, socket_path: str) -> None:
+    out = run_example(name, socket_path)
+    assert answer in out
+    ptcd_line = next(line for line in out.splitlines() if line.startswith("ptcd: "))
+    classic_line = next(line for line in out.splitlines() if line.startswith("one tool call per turn: "))
+    ptcd_bytes = int(ptcd_line.split()[1].replace(",", ""))
+    classic_bytes = int(classic_line.split()[5].replace(",", ""))
+    assert 0 < ptcd_bytes < classic_bytes
+
+
+def test_agent_loop_example(socket_path: str) -> None:
+    out = run_example("agent_loop.py", socket_path)
+    assert "OpenAI-style loop:    These team members are over budget:" in out
+    assert "Anthropic-style loop: These team members are over budget:" in out

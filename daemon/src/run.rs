@@ -546,6 +546,7 @@ async fn drive(
                             code: &params.code,
                             tools: &params.tools,
                             inputs: &params.inputs,
+                            stream: params.stream,
                             late_seccomp: late_seccomp.clone(),
                         };
                         let mut line = serde_json::to_vec(&exec).unwrap_or_default();

@@ -82,6 +82,8 @@ pub struct Exec<'a> {
     pub code: &'a str,
     pub tools: &'a [ToolDef],
     pub inputs: &'a Map<String, Value>,
+    /// The client streams output (`run/output`): the shim line-buffers stdout and stderr.
+    pub stream: bool,
     /// Hex of the late seccomp BPF program the shim installs before user code (denies exec).
     pub late_seccomp: Option<String>,
 }

@@ -250,6 +250,9 @@ class Channel:
         self._next_id += 1
         fut = self._bind_loop().create_future()
         self._pending[call_id] = fut
+        # Output printed before a call is "output produced so far" if the run ends while the
+        # call is pending (cancel, timeout), so push it to the daemon first.
+        _flush_std()
         self._write(line)
         try:
             return await fut
@@ -396,6 +399,10 @@ def main() -> None:
     channel = Channel(_open_control())
     channel.send_blocking(_encode({"type": "ready"}))
     job = channel.read_job()
+    if job.get("stream"):
+        # The client watches output as it happens: hand it over line by line.
+        for stream in (sys.stdout, sys.stderr):
+            stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if job.get("late_seccomp") is not None:
         try:
             _install_seccomp(job["late_seccomp"])

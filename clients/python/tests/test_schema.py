@@ -168,23 +168,35 @@ def test_annotated_and_newtype() -> None:
     assert schema_of(UserId) == {"type": "integer"}
 
 
-def test_pydantic_model_when_installed() -> None:
-    pydantic = pytest.importorskip("pydantic")
+try:
+    import pydantic
+except ImportError:  # pragma: no cover - pydantic is optional
+    pydantic = None  # type: ignore[assignment]
+
+if pydantic is not None:
 
     class Inner(pydantic.BaseModel):
         n: int
 
     class Query(pydantic.BaseModel):
+        """A search query."""
+
         text: str
         inner: Inner
 
+
+@pytest.mark.skipif(pydantic is None, reason="pydantic is not installed")
+def test_pydantic_model_when_installed() -> None:
     def search(q: Query) -> None:
         """Search."""
 
     spec = ptcd.as_tool(search).spec()["input_schema"]
     assert spec["properties"]["q"]["properties"]["text"]["type"] == "string"
     assert spec["properties"]["q"]["properties"]["inner"] == {"$ref": "#/$defs/Inner"}
-    assert "Inner" in spec["$defs"]
+    assert spec["$defs"]["Inner"]["properties"]["n"]["type"] == "integer"
+    definition = ptcd.as_tool(search)
+    args, kwargs = definition.bind({"q": {"text": "x", "inner": {"n": 1}}})
+    assert kwargs["q"] == Query(text="x", inner=Inner(n=1))
 
 
 def test_unsupported_hint_names_the_tool_and_parameter() -> None:

@@ -261,7 +261,10 @@ class SchemaBuilder:
         if hint is None or hint is _NoneType:
             return {"type": "null"}
         if isinstance(hint, str):
-            raise UnsupportedType(f"unresolved forward reference {hint!r}")
+            raise UnsupportedType(
+                f"unresolved forward reference {hint!r} (types named in string annotations must be "
+                "importable from the function's module, e.g. not defined inside another function)"
+            )
         if isinstance(hint, typing.TypeVar):
             return {}
         supertype = getattr(hint, "__supertype__", None)  # typing.NewType

@@ -148,7 +148,8 @@ async fn write_loop(
 async fn handle_line(ctx: &ConnectionCtx, runs: &RunTable, tasks: &TaskTracker, line: &[u8]) {
     let peer = &ctx.peer;
     match Incoming::parse(line) {
-        Err(Rejected { id, error }) => {
+        Err(rejected) => {
+            let Rejected { id, error } = *rejected;
             let _ = peer.respond_error(&id, &error).await;
         }
         Ok(Incoming::Response { id, outcome }) => {

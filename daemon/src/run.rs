@@ -322,7 +322,7 @@ enum Ending {
         value: Value,
         error: Option<ScriptError>,
     },
-    Cancelled(&'static str),
+    Cancelled,
     Timeout,
     TooManyToolCalls,
     /// The control channel closed or spoke nonsense before `done`.
@@ -401,17 +401,18 @@ impl Execution {
             names,
             limits.max_concurrent_tool_calls,
         );
-        let ending = drive(
-            control,
-            params,
-            &limits,
-            plan.late_seccomp.clone(),
-            &mut relay,
-            deadline,
-            &cancel,
-            &ctx.closed,
-        )
-        .await;
+        let exec = Exec {
+            kind: "exec",
+            code: &params.code,
+            tools: &params.tools,
+            inputs: &params.inputs,
+            stream: params.stream,
+            late_seccomp: plan.late_seccomp.clone(),
+        };
+        let mut exec_line = serde_json::to_vec(&exec)
+            .map_err(|e| RpcError::internal(format!("cannot encode the job: {e}")))?;
+        exec_line.push(b'\n');
+        let ending = drive(control, exec_line, &limits, &mut relay, deadline, &cancel).await;
 
         let exit = match ending {
             Ending::Done { .. } => match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
@@ -443,11 +444,20 @@ impl Execution {
                     plain_error("Error", "the script failed without details".into())
                 })),
             ),
-            Ending::Cancelled(why) => (
-                "cancelled",
-                Value::Null,
-                Some(plain_error("Cancelled", why.into())),
-            ),
+            Ending::Cancelled => {
+                let why = if daemon.stop.is_cancelled() {
+                    "the daemon shut down before the run finished"
+                } else if ctx.closed.is_cancelled() {
+                    "the client disconnected"
+                } else {
+                    "the run was cancelled by run/cancel"
+                };
+                (
+                    "cancelled",
+                    Value::Null,
+                    Some(plain_error("Cancelled", why.into())),
+                )
+            }
             Ending::Timeout => (
                 "timeout",
                 Value::Null,
@@ -492,13 +502,11 @@ impl Execution {
 /// The run loop: reacts to the child, tool answers, the deadline and cancellation.
 async fn drive(
     control: tokio::net::UnixStream,
-    params: &RunParams,
+    mut exec_line: Vec<u8>,
     limits: &Limits,
-    late_seccomp: Option<String>,
     relay: &mut Relay,
     deadline: tokio::time::Instant,
     cancel: &CancellationToken,
-    client_gone: &CancellationToken,
 ) -> Ending {
     let (read_half, mut write_half) = control.into_split();
     let mut reader = LineReader::new(BufReader::new(read_half), MAX_CONTROL_LINE);
@@ -517,13 +525,7 @@ async fn drive(
     loop {
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => {
-                return Ending::Cancelled(if client_gone.is_cancelled() {
-                    "the client disconnected or the daemon shut down"
-                } else {
-                    "the run was cancelled by run/cancel"
-                });
-            }
+            _ = cancel.cancelled() => return Ending::Cancelled,
             _ = tokio::time::sleep_until(deadline) => return Ending::Timeout,
             (call_id, outcome) = relay.next_answer(), if !relay.is_idle() => {
                 let _ = to_child.send(runtime::tool_result_line(call_id, &outcome));
@@ -541,17 +543,7 @@ async fn drive(
                 match message {
                     FromShim::Ready if !ready => {
                         ready = true;
-                        let exec = Exec {
-                            kind: "exec",
-                            code: &params.code,
-                            tools: &params.tools,
-                            inputs: &params.inputs,
-                            stream: params.stream,
-                            late_seccomp: late_seccomp.clone(),
-                        };
-                        let mut line = serde_json::to_vec(&exec).unwrap_or_default();
-                        line.push(b'\n');
-                        let _ = to_child.send(line);
+                        let _ = to_child.send(std::mem::take(&mut exec_line));
                     }
                     FromShim::ToolCall { id, name, arguments } if ready => {
                         if relay.count >= limits.max_tool_calls {

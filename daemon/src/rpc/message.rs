@@ -41,10 +41,12 @@ pub struct Rejected {
 
 impl Incoming {
     /// Parses one line (already stripped of its newline).
-    pub fn parse(line: &[u8]) -> Result<Incoming, Rejected> {
-        let value: Value = serde_json::from_slice(line).map_err(|e| Rejected {
-            id: Value::Null,
-            error: RpcError::new(error::PARSE_ERROR, format!("parse error: {e}")),
+    pub fn parse(line: &[u8]) -> Result<Incoming, Box<Rejected>> {
+        let value: Value = serde_json::from_slice(line).map_err(|e| {
+            Box::new(Rejected {
+                id: Value::Null,
+                error: RpcError::new(error::PARSE_ERROR, format!("parse error: {e}")),
+            })
         })?;
         let object = match value {
             Value::Object(object) => object,
@@ -60,14 +62,14 @@ impl Incoming {
     }
 }
 
-fn invalid(id: Id, message: &str) -> Rejected {
-    Rejected {
+fn invalid(id: Id, message: &str) -> Box<Rejected> {
+    Box::new(Rejected {
         id,
         error: RpcError::new(error::INVALID_REQUEST, message),
-    }
+    })
 }
 
-fn classify(mut object: Map<String, Value>) -> Result<Incoming, Rejected> {
+fn classify(mut object: Map<String, Value>) -> Result<Incoming, Box<Rejected>> {
     let id = object.remove("id");
     let usable_id = match &id {
         Some(v @ (Value::String(_) | Value::Number(_))) => v.clone(),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import os
 from collections.abc import Callable, Coroutine, Iterable, Mapping
@@ -423,11 +424,11 @@ class AsyncClient:
         elif isinstance(event, ToolCallRequested):
             task = asyncio.get_running_loop().create_task(self._serve_tool_call(event))
             self._tool_tasks[event.id] = task
-            task.add_done_callback(lambda _t, key=event.id: self._tool_tasks.pop(key, None))
+            task.add_done_callback(functools.partial(self._tool_task_done, event.id))
         elif isinstance(event, CancelRequested):
-            task = self._tool_tasks.get(event.id)
-            if task is not None:
-                task.cancel()
+            serving = self._tool_tasks.get(event.id)
+            if serving is not None:
+                serving.cancel()
         elif isinstance(event, OutputReceived):
             state = self._runs.get(event.request_id) if isinstance(event.request_id, int) else None
             if state is not None and state.on_output is not None:
@@ -442,6 +443,9 @@ class AsyncClient:
             log.warning("%s: %r", event.reason, event.line[:200])
             if event.reply is not None:
                 self._spawn(self._send_quietly(event.reply))
+
+    def _tool_task_done(self, key: Any, _task: asyncio.Task[None]) -> None:
+        self._tool_tasks.pop(key, None)
 
     def _find_tool(self, event: ToolCallRequested) -> Tool | None:
         state = self._runs.get(event.request_id) if isinstance(event.request_id, int) else None

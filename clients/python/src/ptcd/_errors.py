@@ -169,8 +169,8 @@ class ToolError(Exception):
         self.data = data
 
 
-_BY_CODE: dict[int, type[PtcdError]] = {
-    cls.code: cls  # type: ignore[misc]
+_BY_CODE: dict[int | None, type[PtcdError]] = {
+    cls.code: cls
     for cls in (
         ParseError,
         InvalidRequest,

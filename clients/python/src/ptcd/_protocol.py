@@ -265,7 +265,7 @@ class RpcCore:
         if not has_id:  # notification
             if method == "$/cancelRequest":
                 target = params.get("id")
-                if not _is_id(target):
+                if not isinstance(target, (int, str)) or isinstance(target, bool):
                     return ProtocolViolation("$/cancelRequest without a valid id", line)
                 return CancelRequested(target)
             if method == "run/output":

@@ -314,21 +314,21 @@ class SchemaBuilder:
                 "maxItems": len(args),
             }
         if container in _SEQUENCE_ORIGINS or container in _SET_ORIGINS:
-            schema: dict[str, Any] = {"type": "array"}
+            array: dict[str, Any] = {"type": "array"}
             if args:
-                schema["items"] = self.schema(args[0])
+                array["items"] = self.schema(args[0])
             if container in _SET_ORIGINS:
-                schema["uniqueItems"] = True
-            return schema
+                array["uniqueItems"] = True
+            return array
         if container in _MAPPING_ORIGINS:
-            schema = {"type": "object"}
+            mapping: dict[str, Any] = {"type": "object"}
             if args:
                 key = args[0]
                 if key not in (str, Any) and not (isinstance(key, type) and issubclass(key, (str, enum.Enum))) \
                         and typing.get_origin(key) is not typing.Literal:
                     raise UnsupportedType(f"JSON object keys are strings; {key!r} cannot be a key type")
-                schema["additionalProperties"] = self.schema(args[1])
-            return schema
+                mapping["additionalProperties"] = self.schema(args[1])
+            return mapping
         raise UnsupportedType(f"no JSON Schema for type {hint!r}")
 
     def _union(self, args: tuple[Any, ...]) -> dict[str, Any]:
@@ -357,13 +357,13 @@ class SchemaBuilder:
                     if key in required_keys:
                         required.append(key)
             else:
-                for item in dataclasses.fields(cls):  # type: ignore[arg-type]
+                for item in dataclasses.fields(cls):
                     if not item.init:
                         continue
                     prop = self._described(hints.get(item.name, Any), doc.params.get(item.name))
                     if item.default is not dataclasses.MISSING:
                         _set_default(prop, item.default)
-                    elif item.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+                    elif item.default_factory is dataclasses.MISSING:
                         required.append(item.name)
                     properties[item.name] = prop
             schema: dict[str, Any] = {"type": "object", "title": name, "properties": properties}

@@ -383,6 +383,21 @@ async def test_asyncio_timeout_cancels_the_run(client: ptcd.AsyncClient) -> None
     await asyncio.wait_for(handler_cancelled.wait(), SAFETY_S)
 
 
+async def test_run_deadline_cancels_pending_tool_calls(client: ptcd.AsyncClient) -> None:
+    handler_cancelled = asyncio.Event()
+
+    async def never_answers() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            handler_cancelled.set()  # $/cancelRequest arrived when the run's deadline passed
+            raise
+
+    result = await client.run("await never_answers()", tools=[never_answers], limits={"timeout_ms": 500})
+    assert not result.ok
+    await asyncio.wait_for(handler_cancelled.wait(), SAFETY_S)
+
+
 async def test_close_fails_pending_runs(socket_path: str) -> None:
     started = asyncio.Event()
 

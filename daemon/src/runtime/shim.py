@@ -304,11 +304,14 @@ def _make_tool(spec: Dict[str, Any], channel: Channel) -> Callable[..., Any]:
 
 
 def _script_globals(job: Dict[str, Any], channel: Channel) -> Dict[str, Any]:
-    """A fresh ``__main__`` module: ToolError, then the tools, then the inputs (these win)."""
+    """A fresh ``__main__`` module: ToolError and asyncio, then the tools, then the inputs (these win).
+
+    ``asyncio`` is pre-bound because scripts gather tool calls with it so often; it is imported
+    by the shim anyway."""
     module = types.ModuleType("__main__")
     sys.modules["__main__"] = module
     namespace = module.__dict__
-    namespace.update(__builtins__=builtins, ToolError=ToolError)
+    namespace.update(__builtins__=builtins, ToolError=ToolError, asyncio=asyncio)
     for spec in job.get("tools") or []:
         if not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
                 and isinstance(spec.get("py_name"), str)):

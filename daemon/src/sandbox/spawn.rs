@@ -25,7 +25,9 @@ pub const LAUNCH_ARG: &str = "__launch";
 
 /// Starts `ptcd __launch <plan>` with `control` as its fd 3 and piped stdout/stderr.
 pub fn spawn(plan: &SandboxPlan, control: OwnedFd) -> Result<Child, SandboxError> {
-    let exe = std::env::current_exe()?;
+    // /proc/self/exe, not the path we were started from: it still works after the binary on
+    // disk is replaced by an upgrade or a rebuild.
+    let exe = std::path::Path::new("/proc/self/exe");
     let plan_json = serde_json::to_string(plan)?;
     let control_raw = control.as_raw_fd();
     #[allow(clippy::disallowed_methods)] // the one place allowed to create a child process

@@ -1,16 +1,28 @@
 //! The child side of a launch: a fresh, single-threaded process that confines itself according
 //! to the plan and then becomes the interpreter.
 //!
-//! Any failure is reported on the control fd as one JSON line (`sandbox_error` when a
-//! confinement layer failed, `launch_error` otherwise) and the launcher exits without running
-//! any script code: fail closed.
+//! Order (see `SECURITY.md`): refuse early if the plan says so → close fds → cgroup → network
+//! namespace → open the Landlock ruleset and its path fds (still root) → drop groups/gid/uid →
+//! `PR_SET_PDEATHSIG` + `getppid` re-check → `setsid` → rlimits → `no_new_privs` → Landlock
+//! `restrict_self` → seccomp → `chdir` + `execve` with the plan's environment only.
+//!
+//! Any failure is reported on the control fd as one JSON line (`sandbox_error` naming the layer
+//! when a confinement layer failed, `launch_error` otherwise) and the launcher exits without
+//! running any script code: fail closed.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 
+use landlock::{
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset,
+    RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+};
 use serde_json::json;
 
-use super::plan::SandboxPlan;
+use super::host;
+use super::plan::{CgroupPlan, Identity, LandlockPlan, Resource, SandboxPlan};
+use super::seccomp;
+use crate::policy::{FsAccess, LANDLOCK_MAX_ABI};
 use crate::runtime::CONTROL_FD;
 
 /// Exit status of a launcher that refused to start the interpreter.
@@ -22,19 +34,217 @@ pub fn main(plan_json: &str) -> ! {
         Ok(plan) => plan,
         Err(e) => fail("launch_error", None, &format!("bad sandbox plan: {e}")),
     };
+    if let Some(r) = &plan.refuse {
+        fail("sandbox_error", Some(&r.mechanism), &r.message);
+    }
+    close_other_fds();
+    if let Some(cg) = &plan.cgroup {
+        join_cgroup(cg).unwrap_or_else(|m| fail("sandbox_error", Some("cgroup"), &m));
+    }
+    if plan.network_namespace {
+        // SAFETY: plain syscall.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            fail(
+                "sandbox_error",
+                Some("network_namespace"),
+                &format!("unshare(CLONE_NEWNET): {}", errno()),
+            );
+        }
+    }
+    let ruleset = plan.landlock.as_ref().map(|ll| {
+        prepare_landlock(ll).unwrap_or_else(|m| fail("sandbox_error", Some("landlock"), &m))
+    });
+    if let Some(id) = plan.identity {
+        drop_identity(id).unwrap_or_else(|m| fail("sandbox_error", Some("identity"), &m));
+    }
     if let Err(message) = die_with_parent(plan.parent_pid) {
         fail("launch_error", None, &message);
     }
     // SAFETY: plain syscall, no memory involved.
     if unsafe { libc::setsid() } < 0 {
+        fail("launch_error", None, &format!("setsid: {}", errno()));
+    }
+    for r in &plan.rlimits {
+        set_rlimit(r.resource, r.soft, r.hard)
+            .unwrap_or_else(|m| fail("sandbox_error", Some("rlimits"), &m));
+    }
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         fail(
-            "launch_error",
-            None,
-            &format!("setsid: {}", std::io::Error::last_os_error()),
+            "sandbox_error",
+            Some("no_new_privs"),
+            &format!("PR_SET_NO_NEW_PRIVS: {}", errno()),
         );
     }
-    close_other_fds();
+    if let Some(ruleset) = ruleset {
+        match ruleset.restrict_self() {
+            Ok(status) if status.ruleset == RulesetStatus::FullyEnforced => {}
+            Ok(status) => fail(
+                "sandbox_error",
+                Some("landlock"),
+                &format!("ruleset not fully enforced: {:?}", status.ruleset),
+            ),
+            Err(e) => fail(
+                "sandbox_error",
+                Some("landlock"),
+                &format!("restrict_self: {e}"),
+            ),
+        }
+    }
+    for (i, program) in plan.seccomp.iter().enumerate() {
+        seccomp::install(program).unwrap_or_else(|m| {
+            fail(
+                "sandbox_error",
+                Some("seccomp"),
+                &format!("filter {}: {m}", i + 1),
+            )
+        });
+    }
     exec(&plan)
+}
+
+/// The Landlock ABI to use: the kernel's, capped at the highest this daemon was tested with.
+fn landlock_abi(min_abi: u32) -> Result<ABI, String> {
+    let kernel = host::landlock_abi().ok_or_else(|| {
+        "not available on this kernel (not built in, or not in the lsm= boot list)".to_string()
+    })?;
+    if kernel < min_abi {
+        return Err(format!(
+            "the policy requires ABI {min_abi}, this kernel has ABI {kernel}"
+        ));
+    }
+    Ok(ABI::from(kernel.min(LANDLOCK_MAX_ABI) as i32))
+}
+
+/// Creates the ruleset and adds every rule, opening the paths while still privileged.
+fn prepare_landlock(plan: &LandlockPlan) -> Result<RulesetCreated, String> {
+    let abi = landlock_abi(plan.min_abi)?;
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(abi))
+        .map_err(|e| format!("filesystem rights: {e}"))?;
+    if abi >= ABI::V4 {
+        // Handled with no rule: every TCP bind and connect is denied.
+        ruleset = ruleset
+            .handle_access(AccessNet::from_all(abi))
+            .map_err(|e| format!("network rights: {e}"))?;
+    }
+    if abi >= ABI::V6 {
+        ruleset = ruleset
+            .scope(Scope::from_all(abi))
+            .map_err(|e| format!("scopes: {e}"))?;
+    }
+    let mut created = ruleset.create().map_err(|e| format!("create: {e}"))?;
+    for rule in &plan.rules {
+        let fd = match PathFd::new(&rule.path) {
+            Ok(fd) => fd,
+            Err(_) if rule.optional => continue,
+            Err(e) => {
+                return Err(format!(
+                    "required path {} cannot be opened: {e}",
+                    rule.path.display()
+                ))
+            }
+        };
+        let is_dir = std::fs::metadata(&rule.path)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        let mut access = rights(rule.access, abi);
+        if !is_dir {
+            access &= AccessFs::from_file(abi);
+        }
+        created = created
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(|e| format!("rule for {}: {e}", rule.path.display()))?;
+    }
+    Ok(created)
+}
+
+/// The Landlock rights of a policy access level.
+pub fn rights(access: FsAccess, abi: ABI) -> BitFlags<AccessFs> {
+    let read = AccessFs::ReadFile | AccessFs::ReadDir;
+    match access {
+        FsAccess::Read => read,
+        FsAccess::Execute => read | AccessFs::Execute,
+        FsAccess::ReadWrite => {
+            let all = AccessFs::from_all(abi);
+            all & !(AccessFs::Execute
+                | AccessFs::MakeChar
+                | AccessFs::MakeBlock
+                | AccessFs::MakeSock
+                | AccessFs::IoctlDev)
+        }
+    }
+}
+
+/// No supplementary groups, then gid, then uid; verifies that root cannot be regained.
+fn drop_identity(id: Identity) -> Result<(), String> {
+    // SAFETY: plain syscalls with integer arguments (setgroups with an empty list).
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(format!("setgroups: {}", errno()));
+        }
+        if libc::setresgid(id.gid, id.gid, id.gid) != 0 {
+            return Err(format!("setresgid({}): {}", id.gid, errno()));
+        }
+        if libc::setresuid(id.uid, id.uid, id.uid) != 0 {
+            return Err(format!("setresuid({}): {}", id.uid, errno()));
+        }
+        if libc::setuid(0) == 0 || libc::getuid() != id.uid || libc::geteuid() != id.uid {
+            return Err("uid 0 could be regained after dropping it".into());
+        }
+        // Ambient capabilities would survive exec; a uid change already clears the others.
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
+    }
+    Ok(())
+}
+
+/// Moves the launcher into its cgroup (v2) after setting the limits.
+fn join_cgroup(cg: &CgroupPlan) -> Result<(), String> {
+    match std::fs::create_dir(&cg.dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("mkdir {}: {e}", cg.dir.display())),
+    }
+    let write = |file: &str, value: String| {
+        std::fs::write(cg.dir.join(file), value)
+            .map_err(|e| format!("{}/{file}: {e}", cg.dir.display()))
+    };
+    write("memory.max", cg.memory_max.to_string())?;
+    write("pids.max", cg.pids_max.to_string())?;
+    write("cgroup.procs", std::process::id().to_string())
+}
+
+fn set_rlimit(resource: Resource, soft: u64, hard: u64) -> Result<(), String> {
+    let which = match resource {
+        Resource::Cpu => libc::RLIMIT_CPU,
+        Resource::As => libc::RLIMIT_AS,
+        Resource::Fsize => libc::RLIMIT_FSIZE,
+        Resource::Nofile => libc::RLIMIT_NOFILE,
+        Resource::Nproc => libc::RLIMIT_NPROC,
+        Resource::Core => libc::RLIMIT_CORE,
+        Resource::Memlock => libc::RLIMIT_MEMLOCK,
+        Resource::Msgqueue => libc::RLIMIT_MSGQUEUE,
+    };
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `lim` is a valid rlimit for the duration of the call.
+    if unsafe { libc::setrlimit(which, &lim) } != 0 {
+        return Err(format!("{} = {soft}/{hard}: {}", resource.name(), errno()));
+    }
+    Ok(())
+}
+
+fn errno() -> std::io::Error {
+    std::io::Error::last_os_error()
 }
 
 /// `PR_SET_PDEATHSIG(SIGKILL)`, then make sure the parent did not die before it took effect.
@@ -50,10 +260,7 @@ fn die_with_parent(parent_pid: i32) -> Result<(), String> {
         )
     } != 0
     {
-        return Err(format!(
-            "PR_SET_PDEATHSIG: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(format!("PR_SET_PDEATHSIG: {}", errno()));
     }
     // SAFETY: getppid cannot fail.
     if unsafe { libc::getppid() } != parent_pid {
@@ -64,10 +271,16 @@ fn die_with_parent(parent_pid: i32) -> Result<(), String> {
 
 /// Closes every fd except stdin/stdout/stderr and the control fd.
 fn close_other_fds() {
-    // SAFETY: close_range only closes descriptors; failing leaves them open, which the sandbox
-    // layers (when configured) still confine. It is checked by the escape tests.
-    unsafe {
-        libc::syscall(libc::SYS_close_range, CONTROL_FD as u32 + 1, u32::MAX, 0u32);
+    // SAFETY: close_range only closes descriptors.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, CONTROL_FD as u32 + 1, u32::MAX, 0u32) };
+    if rc != 0 {
+        // Older kernels: close them one by one.
+        for fd in (CONTROL_FD + 1)..1024 {
+            // SAFETY: closing an fd that may not exist is harmless.
+            unsafe {
+                libc::close(fd);
+            }
+        }
     }
 }
 
@@ -93,11 +306,7 @@ fn exec(plan: &SandboxPlan) -> ! {
             fail(
                 "launch_error",
                 None,
-                &format!(
-                    "chdir {}: {}",
-                    plan.cwd.display(),
-                    std::io::Error::last_os_error()
-                ),
+                &format!("chdir {}: {}", plan.cwd.display(), errno()),
             );
         }
         libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), env_ptrs.as_ptr());
@@ -105,11 +314,7 @@ fn exec(plan: &SandboxPlan) -> ! {
     fail(
         "launch_error",
         None,
-        &format!(
-            "exec {}: {}",
-            plan.executable.display(),
-            std::io::Error::last_os_error()
-        ),
+        &format!("exec {}: {}", plan.executable.display(), errno()),
     )
 }
 

@@ -7,11 +7,17 @@
 //! multithreaded daemon) and a parent-death signal tied to a long-lived parent.
 //!
 //! - [`plan`]: the pure description of one child (built by the daemon, serialized to the launcher);
+//! - [`seccomp`]: the BPF filters (built in the daemon, installed by the launcher and the shim);
+//! - [`identity`]: per-run unprivileged uids;
 //! - [`spawn`]: the parent side, the only place that creates a child process;
-//! - [`launcher`]: the child side, which applies the plan and execs the interpreter.
+//! - [`launcher`]: the child side, which applies the plan and execs the interpreter;
+//! - [`host`]: what this host can enforce (`ptcd doctor`, `initialize`).
 
+pub mod host;
+pub mod identity;
 pub mod launcher;
 pub mod plan;
+pub mod seccomp;
 pub mod spawn;
 
 pub use plan::SandboxPlan;
@@ -19,5 +25,5 @@ pub use spawn::{spawn, SandboxError};
 
 /// What confinement this daemon enforces, as reported by `initialize`.
 pub fn enforced_summary() -> serde_json::Value {
-    serde_json::json!({"landlock_abi": null, "seccomp": false, "namespaces": false})
+    host::enforced_summary()
 }

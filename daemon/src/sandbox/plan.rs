@@ -1,11 +1,18 @@
 //! What one child is allowed to be: a pure value, built before the launch and unit-tested.
+//!
+//! [`build`] turns a validated [`Policy`] plus the run's limits and scratch dir into a
+//! [`SandboxPlan`]: the identity to switch to, rlimits, Landlock rules (placeholders resolved),
+//! seccomp programs (already compiled to BPF), and the environment. The launcher only applies it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::identity::{self, UidLease};
+use super::seccomp;
 use crate::limits::Limits;
-use crate::policy::Policy;
+use crate::policy::{FsAccess, Policy};
 use crate::python::Interpreter;
 use crate::runtime;
 
@@ -25,13 +32,101 @@ pub struct SandboxPlan {
     /// Hex of the BPF program the shim installs before user code (forbids exec); not applied
     /// by the launcher.
     pub late_seccomp: Option<String>,
+    /// A layer that cannot apply, found while building: the launcher reports it and stops.
+    pub refuse: Option<Refusal>,
+    /// uid/gid to switch to (daemon running as root), with no supplementary groups.
+    pub identity: Option<Identity>,
+    /// Resource limits, applied in order.
+    pub rlimits: Vec<Rlimit>,
+    /// Landlock ruleset; `None` when the policy turns Landlock off.
+    pub landlock: Option<LandlockPlan>,
+    /// Hex BPF programs the launcher installs just before exec, in order.
+    pub seccomp: Vec<String>,
+    /// Move into a new, empty network namespace (needs root).
+    pub network_namespace: bool,
+    /// Join a per-uid cgroup v2 child of this directory, with these limits.
+    pub cgroup: Option<CgroupPlan>,
+    /// Keeps the uid reserved while the plan (and so the run) lives.
+    #[serde(skip)]
+    pub uid_lease: Option<Arc<UidLease>>,
 }
 
-/// The environment and argv of the child; confinement settings come from the policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub mechanism: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resource {
+    Cpu,
+    As,
+    Fsize,
+    Nofile,
+    Nproc,
+    Core,
+    Memlock,
+    Msgqueue,
+}
+
+impl Resource {
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Cpu => "RLIMIT_CPU",
+            Resource::As => "RLIMIT_AS",
+            Resource::Fsize => "RLIMIT_FSIZE",
+            Resource::Nofile => "RLIMIT_NOFILE",
+            Resource::Nproc => "RLIMIT_NPROC",
+            Resource::Core => "RLIMIT_CORE",
+            Resource::Memlock => "RLIMIT_MEMLOCK",
+            Resource::Msgqueue => "RLIMIT_MSGQUEUE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    pub resource: Resource,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LandlockPlan {
+    /// The lowest ABI the policy accepts; a lower kernel ABI fails the run.
+    pub min_abi: u32,
+    pub rules: Vec<FsRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FsRule {
+    pub path: PathBuf,
+    pub access: FsAccess,
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CgroupPlan {
+    /// The run's cgroup directory (created by the launcher if missing).
+    pub dir: PathBuf,
+    pub memory_max: u64,
+    pub pids_max: u64,
+}
+
+const MIB: u64 = 1 << 20;
+
+/// The plan of one run: confinement from the policy, limits from the run, paths from the host.
 pub fn build(
     python: &Interpreter,
-    _policy: &Policy,
-    _limits: &Limits,
+    policy: &Policy,
+    limits: &Limits,
     scratch: &Path,
     run_id: &str,
     extra_env: &[(String, String)],
@@ -51,19 +146,198 @@ pub fn build(
         env.push((k.clone(), v.clone()));
     }
     let exe = python.executable.display().to_string();
+    let mut argv = vec![exe, "-I".into()];
+    if !policy.python_site {
+        argv.push("-S".into());
+    }
+    argv.extend(["-B".into(), "-c".into(), runtime::SHIM_SOURCE.into()]);
+
+    let mut refuse = None;
+    let (identity, uid_lease) = match policy.identity {
+        Some((first, last)) if identity::daemon_is_root() => match identity::lease(first, last) {
+            Some(lease) => (
+                Some(Identity {
+                    uid: lease.uid,
+                    gid: lease.uid,
+                }),
+                Some(lease),
+            ),
+            None => {
+                refuse = Some(Refusal {
+                    mechanism: "identity".into(),
+                    message: format!("every uid in {first}-{last} is in use by another run"),
+                });
+                (None, None)
+            }
+        },
+        _ => (None, None),
+    };
+
+    let x = &policy.rlimits;
+    let cpu_s = limits.cpu_ms.div_ceil(1000).max(1);
+    let mut rlimits = vec![
+        Rlimit {
+            resource: Resource::Cpu,
+            soft: cpu_s,
+            hard: cpu_s + 1,
+        },
+        same(Resource::As, limits.memory_mb.saturating_mul(MIB)),
+        same(Resource::Fsize, x.file_size_mb.saturating_mul(MIB)),
+        same(Resource::Nofile, x.open_files),
+        same(Resource::Core, 0),
+        same(Resource::Memlock, 64 * 1024),
+        same(Resource::Msgqueue, 0),
+    ];
+    if identity.is_some() {
+        // Counts every task of the uid: only meaningful when the uid is the run's own.
+        rlimits.push(same(Resource::Nproc, x.threads));
+    }
+
+    let landlock = policy.landlock_min_abi.map(|min_abi| LandlockPlan {
+        min_abi,
+        rules: policy
+            .filesystem
+            .iter()
+            .map(|e| FsRule {
+                path: PathBuf::from(resolve(&e.path, python, scratch)),
+                access: e.access,
+                optional: e.optional,
+            })
+            .collect(),
+    });
+
+    let (seccomp, late_seccomp) = if policy.seccomp {
+        (
+            seccomp::early_filters().to_vec(),
+            Some(seccomp::late_filter().to_string()),
+        )
+    } else {
+        (Vec::new(), None)
+    };
+
+    let cgroup = policy.cgroup.as_ref().map(|c| CgroupPlan {
+        dir: Path::new(&c.parent).join(match &identity {
+            Some(id) => format!("ptcd-uid-{}", id.uid),
+            None => format!("ptcd-{run_id}"),
+        }),
+        memory_max: c.memory_mb.unwrap_or(limits.memory_mb).saturating_mul(MIB),
+        pids_max: c.pids.unwrap_or(x.threads),
+    });
+
     SandboxPlan {
         parent_pid: std::process::id() as i32,
         executable: python.executable.clone(),
-        argv: vec![
-            exe,
-            "-I".into(),
-            "-S".into(),
-            "-B".into(),
-            "-c".into(),
-            runtime::SHIM_SOURCE.into(),
-        ],
+        argv,
         env,
         cwd: scratch.to_path_buf(),
-        late_seccomp: None,
+        late_seccomp,
+        refuse,
+        identity,
+        rlimits,
+        landlock,
+        seccomp,
+        network_namespace: policy.network_namespace,
+        cgroup,
+        uid_lease,
+    }
+}
+
+fn same(resource: Resource, value: u64) -> Rlimit {
+    Rlimit {
+        resource,
+        soft: value,
+        hard: value,
+    }
+}
+
+/// Substitutes the placeholders of a policy path.
+pub fn resolve(path: &str, python: &Interpreter, scratch: &Path) -> String {
+    path.replace("{python}", &python.executable.display().to_string())
+        .replace("{stdlib}", &python.stdlib.display().to_string())
+        .replace("{scratch}", &scratch.display().to_string())
+        .replace("{version}", &python.version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicySet;
+
+    fn python() -> Interpreter {
+        Interpreter {
+            executable: "/usr/bin/python3.11".into(),
+            version: "3.11".into(),
+            stdlib: "/usr/lib/python3.11".into(),
+        }
+    }
+
+    #[test]
+    fn default_policy_plan_confines_everything() {
+        let policy = PolicySet::builtin().get(None).unwrap();
+        let scratch = Path::new("/tmp/scratch/r-1");
+        let plan = build(&python(), &policy, &policy.limits, scratch, "r-1", &[]);
+        let ll = plan.landlock.as_ref().expect("landlock on");
+        assert_eq!(ll.min_abi, 6);
+        assert!(ll
+            .rules
+            .iter()
+            .any(|r| r.path == Path::new("/usr/bin/python3.11") && r.access == FsAccess::Execute));
+        assert!(ll
+            .rules
+            .iter()
+            .any(|r| r.path == scratch && r.access == FsAccess::ReadWrite));
+        assert!(ll.rules.iter().all(|r| r.access != FsAccess::ReadWrite
+            || r.path == scratch
+            || r.path == Path::new("/dev/null")));
+        assert_eq!(plan.seccomp.len(), 2);
+        assert!(plan.late_seccomp.is_some());
+        assert!(plan.argv.contains(&"-S".to_string()));
+        let cpu = plan.rlimits.iter().find(|r| r.resource == Resource::Cpu);
+        assert_eq!(cpu.map(|r| (r.soft, r.hard)), Some((30, 31)));
+        let core = plan.rlimits.iter().find(|r| r.resource == Resource::Core);
+        assert_eq!(core.map(|r| r.hard), Some(0));
+        assert!(plan.env.iter().all(|(k, _)| !k.starts_with("LD_")));
+        // The plan survives the trip to the launcher (minus the lease, which stays here).
+        let json = serde_json::to_string(&plan).unwrap();
+        let back: SandboxPlan = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.landlock, plan.landlock);
+        assert_eq!(back.identity, plan.identity);
+        if identity::daemon_is_root() {
+            let id = plan.identity.expect("root daemon: a per-run uid");
+            assert!((64000..=64999).contains(&id.uid));
+            assert!(plan.rlimits.iter().any(|r| r.resource == Resource::Nproc));
+        }
+    }
+
+    #[test]
+    fn site_packages_policy_keeps_site_and_reads_dist_packages() {
+        let policy = PolicySet::builtin().get(Some("site-packages")).unwrap();
+        let plan = build(
+            &python(),
+            &policy,
+            &policy.limits,
+            Path::new("/s"),
+            "r-2",
+            &[],
+        );
+        assert!(!plan.argv.contains(&"-S".to_string()));
+        let rules = &plan.landlock.unwrap().rules;
+        assert!(rules
+            .iter()
+            .any(|r| r.path == Path::new("/usr/local/lib/python3.11/dist-packages")));
+    }
+
+    #[test]
+    fn tightened_limits_reach_the_rlimits() {
+        let policy = PolicySet::builtin().get(None).unwrap();
+        let limits = Limits {
+            cpu_ms: 1500,
+            memory_mb: 256,
+            ..policy.limits
+        };
+        let plan = build(&python(), &policy, &limits, Path::new("/s"), "r-3", &[]);
+        let get = |res| plan.rlimits.iter().find(|r| r.resource == res).unwrap();
+        assert_eq!(get(Resource::Cpu).soft, 2);
+        assert_eq!(get(Resource::As).hard, 256 << 20);
     }
 }

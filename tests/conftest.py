@@ -8,8 +8,10 @@ command). Every daemon a test starts gets its own socket and scratch directory u
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -27,7 +29,10 @@ class Daemon:
 
     def __init__(self, tmp: Path, extra_args: list[str]) -> None:
         self.socket = tmp / "ptcd.sock"
-        self.scratch = tmp / "scratch"
+        # The scratch root must be reachable by the unprivileged sandbox uid, and pytest's
+        # tmp_path is under a 0700 directory: use a fresh directory directly under /tmp.
+        self.scratch = Path(tempfile.mkdtemp(prefix="ptcd-test-scratch-"))
+        os.chmod(self.scratch, 0o711)
         self.log_path = tmp / "daemon.log"
         self._log = open(self.log_path, "wb")
         args = [str(PTCD_BIN), "serve", "--socket", str(self.socket), "--scratch-dir", str(self.scratch)]
@@ -73,6 +78,7 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
         return self.proc.returncode
 
 

@@ -77,10 +77,18 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
     let tasks = TaskTracker::new();
     let mut reader = LineReader::new(BufReader::new(read_half), daemon.config.max_line_bytes);
 
+    // Once the daemon drains, the connection ends as soon as its runs have (new requests are
+    // refused meanwhile, so no run can start).
+    let drained = async {
+        daemon.draining.cancelled().await;
+        tasks.close();
+        tasks.wait().await;
+    };
+    tokio::pin!(drained);
     loop {
         let frame = tokio::select! {
             _ = closed.cancelled() => break,
-            _ = daemon.draining.cancelled(), if tasks.is_empty() => break,
+            _ = &mut drained => break,
             frame = reader.next_frame() => frame,
         };
         match frame {

@@ -14,6 +14,7 @@
 //! - [`runtime`]: the embedded Python shim and the messages it exchanges with the daemon.
 //! - [`python`]: finding the real CPython binary once at start-up.
 
+pub mod config;
 pub mod connection;
 pub mod limits;
 pub mod policy;
@@ -23,6 +24,8 @@ pub mod rpc;
 pub mod run;
 pub mod runtime;
 pub mod sandbox;
+pub mod scratch;
 pub mod server;
+pub mod service;
 pub mod state;
 pub mod tools;

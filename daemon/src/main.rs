@@ -1,14 +1,11 @@
 //! The `ptcd` binary: parses the command line and wires the library together.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
-use ptcd::policy::PolicySet;
-use ptcd::python::Interpreter;
-use ptcd::state::{Daemon, ServeConfig};
+use ptcd::config::{self, LogFormat, Overrides, Settings};
 
 #[derive(Parser)]
 #[command(name = "ptcd", version, about = "Programmatic tool calling daemon")]
@@ -25,31 +22,37 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
+    /// Config file [default: /etc/ptcd/config.toml as root, else $XDG_CONFIG_HOME/ptcd/config.toml]
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Socket path [default: $XDG_RUNTIME_DIR/ptcd.sock, else /run/ptcd/ptcd.sock as root under
     /// systemd, else /tmp/ptcd-$UID/ptcd.sock]
     #[arg(long)]
     socket: Option<PathBuf>,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-    /// The CPython binary to run scripts with [default: /usr/bin/python3].
+    /// Socket file mode, octal [default: 0600]
+    #[arg(long)]
+    socket_mode: Option<String>,
+    /// Group of the socket file (name or gid).
+    #[arg(long)]
+    socket_group: Option<String>,
+    /// Directory of extra policy files (*.toml).
+    #[arg(long)]
+    policy_dir: Option<PathBuf>,
+    /// The CPython binary to run scripts with [default: /usr/bin/python3]
     #[arg(long)]
     python: Option<PathBuf>,
-    /// Runs executing at once across all connections.
-    #[arg(long, default_value_t = 32)]
-    max_runs: usize,
-    /// Longest accepted request line, in bytes.
-    #[arg(long, default_value_t = 16 << 20)]
-    max_line_bytes: usize,
-    /// Parent directory of the per-run scratch directories.
+    /// Runs executing at once across all connections [default: 32]
+    #[arg(long)]
+    max_runs: Option<usize>,
+    /// Longest accepted request line, in bytes [default: 16 MiB]
+    #[arg(long)]
+    max_line_bytes: Option<usize>,
+    /// Parent directory of the per-run scratch directories [default: $TMPDIR/ptcd-scratch-$UID]
     #[arg(long)]
     scratch_dir: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
+    /// Log format on stderr [default: text]
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,8 +62,7 @@ fn main() -> anyhow::Result<()> {
     if args.get(1).map(String::as_str) == Some(ptcd::sandbox::spawn::LAUNCH_ARG) {
         ptcd::sandbox::launcher::main(args.get(2).map(String::as_str).unwrap_or(""));
     }
-    let cli = Cli::parse();
-    match cli.command {
+    match Cli::parse().command {
         Command::Serve(args) => serve(args),
     }
 }
@@ -78,55 +80,21 @@ fn init_logging(format: LogFormat) {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format);
-    let python =
-        Interpreter::resolve(args.python.as_deref()).context("resolving the interpreter")?;
-    let mut config = ServeConfig {
-        max_concurrent_runs: args.max_runs.max(1),
-        max_line_bytes: args.max_line_bytes.max(1024),
-        ..ServeConfig::default()
+    let flags = Overrides {
+        socket: args.socket,
+        socket_mode: args.socket_mode,
+        socket_group: args.socket_group,
+        policy_dir: args.policy_dir,
+        python: args.python,
+        scratch_dir: args.scratch_dir,
+        log_format: args.log_format,
+        max_concurrent_runs: args.max_runs,
+        max_line_bytes: args.max_line_bytes,
     };
-    if let Some(dir) = args.scratch_dir {
-        config.scratch_root = dir;
-    }
-    let socket = args
-        .socket
-        .unwrap_or_else(ptcd::server::default_socket_path);
+    let (file, source) = config::read_file(args.config.as_deref())?;
+    let settings = Settings::resolve(file, flags.clone(), source)?;
+    init_logging(settings.log_format);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let listener = ptcd::server::bind(&socket, 0o600)?;
-        let daemon = Daemon::new(config, python, PolicySet::builtin());
-        tracing::info!(socket = %socket.display(), python = %daemon.python.executable.display(), "ptcd listening");
-        run_until_signal(daemon, listener).await;
-        let _ = std::fs::remove_file(&socket);
-        tracing::info!("stopped");
-        Ok(())
-    })
-}
-
-async fn run_until_signal(daemon: Arc<Daemon>, listener: tokio::net::UnixListener) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let accept = tokio::spawn(ptcd::server::accept_loop(daemon.clone(), listener));
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-    }
-    daemon.draining.cancel();
-    let _ = accept.await;
-    daemon.connections.close();
-    let grace = std::time::Duration::from_millis(daemon.config.shutdown_grace_ms);
-    if tokio::time::timeout(grace, daemon.connections.wait())
-        .await
-        .is_err()
-    {
-        daemon.stop.cancel();
-        daemon.connections.wait().await;
-    }
+    runtime.block_on(ptcd::service::serve(settings, flags))?;
+    Ok(())
 }

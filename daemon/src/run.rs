@@ -8,8 +8,6 @@
 //! cannot leak it), and answer with a result.
 
 use std::collections::HashSet;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +29,7 @@ use crate::rpc::error::{self, RpcError};
 use crate::rpc::{Id, Peer};
 use crate::runtime::{self, DoneStatus, Exec, FromShim, ScriptError};
 use crate::sandbox::{self, SandboxError};
+use crate::scratch::Scratch;
 use crate::tools::{parse_tools, ToolDef};
 
 /// Longest control line the daemon accepts from a child (a tool call's arguments).
@@ -246,7 +245,7 @@ pub async fn execute(
     let params = RunParams::parse(params)?;
     let daemon = &ctx.daemon;
     let policy = daemon
-        .policies
+        .policies()
         .get(params.policy.as_deref())
         .map_err(|e| RpcError::new(error::UNKNOWN_POLICY, e.to_string()))?;
     let limits = policy
@@ -257,15 +256,20 @@ pub async fn execute(
             message: e.to_string(),
             data: Some(json!({"field": e.field()})),
         })?;
-    let _slot = daemon.run_slots.clone().try_acquire_owned().map_err(|_| {
-        RpcError::new(
-            error::OVERLOADED,
-            format!(
-                "overloaded: {} runs are already executing; try again",
-                daemon.config.max_concurrent_runs
-            ),
-        )
-    })?;
+    let Some(_slot) = admit(daemon, &cancel).await? else {
+        let why = "the run was cancelled while it waited for a free slot; no code ran";
+        return Ok(RunResult {
+            run_id: daemon.new_run_id(),
+            status: "cancelled",
+            stdout: String::new(),
+            stderr: String::new(),
+            truncated: Truncated::default(),
+            value: Value::Null,
+            error: Some(plain_error("Cancelled", why.into())),
+            tool_calls: 0,
+            duration_ms: 0.0,
+        });
+    };
     let run_id = daemon.new_run_id();
     let span = tracing::info_span!("run", run = %run_id, request = %request_id);
     async {
@@ -293,26 +297,38 @@ pub async fn execute(
     .await
 }
 
-/// A per-run scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn create(root: &Path, run_id: &str) -> std::io::Result<Scratch> {
-        std::fs::create_dir_all(root)?;
-        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))?;
-        let dir = root.join(run_id);
-        std::fs::create_dir(&dir)?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-        Ok(Scratch(dir))
+/// Takes a run slot, waiting in the queue if there is room. `Ok(None)`: cancelled while queued.
+async fn admit(
+    daemon: &crate::state::Daemon,
+    cancel: &CancellationToken,
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, RpcError> {
+    if let Ok(permit) = daemon.run_slots.clone().try_acquire_owned() {
+        return Ok(Some(permit));
     }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            tracing::warn!(dir = %self.0.display(), error = %e, "could not remove scratch dir");
-        }
+    let overloaded = || {
+        RpcError::new(
+            error::OVERLOADED,
+            format!(
+                "overloaded: {} runs are executing and {} are queued; try again",
+                daemon.config.max_concurrent_runs, daemon.config.queue_depth
+            ),
+        )
+    };
+    // Reserve a queue place, or refuse at once.
+    let reserved = daemon
+        .queued
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+            (q < daemon.config.queue_depth).then_some(q + 1)
+        });
+    if reserved.is_err() {
+        return Err(overloaded());
     }
+    let permit = tokio::select! {
+        permit = daemon.run_slots.clone().acquire_owned() => permit.ok(),
+        _ = cancel.cancelled() => None,
+    };
+    daemon.queued.fetch_sub(1, Ordering::AcqRel);
+    Ok(permit)
 }
 
 /// How the run loop ended.
@@ -346,7 +362,7 @@ impl Execution {
         let daemon = &ctx.daemon;
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(limits.timeout_ms);
-        let scratch = Scratch::create(&daemon.config.scratch_root, run_id)
+        let scratch = Scratch::create(&daemon.config.scratch_root, run_id, None)
             .map_err(|e| RpcError::internal(format!("cannot create scratch dir: {e}")))?;
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| RpcError::internal(format!("socketpair: {e}")))?;
@@ -354,10 +370,15 @@ impl Execution {
             &daemon.python,
             policy,
             &limits,
-            &scratch.0,
+            scratch.path(),
             run_id,
             &params.env,
         );
+        if let Some(id) = plan.identity {
+            // The child runs as its own uid: its scratch dir must be its own.
+            std::os::unix::fs::chown(scratch.path(), Some(id.uid), Some(id.gid))
+                .map_err(|e| RpcError::internal(format!("cannot chown scratch dir: {e}")))?;
+        }
         let mut child = sandbox::spawn(&plan, theirs.into()).map_err(|e| match e {
             SandboxError::Unavailable { .. } => {
                 RpcError::new(error::SANDBOX_UNAVAILABLE, e.to_string())

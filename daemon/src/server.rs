@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
 
 use crate::state::Daemon;
 
@@ -75,6 +75,26 @@ pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, BindError> {
     Ok(listener)
 }
 
+/// Takes over the listening socket passed by systemd socket activation (`LISTEN_FDS`), if any.
+pub fn activated_listener() -> std::io::Result<Option<UnixListener>> {
+    use std::os::fd::FromRawFd;
+    let Some(fd) = sd_notify::listen_fds()?.next() else {
+        return Ok(None);
+    };
+    // SAFETY: systemd passed this fd to us for our exclusive use; nothing else owns it.
+    let listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+    listener.set_nonblocking(true)?;
+    UnixListener::from_std(listener).map(Some)
+}
+
+/// Gives the socket file to `gid` (the `socket_group` setting).
+pub fn set_group(path: &Path, gid: u32) -> Result<(), BindError> {
+    std::os::unix::fs::chown(path, None, Some(gid)).map_err(|source| BindError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Accepts connections until the daemon starts draining.
 pub async fn accept_loop(daemon: Arc<Daemon>, listener: UnixListener) {
     loop {
@@ -82,6 +102,11 @@ pub async fn accept_loop(daemon: Arc<Daemon>, listener: UnixListener) {
             _ = daemon.draining.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    if let Err(reason) = admit(&daemon, &stream) {
+                        tracing::warn!(%reason, "connection refused");
+                        tokio::spawn(refuse(stream, reason));
+                        continue;
+                    }
                     let id = daemon.new_connection_id();
                     let d = daemon.clone();
                     daemon.connections.spawn(crate::connection::serve(d, stream, id));
@@ -94,4 +119,35 @@ pub async fn accept_loop(daemon: Arc<Daemon>, listener: UnixListener) {
             }
         }
     }
+}
+
+/// Checks the peer's credentials and the connection limit.
+fn admit(daemon: &Daemon, stream: &UnixStream) -> Result<(), String> {
+    let cred = stream
+        .peer_cred()
+        .map_err(|e| format!("connection refused: cannot read peer credentials: {e}"))?;
+    daemon.access().check(cred.uid(), cred.gid())?;
+    let open = daemon
+        .stats
+        .connections
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if open >= daemon.max_connections as u64 {
+        return Err(format!(
+            "connection refused: {} connections are open, the configured maximum",
+            daemon.max_connections
+        ));
+    }
+    Ok(())
+}
+
+/// Tells a refused client why, in one JSON-RPC error line, and closes.
+async fn refuse(mut stream: UnixStream, reason: String) {
+    use tokio::io::AsyncWriteExt;
+    let error = crate::rpc::RpcError::new(crate::rpc::error::INVALID_REQUEST, reason);
+    let line = crate::rpc::message::error_line(&serde_json::Value::Null, &error);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let _ = stream.write_all(&line).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }

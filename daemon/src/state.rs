@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use serde_json::{json, Value};
@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::Access;
 use crate::policy::PolicySet;
 use crate::python::Interpreter;
 
@@ -20,8 +21,10 @@ use crate::python::Interpreter;
 pub struct ServeConfig {
     /// Longest accepted line on the client connection (the contract's default: 16 MiB).
     pub max_line_bytes: usize,
-    /// Runs executing at once across all connections; one more gets `-32002`.
+    /// Runs executing at once across all connections.
     pub max_concurrent_runs: usize,
+    /// Runs that may wait for a free slot; one more gets `-32002`.
+    pub queue_depth: usize,
     /// Parent of the per-run scratch directories.
     pub scratch_root: PathBuf,
     /// How long in-flight runs may go on after SIGTERM before they are cancelled.
@@ -33,6 +36,7 @@ impl Default for ServeConfig {
         ServeConfig {
             max_line_bytes: 16 << 20,
             max_concurrent_runs: 32,
+            queue_depth: 64,
             // SAFETY: getuid cannot fail.
             scratch_root: std::env::temp_dir()
                 .join(format!("ptcd-scratch-{}", unsafe { libc::getuid() })),
@@ -66,9 +70,15 @@ impl Stats {
 pub struct Daemon {
     pub config: ServeConfig,
     pub python: Interpreter,
-    pub policies: PolicySet,
+    /// Replaced as a whole on SIGHUP; a run keeps the policy it started with.
+    policies: RwLock<Arc<PolicySet>>,
+    /// Who may connect; replaced on SIGHUP.
+    access: RwLock<Access>,
+    pub max_connections: usize,
     pub stats: Stats,
     pub run_slots: Arc<Semaphore>,
+    /// Runs waiting for a slot.
+    pub queued: AtomicUsize,
     /// Fired by SIGTERM/SIGINT: stop accepting, answer new requests with `-32007`.
     pub draining: CancellationToken,
     /// Fired after the grace period: cancel every run that is still going.
@@ -81,12 +91,21 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn new(config: ServeConfig, python: Interpreter, policies: PolicySet) -> Arc<Daemon> {
+    pub fn new(
+        config: ServeConfig,
+        python: Interpreter,
+        policies: PolicySet,
+        access: Access,
+        max_connections: usize,
+    ) -> Arc<Daemon> {
         Arc::new(Daemon {
             run_slots: Arc::new(Semaphore::new(config.max_concurrent_runs)),
+            queued: AtomicUsize::new(0),
             config,
             python,
-            policies,
+            policies: RwLock::new(Arc::new(policies)),
+            access: RwLock::new(access),
+            max_connections,
             stats: Stats::default(),
             draining: CancellationToken::new(),
             stop: CancellationToken::new(),
@@ -95,6 +114,28 @@ impl Daemon {
             next_connection: AtomicU64::new(1),
             started: Instant::now(),
         })
+    }
+
+    /// The current policies.
+    pub fn policies(&self) -> Arc<PolicySet> {
+        self.policies
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The current access rules.
+    pub fn access(&self) -> Access {
+        self.access
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Installs reloaded policies and access rules (SIGHUP).
+    pub fn reload(&self, policies: PolicySet, access: Access) {
+        *self.policies.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policies);
+        *self.access.write().unwrap_or_else(|p| p.into_inner()) = access;
     }
 
     pub fn new_run_id(&self) -> String {
@@ -117,6 +158,7 @@ impl Daemon {
             "connections": s.connections.load(Ordering::Relaxed),
             "connections_total": s.connections_total.load(Ordering::Relaxed),
             "runs_active": s.runs_active.load(Ordering::Relaxed),
+            "runs_queued": self.queued.load(Ordering::Relaxed),
             "runs_total": s.runs_total.load(Ordering::Relaxed),
             "tool_calls_total": s.tool_calls_total.load(Ordering::Relaxed),
             "runs_by_status": by_status,
@@ -128,6 +170,7 @@ impl Daemon {
 
     /// The `initialize` result.
     pub fn describe(&self) -> Value {
+        let policies = self.policies();
         json!({
             "protocol_version": "1",
             "server_info": {"name": "ptcd", "version": env!("CARGO_PKG_VERSION")},
@@ -136,8 +179,8 @@ impl Daemon {
                 "executable": self.python.executable,
                 "version": self.python.version,
             },
-            "policies": self.policies.names(),
-            "default_policy": self.policies.default_name(),
+            "policies": policies.names(),
+            "default_policy": policies.default_name(),
         })
     }
 }

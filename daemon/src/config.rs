@@ -1,0 +1,339 @@
+//! The daemon's configuration: a TOML file, overridden by command-line flags.
+//!
+//! The file is optional at its default location (`/etc/ptcd/config.toml` for root,
+//! `$XDG_CONFIG_HOME/ptcd/config.toml` otherwise) and required when named with `--config`.
+//! Unknown keys and values of the wrong type are errors that name the key: a typo in a security
+//! setting must never be silently ignored. See `docs/configuration.md`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::state::ServeConfig;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A group given by name or number.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum GroupSpec {
+    Id(u32),
+    Name(String),
+}
+
+/// The config file, as written. Every key is optional.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub socket: Option<PathBuf>,
+    pub socket_mode: Option<String>,
+    pub socket_group: Option<GroupSpec>,
+    pub policy_dir: Option<PathBuf>,
+    pub python: Option<PathBuf>,
+    pub scratch_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    pub max_connections: Option<usize>,
+    pub max_concurrent_runs: Option<usize>,
+    pub queue_depth: Option<usize>,
+    pub max_line_bytes: Option<usize>,
+    pub shutdown_grace_ms: Option<u64>,
+    pub allowed_uids: Option<Vec<u32>>,
+    pub allowed_gids: Option<Vec<u32>>,
+}
+
+/// Command-line values that override the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub socket: Option<PathBuf>,
+    pub socket_mode: Option<String>,
+    pub socket_group: Option<String>,
+    pub policy_dir: Option<PathBuf>,
+    pub python: Option<PathBuf>,
+    pub scratch_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    pub max_concurrent_runs: Option<usize>,
+    pub max_line_bytes: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Who may connect, checked against the peer's credentials (SO_PEERCRED).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// `None` (neither list configured): whoever can open the socket file may connect.
+    pub allowed: Option<(Vec<u32>, Vec<u32>)>,
+}
+
+impl Access {
+    /// `Err` with the reason when a peer with `uid`/`gid` may not connect.
+    pub fn check(&self, uid: u32, gid: u32) -> Result<(), String> {
+        match &self.allowed {
+            None => Ok(()),
+            Some((uids, gids)) if uids.contains(&uid) || gids.contains(&gid) => Ok(()),
+            Some(_) => Err(format!(
+                "connection refused: uid {uid} (gid {gid}) is not allowed by allowed_uids/allowed_gids"
+            )),
+        }
+    }
+}
+
+/// Everything `ptcd serve` needs, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub socket: PathBuf,
+    pub socket_mode: u32,
+    pub socket_group: Option<u32>,
+    pub policy_dir: Option<PathBuf>,
+    pub python: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub max_connections: usize,
+    pub access: Access,
+    pub serve: ServeConfig,
+    /// The file the settings came from, for SIGHUP reloads (`None`: no file).
+    pub source: Option<PathBuf>,
+}
+
+/// The default config file location for this user.
+pub fn default_path() -> PathBuf {
+    // SAFETY: getuid cannot fail.
+    if unsafe { libc::getuid() } == 0 {
+        return PathBuf::from("/etc/ptcd/config.toml");
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("/nonexistent"));
+    base.join("ptcd/config.toml")
+}
+
+/// Reads the file: `explicit` must exist; the default location may be absent.
+pub fn read_file(explicit: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), ConfigError> {
+    let (path, required) = match explicit {
+        Some(p) => (p.to_path_buf(), true),
+        None => (default_path(), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((FileConfig::default(), None))
+        }
+        Err(source) => return Err(ConfigError::Read { path, source }),
+    };
+    let file = parse(&text).map_err(|message| ConfigError::Parse {
+        path: path.clone(),
+        message,
+    })?;
+    Ok((file, Some(path)))
+}
+
+/// Parses config text. The error names the offending key.
+pub fn parse(text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+}
+
+fn parse_mode(text: &str) -> Result<u32, ConfigError> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 && mode & 0o600 == 0o600 => Ok(mode),
+        _ => Err(ConfigError::Invalid {
+            key: "socket_mode",
+            message: format!(
+                "{text:?} is not an octal mode like \"0600\" or \"0660\" that lets the owner read and write"
+            ),
+        }),
+    }
+}
+
+fn resolve_group(spec: &GroupSpec) -> Result<u32, ConfigError> {
+    match spec {
+        GroupSpec::Id(gid) => Ok(*gid),
+        GroupSpec::Name(name) => match name.parse::<u32>() {
+            Ok(gid) => Ok(gid),
+            Err(_) => nix::unistd::Group::from_name(name)
+                .ok()
+                .flatten()
+                .map(|g| g.gid.as_raw())
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "socket_group",
+                    message: format!("no group named {name:?}"),
+                }),
+        },
+    }
+}
+
+fn positive(key: &'static str, value: Option<usize>) -> Result<Option<usize>, ConfigError> {
+    match value {
+        Some(0) => Err(ConfigError::Invalid {
+            key,
+            message: "must be at least 1".into(),
+        }),
+        other => Ok(other),
+    }
+}
+
+impl Settings {
+    /// Combines the file and the flags (flags win) into validated settings.
+    pub fn resolve(
+        file: FileConfig,
+        flags: Overrides,
+        source: Option<PathBuf>,
+    ) -> Result<Settings, ConfigError> {
+        let defaults = ServeConfig::default();
+        let mode = flags.socket_mode.or(file.socket_mode);
+        let group = match flags.socket_group {
+            Some(name) => Some(GroupSpec::Name(name)),
+            None => file.socket_group,
+        };
+        let max_line_bytes = positive(
+            "max_line_bytes",
+            flags.max_line_bytes.or(file.max_line_bytes),
+        )?
+        .unwrap_or(defaults.max_line_bytes);
+        if max_line_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                key: "max_line_bytes",
+                message: "must be at least 1024".into(),
+            });
+        }
+        let serve = ServeConfig {
+            max_line_bytes,
+            max_concurrent_runs: positive(
+                "max_concurrent_runs",
+                flags.max_concurrent_runs.or(file.max_concurrent_runs),
+            )?
+            .unwrap_or(defaults.max_concurrent_runs),
+            queue_depth: file.queue_depth.unwrap_or(defaults.queue_depth),
+            scratch_root: flags
+                .scratch_dir
+                .or(file.scratch_dir)
+                .unwrap_or(defaults.scratch_root),
+            shutdown_grace_ms: file.shutdown_grace_ms.unwrap_or(defaults.shutdown_grace_ms),
+        };
+        let access = match (file.allowed_uids, file.allowed_gids) {
+            (None, None) => Access::default(),
+            (uids, gids) => Access {
+                allowed: Some((uids.unwrap_or_default(), gids.unwrap_or_default())),
+            },
+        };
+        Ok(Settings {
+            socket: flags
+                .socket
+                .or(file.socket)
+                .unwrap_or_else(crate::server::default_socket_path),
+            socket_mode: mode
+                .as_deref()
+                .map(parse_mode)
+                .transpose()?
+                .unwrap_or(0o600),
+            socket_group: group.as_ref().map(resolve_group).transpose()?,
+            policy_dir: flags.policy_dir.or(file.policy_dir),
+            python: flags.python.or(file.python),
+            log_format: flags
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+            max_connections: positive("max_connections", file.max_connections)?.unwrap_or(256),
+            access,
+            serve,
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(text: &str) -> Result<Settings, String> {
+        let file = parse(text)?;
+        Settings::resolve(file, Overrides::default(), None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let s = settings("").expect("valid");
+        assert_eq!(s.socket_mode, 0o600);
+        assert_eq!(s.access, Access::default());
+        assert_eq!(
+            s.serve.max_concurrent_runs,
+            ServeConfig::default().max_concurrent_runs
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = settings("max_runz = 3").unwrap_err();
+        assert!(err.contains("max_runz"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = settings("max_connections = \"many\"").unwrap_err();
+        assert!(err.contains("max_connections"), "{err}");
+    }
+
+    #[test]
+    fn socket_mode_must_be_octal_and_owner_rw() {
+        assert_eq!(
+            settings("socket_mode = \"0660\"").map(|s| s.socket_mode),
+            Ok(0o660)
+        );
+        assert!(settings("socket_mode = \"0999\"")
+            .unwrap_err()
+            .contains("socket_mode"));
+        assert!(settings("socket_mode = \"0060\"")
+            .unwrap_err()
+            .contains("socket_mode"));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file = parse("socket = \"/from/file.sock\"\nmax_concurrent_runs = 4").expect("valid");
+        let flags = Overrides {
+            socket: Some("/from/flag.sock".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(file, flags, None).expect("valid");
+        assert_eq!(s.socket, PathBuf::from("/from/flag.sock"));
+        assert_eq!(s.serve.max_concurrent_runs, 4);
+    }
+
+    #[test]
+    fn access_lists_allow_listed_uids_or_gids_only() {
+        let open = Access::default();
+        assert!(open.check(1234, 1234).is_ok());
+        let s = settings("allowed_uids = [0]\nallowed_gids = [100]").expect("valid");
+        assert!(s.access.check(0, 5).is_ok());
+        assert!(s.access.check(7, 100).is_ok());
+        assert!(s
+            .access
+            .check(65534, 65534)
+            .unwrap_err()
+            .contains("uid 65534"));
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        assert!(settings("max_connections = 0")
+            .unwrap_err()
+            .contains("max_connections"));
+    }
+}

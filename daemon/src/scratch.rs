@@ -1,0 +1,127 @@
+//! Per-run scratch directories: the only place a script may write.
+//!
+//! Each run gets `<root>/<daemon pid>-<run id>`, mode 0700, owned by the uid the child runs as.
+//! The directory is removed when its [`Scratch`] guard drops, whatever ended the run. The pid
+//! prefix lets a daemon starting after a crash remove exactly the directories of daemons that are
+//! gone, never those of another live daemon sharing the root.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// A scratch directory, removed on drop.
+#[derive(Debug)]
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// Creates the run's directory under `root` (creating `root` with mode 0711 if needed, so a
+    /// sandbox uid can reach its own directory but list no other). `owner` is the (uid, gid) the
+    /// child runs as, when it differs from the daemon's.
+    pub fn create(
+        root: &Path,
+        run_id: &str,
+        owner: Option<(u32, u32)>,
+    ) -> std::io::Result<Scratch> {
+        std::fs::create_dir_all(root)?;
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))?;
+        let dir = root.join(format!("{}-{run_id}", std::process::id()));
+        std::fs::create_dir(&dir)?;
+        let guard = Scratch(dir);
+        std::fs::set_permissions(&guard.0, std::fs::Permissions::from_mode(0o700))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&guard.0, Some(uid), Some(gid))?;
+        }
+        Ok(guard)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(dir = %self.0.display(), error = %e, "could not remove scratch dir");
+        }
+    }
+}
+
+/// Removes scratch directories left behind by daemons that are no longer running (after a
+/// crash or `kill -9`). Returns how many were removed.
+pub fn reclaim(root: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    let me = std::fs::read_link("/proc/self/exe").ok();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(p, _)| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if owner_alive(pid, me.as_deref()) {
+            continue;
+        }
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(dir = %entry.path().display(), error = %e, "could not reclaim scratch dir")
+            }
+        }
+    }
+    removed
+}
+
+/// True when `pid` is a live process running the same binary as this one.
+fn owner_alive(pid: u32, me: Option<&Path>) -> bool {
+    match std::fs::read_link(format!("/proc/{pid}/exe")) {
+        Ok(exe) => me.is_none_or(|me| exe == me),
+        // A process we may not inspect is alive; be conservative and keep its dirs.
+        Err(e) => e.kind() == std::io::ErrorKind::PermissionDenied,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_root(name: &str) -> PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("ptcd-scratch-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        root
+    }
+
+    #[test]
+    fn scratch_dir_is_private_and_removed_on_drop() {
+        let root = temp_root("drop");
+        let scratch = Scratch::create(&root, "r-1", None).expect("create");
+        let path = scratch.path().to_path_buf();
+        let mode = std::fs::metadata(&path)
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::write(path.join("f"), b"x").expect("write");
+        drop(scratch);
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn reclaim_removes_dirs_of_dead_daemons_only() {
+        let root = temp_root("reclaim");
+        std::fs::create_dir_all(root.join("999999999-r-1")).expect("dead daemon's dir");
+        let live = Scratch::create(&root, "r-2", None).expect("our dir");
+        assert_eq!(reclaim(&root), 1);
+        assert!(live.path().exists());
+        assert!(!root.join("999999999-r-1").exists());
+        drop(live);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

@@ -1,0 +1,160 @@
+//! The life of a serving daemon: start-up, readiness, reloads and the shutdown sequence.
+//!
+//! Start-up: resolve the interpreter, load the policies, reclaim scratch dirs of dead daemons,
+//! take the listener (socket activation or bind), then tell systemd `READY=1`.
+//!
+//! Shutdown (SIGTERM or SIGINT), in this order:
+//! 1. stop accepting; `STOPPING=1` to systemd; new requests on open connections get `-32007`;
+//! 2. in-flight runs get `shutdown_grace_ms` to finish;
+//! 3. then every remaining run is cancelled: children killed and reaped, scratch dirs removed,
+//!    results (`status: "cancelled"`) written;
+//! 4. connections close, the socket file is removed (unless systemd owns it), exit 0.
+//!
+//! SIGHUP re-reads the config file and the policy directory; the new policies and access rules
+//! apply to new runs and connections, and nothing is dropped. Other settings need a restart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::{self, Settings};
+use crate::policy::PolicySet;
+use crate::python::{Interpreter, InterpreterError};
+use crate::server::BindError;
+use crate::state::Daemon;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Interpreter(#[from] InterpreterError),
+    #[error("policies: {0}")]
+    Policies(String),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("socket activation: {0}")]
+    Activation(std::io::Error),
+    #[error("signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Loads the built-in policies plus those in `dir`.
+pub fn load_policies(dir: Option<&std::path::Path>) -> Result<PolicySet, ServiceError> {
+    match dir {
+        None => Ok(PolicySet::builtin()),
+        Some(dir) => PolicySet::with_dir(dir).map_err(|errors| {
+            ServiceError::Policies(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        }),
+    }
+}
+
+/// Serves until SIGTERM/SIGINT, then runs the shutdown sequence.
+pub async fn serve(settings: Settings, flags: config::Overrides) -> Result<(), ServiceError> {
+    let python = Interpreter::resolve(settings.python.as_deref())?;
+    let policies = load_policies(settings.policy_dir.as_deref())?;
+    let reclaimed = crate::scratch::reclaim(&settings.serve.scratch_root);
+    if reclaimed > 0 {
+        tracing::info!(
+            count = reclaimed,
+            "removed scratch dirs left by a previous daemon"
+        );
+    }
+    let (listener, owned_path) =
+        match crate::server::activated_listener().map_err(ServiceError::Activation)? {
+            Some(listener) => (listener, None),
+            None => {
+                let listener = crate::server::bind(&settings.socket, settings.socket_mode)?;
+                if let Some(gid) = settings.socket_group {
+                    crate::server::set_group(&settings.socket, gid)?;
+                }
+                (listener, Some(settings.socket.clone()))
+            }
+        };
+    let mut term = signal(SignalKind::terminate()).map_err(ServiceError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServiceError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(ServiceError::Signals)?;
+
+    let daemon = Daemon::new(
+        settings.serve.clone(),
+        python,
+        policies,
+        settings.access.clone(),
+        settings.max_connections,
+    );
+    let accept = tokio::spawn(crate::server::accept_loop(daemon.clone(), listener));
+    tracing::info!(
+        socket = %settings.socket.display(),
+        activated = owned_path.is_none(),
+        python = %daemon.python.executable.display(),
+        policies = ?daemon.policies().names(),
+        "ptcd ready"
+    );
+    notify(&[sd_notify::NotifyState::Ready]);
+
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = hup.recv() => reload(&daemon, &settings, &flags),
+        }
+    }
+    notify(&[sd_notify::NotifyState::Stopping]);
+    shutdown(&daemon, accept).await;
+    if let Some(path) = owned_path {
+        let _ = std::fs::remove_file(path);
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn notify(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "cannot notify the service manager");
+    }
+}
+
+/// SIGHUP: re-read the config file and policies; keep everything else.
+fn reload(daemon: &Daemon, settings: &Settings, flags: &config::Overrides) {
+    let source: Option<PathBuf> = settings.source.clone();
+    let result = config::read_file(source.as_deref())
+        .map_err(|e| e.to_string())
+        .and_then(|(file, src)| {
+            Settings::resolve(file, flags.clone(), src).map_err(|e| e.to_string())
+        })
+        .and_then(|new| {
+            load_policies(new.policy_dir.as_deref())
+                .map(|p| (new, p))
+                .map_err(|e| e.to_string())
+        });
+    match result {
+        Ok((new, policies)) => {
+            let names = policies.names();
+            daemon.reload(policies, new.access);
+            tracing::info!(policies = ?names, "SIGHUP: reloaded config and policies");
+        }
+        Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed; keeping the current config"),
+    }
+}
+
+/// Steps 1–4 of the shutdown sequence (see the module docs).
+async fn shutdown(daemon: &Arc<Daemon>, accept: tokio::task::JoinHandle<()>) {
+    daemon.draining.cancel();
+    let _ = accept.await;
+    daemon.connections.close();
+    let grace = Duration::from_millis(daemon.config.shutdown_grace_ms);
+    if tokio::time::timeout(grace, daemon.connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::info!("grace period over: cancelling the remaining runs");
+        daemon.stop.cancel();
+        daemon.connections.wait().await;
+    }
+}

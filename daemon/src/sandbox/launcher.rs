@@ -57,6 +57,9 @@ pub fn main(plan_json: &str) -> ! {
     if let Some(id) = plan.identity {
         drop_identity(id).unwrap_or_else(|m| fail("sandbox_error", Some("identity"), &m));
     }
+    if plan.identity.is_some() {
+        scratch_reachable(&plan).unwrap_or_else(|m| fail("launch_error", None, &m));
+    }
     if let Err(message) = die_with_parent(plan.parent_pid) {
         fail("launch_error", None, &message);
     }
@@ -201,6 +204,21 @@ fn drop_identity(id: Identity) -> Result<(), String> {
             0,
             0,
         );
+    }
+    Ok(())
+}
+
+/// After the uid drop: the scratch dir must be reachable by its absolute path (HOME, TMPDIR).
+fn scratch_reachable(plan: &SandboxPlan) -> Result<(), String> {
+    let path = CString::new(plan.cwd.as_os_str().as_bytes()).map_err(|_| "NUL in scratch path")?;
+    // SAFETY: `path` is a valid C string for the call.
+    if unsafe { libc::access(path.as_ptr(), libc::R_OK | libc::W_OK | libc::X_OK) } != 0 {
+        return Err(format!(
+            "the scratch dir {} is not reachable by the run's uid: {} (every parent of the \
+             scratch root must be searchable by others, e.g. mode 0711)",
+            plan.cwd.display(),
+            errno()
+        ));
     }
     Ok(())
 }

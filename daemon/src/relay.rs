@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Map, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::rpc::error::{self, RpcError};
 use crate::rpc::peer::{Outcome, PeerGone};
@@ -81,7 +82,8 @@ impl Relay {
         let run = self.run.clone();
         let permits = self.permits.clone();
         let sent = self.sent.clone();
-        self.in_flight.spawn(async move {
+        let span = tracing::info_span!("tool_call", call = call_id, tool = %name);
+        let task = async move {
             let _permit = permits.acquire_owned().await;
             let params = json!({
                 "run_id": run.run_id,
@@ -100,8 +102,13 @@ impl Relay {
                 }
                 Err(gone) => Err(unreachable_client(gone)),
             };
+            match &outcome {
+                Ok(_) => tracing::debug!("answered"),
+                Err(e) => tracing::debug!(code = e.code, "answered with an error"),
+            }
             (call_id, outcome)
-        });
+        };
+        self.in_flight.spawn(task.instrument(span));
         Admission::Started
     }
 

@@ -443,3 +443,29 @@ def test_console_transcripts_replay(daemon) -> None:
             replay(c, path)
         finally:
             c.close()
+
+
+def test_runs_leave_no_fds_children_or_scratch_dirs_behind(daemon, client: RpcClient) -> None:
+    client.run("1")  # first run: lazily created runtime state is in place afterwards
+    fds_before = len(os.listdir(f"/proc/{daemon.pid}/fd"))
+    for code, limits in [
+        ("print('ok')", {}),
+        ("1/0", {}),
+        ("while True: pass", {"timeout_ms": 200}),
+        ("import os\nos.kill(os.getpid(), 9)", {}),
+    ]:
+        client.run(code, limits=limits)
+    rid = client.request("run", {"code": "await never()", "tools": [{"name": "never"}]})
+    client.recv()  # the tool call
+    client.call("run/cancel", {"request_id": rid})
+    assert client.wait_response(rid)["result"]["status"] == "cancelled"
+    assert len(os.listdir(f"/proc/{daemon.pid}/fd")) == fds_before
+    assert Path(f"/proc/{daemon.pid}/task/{daemon.pid}/children").read_text().split() == []
+    assert list(daemon.scratch.iterdir()) == []
+
+
+def test_child_killed_by_a_signal_is_reported_as_crashed(client: RpcClient) -> None:
+    r = client.run("import os\nprint('before', flush=True)\nos.kill(os.getpid(), 9)")
+    assert r["status"] == "crashed"
+    assert "SIGKILL" in r["error"]["message"]
+    assert r["stdout"] == "before\n"

@@ -18,6 +18,24 @@ struct Cli {
 enum Command {
     /// Listen on a Unix socket and serve runs.
     Serve(ServeArgs),
+    /// Print what this host can enforce and whether the default policy can run here.
+    Doctor {
+        /// The CPython binary to check [default: /usr/bin/python3]
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Also check the policies in this directory.
+        #[arg(long)]
+        policy_dir: Option<PathBuf>,
+    },
+    /// Policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate one policy file and show what it enforces.
+    Check { file: PathBuf },
 }
 
 #[derive(clap::Args)]
@@ -64,6 +82,12 @@ fn main() -> anyhow::Result<()> {
     }
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
+        Command::Doctor { python, policy_dir } => std::process::exit(
+            ptcd::sandbox::host::doctor_main(python.as_deref(), policy_dir.as_deref()),
+        ),
+        Command::Policy(PolicyCommand::Check { file }) => {
+            std::process::exit(ptcd::policy::check_main(&file))
+        }
     }
 }
 

@@ -398,6 +398,44 @@ impl Policy {
     }
 }
 
+/// `ptcd policy check FILE`: validates one file; prints what it enforces or every problem.
+/// Returns the process exit status (0 valid, 1 invalid).
+pub fn check_main(path: &Path) -> i32 {
+    match Policy::load(path) {
+        Ok(policy) => {
+            println!(
+                "{}: policy {:?} is valid: {}",
+                path.display(),
+                policy.name,
+                policy.description
+            );
+            println!("  layers: {}", policy.layers().join(", "));
+            let l = &policy.limits;
+            println!(
+                "  limits: timeout {} ms, cpu {} ms, memory {} MiB, output {} B, {} tool calls",
+                l.timeout_ms, l.cpu_ms, l.memory_mb, l.max_output_bytes, l.max_tool_calls
+            );
+            for e in &policy.filesystem {
+                println!(
+                    "  {:<10} {}{}  ({})",
+                    format!("{:?}", e.access).to_lowercase(),
+                    e.path,
+                    if e.optional { " [optional]" } else { "" },
+                    e.reason
+                );
+            }
+            for problem in crate::sandbox::host::policy_problems(&policy) {
+                println!("  warning: cannot be enforced on this host: {problem}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("invalid policy: {e}");
+            1
+        }
+    }
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64

@@ -193,3 +193,34 @@ pub fn doctor(
     }
     (out, default_ok)
 }
+
+/// `ptcd doctor`: prints the report; exit status 0 when the default policy can be enforced.
+pub fn doctor_main(python: Option<&Path>, policy_dir: Option<&Path>) -> i32 {
+    let py = Interpreter::resolve(python).map_err(|e| e.to_string());
+    let set = match policy_dir {
+        Some(dir) => match crate::policy::PolicySet::with_dir(dir) {
+            Ok(set) => set,
+            Err(errors) => {
+                for e in errors {
+                    eprintln!("{e}");
+                }
+                return 2;
+            }
+        },
+        None => crate::policy::PolicySet::builtin(),
+    };
+    let policies: Vec<_> = set
+        .names()
+        .iter()
+        .filter_map(|n| set.get(Some(n)).ok())
+        .collect();
+    let (report, default_ok) = doctor(py.as_ref().map_err(Clone::clone), &policies);
+    print!("{report}");
+    if default_ok && py.is_ok() {
+        println!("ok: the default policy can be enforced on this host");
+        0
+    } else {
+        println!("NOT OK: runs on the default policy would be refused (-32006) on this host");
+        1
+    }
+}

@@ -1,0 +1,156 @@
+"""Fixtures of the escape suite: one real `ptcd serve` on a real socket, with the test policies.
+
+Every case runs one attack as a script and asserts the specific denial the script saw (the
+errno name it printed, or the run's status and message), then asserts that the daemon still
+serves the next run. Helpers here do the second part, so no case can forget it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from rpc import RpcClient
+
+REPO = Path(__file__).resolve().parents[2]
+PTCD_BIN = Path(os.environ.get("PTCD_BIN", REPO / "target" / "debug" / "ptcd"))
+POLICY_DIR = Path(__file__).resolve().parent / "policies"
+
+# Prepended to attempts: a raw syscall through ctypes that raises OSError like os.* does.
+SYSCALL_HELPER = """
+import ctypes as _ct, os as _os
+_libc = _ct.CDLL(None, use_errno=True)
+_libc.syscall.restype = _ct.c_long
+def raw_syscall(nr, *args):
+    r = _libc.syscall(_ct.c_long(nr), *[_ct.c_long(a) for a in args])
+    if r == -1:
+        e = _ct.get_errno()
+        raise OSError(e, _os.strerror(e))
+    return r
+"""
+
+ATTEMPT = """
+import errno as _errno
+{setup}
+try:
+{body}
+except BaseException as _exc:
+    print("DENIED", type(_exc).__name__, _errno.errorcode.get(getattr(_exc, "errno", None) or 0, "-"))
+else:
+    print("ALLOWED")
+"""
+
+
+class EscapeDaemon:
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="ptcd-escape-"))
+        self.tmp.chmod(0o711)
+        self.socket = self.tmp / "ptcd.sock"
+        self.scratch = self.tmp / "scratch"
+        self.log_path = self.tmp / "daemon.log"
+        self._log = open(self.log_path, "wb")
+        args = [str(PTCD_BIN), "serve", "--socket", str(self.socket), "--scratch-dir",
+                str(self.scratch), "--policy-dir", str(POLICY_DIR)]
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ptcd exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                RpcClient(self.socket).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"ptcd did not listen:\n{self.log()}")
+                time.sleep(0.01)
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Sandbox:
+    """Runs attacks against the daemon and checks it keeps serving afterwards."""
+
+    def __init__(self, daemon: EscapeDaemon) -> None:
+        self.daemon = daemon
+        self.client = RpcClient(daemon.socket)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def raw(self, code: str, handlers: dict | None = None, **params: Any) -> dict:
+        """The whole response (result or error) of one run."""
+        handlers = handlers or {}
+        if handlers and "tools" not in params:
+            params["tools"] = [{"name": n} for n in handlers]
+        rid = self.client.request("run", {"code": code, **params})
+        return self.client.wait_response(rid, handlers)
+
+    def assert_still_serves(self) -> None:
+        """A trivial run on the default policy still works, and the daemon process is alive."""
+        assert self.daemon.proc.poll() is None, f"the daemon died:\n{self.daemon.log()}"
+        resp = self.raw("print(6 * 7)")
+        assert "result" in resp, f"the next run was refused: {resp}"
+        assert resp["result"]["status"] == "ok", resp["result"]
+        assert resp["result"]["stdout"] == "42\n"
+
+    def run(self, code: str, handlers: dict | None = None, **params: Any) -> dict:
+        """Runs `code`, returns the run result, then checks the daemon still serves."""
+        resp = self.raw(textwrap.dedent(code), handlers, **params)
+        assert "result" in resp, f"run was refused: {resp}"
+        self.assert_still_serves()
+        return resp["result"]
+
+    def attempt(self, body: str, setup: str = "", **params: Any) -> str:
+        """Runs `body` inside try/except; returns "ALLOWED" or "DENIED <Exception> <ERRNO>"."""
+        code = ATTEMPT.format(
+            setup=SYSCALL_HELPER + textwrap.dedent(setup),
+            body=textwrap.indent(textwrap.dedent(body).strip(), "    "),
+        )
+        result = self.run(code, **params)
+        assert result["status"] == "ok", result
+        lines = result["stdout"].strip().splitlines()
+        assert lines, result
+        return lines[-1]
+
+    def refused(self, code: str, **params: Any) -> dict:
+        """Runs `code` expecting a JSON-RPC error; returns it, then checks the daemon serves."""
+        resp = self.raw(code, **params)
+        assert "error" in resp, f"expected the run to be refused: {resp}"
+        self.assert_still_serves()
+        return resp["error"]
+
+
+@pytest.fixture(scope="session")
+def escape_daemon() -> Iterator[EscapeDaemon]:
+    d = EscapeDaemon()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def sb(escape_daemon: EscapeDaemon) -> Iterator[Sandbox]:
+    s = Sandbox(escape_daemon)
+    yield s
+    s.close()

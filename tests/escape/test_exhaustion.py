@@ -1,0 +1,107 @@
+"""Resource exhaustion: rlimits (address space, CPU, file size, open files, threads), the run's
+wall-clock timeout and output caps; each ends the run, never the daemon."""
+
+
+def test_memory_bomb_gets_memory_error(sb):
+    body = "b = bytearray(2 << 30)"
+    assert sb.attempt(body, limits={"memory_mb": 256}) == "DENIED MemoryError -"
+
+
+def test_growing_memory_bomb_gets_memory_error(sb):
+    body = """
+    chunks = []
+    while True:
+        chunks.append(bytearray(16 << 20))
+    """
+    assert sb.attempt(body, limits={"memory_mb": 256}) == "DENIED MemoryError -"
+
+
+def test_thread_bomb_is_capped(sb):
+    body = """
+    import threading
+    stop = threading.Event()
+    threads = []
+    try:
+        while True:
+            t = threading.Thread(target=stop.wait)
+            t.start()
+            threads.append(t)
+    finally:
+        stop.set()
+        print("threads started:", len(threads))
+    """
+    assert sb.attempt(body) == "DENIED RuntimeError -"
+
+
+def test_fd_exhaustion_gets_emfile(sb):
+    body = """
+    files = []
+    while True:
+        files.append(open('/dev/null'))
+    """
+    assert sb.attempt(body) == "DENIED OSError EMFILE"
+
+
+def test_disk_filling_file_is_capped(sb):
+    body = """
+    chunk = b'x' * (1 << 20)
+    with open('big', 'wb', buffering=0) as f:
+        for _ in range(100):
+            f.write(chunk)
+    """
+    assert sb.attempt(body) == "DENIED OSError EFBIG"
+
+
+def test_cpu_loop_hits_the_cpu_limit(sb):
+    r = sb.run("while True:\n    pass", limits={"cpu_ms": 1000, "timeout_ms": 20000})
+    assert r["status"] == "limit_exceeded", r
+    assert "cpu_ms" in r["error"]["message"]
+
+
+def test_cpu_loop_that_ignores_signals_is_killed(sb):
+    code = """
+    import signal
+    for s in (signal.SIGXCPU, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
+    while True:
+        pass
+    """
+    r = sb.run(code, limits={"cpu_ms": 1000, "timeout_ms": 20000})
+    # SIGXCPU is ignored, so the hard CPU limit (one second later) kills it with SIGKILL.
+    assert r["status"] in ("limit_exceeded", "crashed"), r
+    assert "SIGKILL" in r["error"]["message"] or "cpu_ms" in r["error"]["message"], r
+    assert r["duration_ms"] < 15000
+
+
+def test_sleep_hits_the_wall_clock_timeout(sb):
+    r = sb.run("import time; time.sleep(60)", limits={"timeout_ms": 1000})
+    assert r["status"] == "timeout", r
+    assert r["duration_ms"] < 10000
+
+
+def test_sigstop_on_itself_hits_the_timeout(sb):
+    r = sb.run("import os, signal; os.kill(os.getpid(), signal.SIGSTOP)", limits={"timeout_ms": 1000})
+    assert r["status"] == "timeout", r
+
+
+def test_output_flood_is_truncated(sb):
+    code = """
+    import sys
+    line = 'x' * 1023 + '\\n'
+    for _ in range(20000):
+        sys.stdout.write(line)
+    """
+    r = sb.run(code, limits={"max_output_bytes": 10000})
+    assert r["status"] == "ok", r
+    assert r["truncated"]["stdout"] > 20_000_000 - 20_000
+    assert len(r["stdout"]) < 11000
+
+
+def test_segfault_is_reported_as_a_crash(sb):
+    r = sb.run("import ctypes; ctypes.string_at(0)")
+    assert r["status"] == "crashed", r
+    assert "SIGSEGV" in r["error"]["message"]
+
+
+def test_infinite_recursion_is_a_python_error(sb):
+    assert sb.attempt("def f(): return f()\nf()") == "DENIED RecursionError -"

@@ -135,7 +135,17 @@ class Service:
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator:
+def scratch_base() -> Iterator[Path]:
+    """Parent of the tests' scratch roots. As root the daemon gives each run its own uid, which
+    must reach its scratch dir: every parent must be searchable by others (pytest's tmp_path is not)."""
+    d = Path(tempfile.mkdtemp(prefix="ptcd-service-scratch-"))
+    d.chmod(0o711)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def services(tmp_path: Path, scratch_base: Path) -> Iterator:
     """Starts `ptcd serve` processes (optionally through a launcher such as systemd-socket-activate).
 
     Each runs in its own session, so everything it started is killed at the end of the test.
@@ -155,7 +165,7 @@ def services(tmp_path: Path) -> Iterator:
             root = tmp_path / f"svc{len(started)}"
             root.mkdir()
         sock = socket_path or root / "ptcd.sock"
-        scratch = scratch or root / "scratch"
+        scratch = scratch or scratch_base / f"scratch{len(started)}"
         log = root / f"daemon{len(started)}.log"
         cmd = [str(PTCD_BIN), "serve"]
         if socket_flag:
@@ -266,19 +276,28 @@ CLIENT_SCRIPT = textwrap.dedent(
     s.settimeout(20)
     s.connect(sys.argv[1])
     if len(sys.argv) > 2:
-        s.sendall(sys.argv[2].encode() + b"\\n")
+        try:
+            s.sendall(sys.argv[2].encode() + b"\\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before the request was read: the refusal line is still there to read
+    def read():
+        # A peer that closed with our request unread gives ECONNRESET after its data: that is a close.
+        try:
+            return s.recv(65536)
+        except ConnectionResetError:
+            return b""
     buf = b""
     while b"\\n" not in buf:
-        chunk = s.recv(65536)
+        chunk = read()
         if not chunk:
             break
         buf += chunk
     line = buf.split(b"\\n", 1)[0]
     rest = buf.split(b"\\n", 1)[1] if b"\\n" in buf else b""
     closed = False
-    if line and not rest:
+    if line and not rest and len(sys.argv) <= 2:
         try:
-            closed = s.recv(65536) == b""
+            closed = read() == b""
         except socket.timeout:
             closed = False
     print(json.dumps({"line": line.decode(errors="replace"), "closed": closed}))
@@ -374,12 +393,12 @@ def test_system_service_exposure_stays_low() -> None:
     """`systemd-analyze security` (offline) scores the hardening; a regression fails here."""
     exe = systemd_analyze()
     out = subprocess.run(
-        [exe, "security", "--offline=yes", "--threshold=50", str(SYSTEMD_DIR / "ptcd.service")],
+        [exe, "security", "--offline=yes", "--threshold=30", str(SYSTEMD_DIR / "ptcd.service")],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert out.returncode == 0, f"exposure above 5.0:\n{out.stdout}{out.stderr}"
+    assert out.returncode == 0, f"exposure above 3.0:\n{out.stdout}{out.stderr}"
 
 
 # --- socket activation and readiness ----------------------------------------------------------
@@ -447,29 +466,39 @@ def test_socket_activated_daemon_notifies_readiness_and_works_without_a_network(
 def test_sigterm_refuses_new_requests_cancels_the_in_flight_run_after_the_grace_and_exits_clean(services, tmp_path: Path) -> None:
     grace_ms = 2000
     cfg = write_config(tmp_path / "config.toml", shutdown_grace_ms=grace_ms)
-    svc = services("--config", str(cfg))
+    n = notify_socket(tmp_path / "notify")
+    svc = services("--config", str(cfg), env={"NOTIFY_SOCKET": str(tmp_path / "notify")})
+    recv_notify_until(n, "READY=1")
     a = svc.connect()
     b = svc.connect()
-    rid, child = start_run_and_get_child_pid(a, BLOCKED_RUN)
-    wait_for_tool_call(a, "block")  # left unanswered: the run is in flight
-    assert b.call("daemon/status")["result"]["runs_active"] == 1
+    # Two connections, each with a run blocked on a tool call that is never answered. (A connection
+    # with nothing in flight may be closed at once on SIGTERM; these two stay open for the grace.)
+    rid_a, child_a = start_run_and_get_child_pid(a, BLOCKED_RUN)
+    wait_for_tool_call(a, "block")
+    rid_b, child_b = start_run_and_get_child_pid(b, BLOCKED_RUN)
+    wait_for_tool_call(b, "block")
+    assert b.call("daemon/status")["result"]["runs_active"] == 2
 
     t0 = time.monotonic()
     svc.proc.send_signal(signal.SIGTERM)
-    # During the grace, a new request on an open connection is refused with -32007.
-    refused = b.call("run", {"code": "print('too late')"})
-    assert refused.get("error", {}).get("code") == -32007, refused
-    assert time.monotonic() - t0 < grace_ms / 1000, "the refusal must come during the grace, not after it"
-    assert not process_dead(child), "the in-flight run was killed before its grace ran out"
+    recv_notify_until(n, "STOPPING=1")  # the daemon has taken the signal in
+    # During the grace, a new request is refused with -32007, on either connection.
+    for c in (b, a):
+        refused = c.call("run", {"code": "print('too late')"})
+        assert refused.get("error", {}).get("code") == -32007, refused
+    assert time.monotonic() - t0 < grace_ms / 1000, "the refusals must come during the grace, not after it"
+    assert not process_dead(child_a) and not process_dead(child_b), "an in-flight run was killed before its grace ran out"
 
-    resp = a.wait_response(rid)
+    for c, rid in ((a, rid_a), (b, rid_b)):
+        resp = c.wait_response(rid)
+        assert resp["result"]["status"] == "cancelled", resp
     waited = time.monotonic() - t0
-    assert resp["result"]["status"] == "cancelled", resp
-    assert waited >= grace_ms / 1000 * 0.9, f"the run was cancelled after {waited:.2f} s, before the grace"
+    assert waited >= grace_ms / 1000 * 0.9, f"the runs were cancelled after {waited:.2f} s, before the grace"
 
     assert svc.wait_exit() == 0, svc.log()
     assert not svc.socket.exists(), "the socket file was left behind"
-    wait_until(lambda: process_dead(child), f"run child {child} to be gone", timeout=2)
+    wait_until(lambda: process_dead(child_a) and process_dead(child_b), "the run children to be gone", timeout=2)
+    assert not svc.scratch.exists() or not any(svc.scratch.iterdir()), "scratch dirs were left behind"
 
 
 def test_sigterm_lets_a_run_that_ends_within_the_grace_finish(services, tmp_path: Path) -> None:
@@ -715,7 +744,7 @@ def capability_bounding_set() -> list[str]:
     return [c.lower().removeprefix("cap_") for c in caps]
 
 
-def test_daemon_serves_runs_under_the_units_hardening_approximated(services, tmp_path: Path) -> None:
+def test_daemon_serves_runs_under_the_units_hardening_approximated(services, tmp_path: Path, scratch_base: Path) -> None:
     """The unit's CapabilityBoundingSet and NoNewPrivileges (setpriv), PrivateNetwork (empty netns),
     ProtectSystem=strict/PrivateTmp/ProtectHome (read-only mounts, tmpfs), MemoryDenyWriteExecute
     (PR_SET_MDWE) and socket activation, all at once: CPython still runs ctypes callbacks, threads,
@@ -725,10 +754,9 @@ def test_daemon_serves_runs_under_the_units_hardening_approximated(services, tmp
     settings = unit_settings(SYSTEMD_DIR / "ptcd.service")
     assert settings.get("NoNewPrivileges") == ["yes"] and settings.get("MemoryDenyWriteExecute") == ["yes"]
     assert settings.get("ProtectSystem") == ["strict"] and settings.get("PrivateNetwork") == ["yes"]
-    # /var/lib/ptcd (StateDirectory=) stands in as the test's own directory: it is the only writable one.
-    state = tmp_path / "state"
+    # The test's directories stand in for /var/lib/ptcd (StateDirectory=): the only writable ones.
+    state = scratch_base / "state"
     state.mkdir(mode=0o711)
-    tmp_path.chmod(0o711)
     listen = tmp_path / "hardened.sock"
     launcher_py = tmp_path / "hardened_launcher.py"
     launcher_py.write_text(HARDENED_LAUNCHER)
@@ -736,7 +764,7 @@ def test_daemon_serves_runs_under_the_units_hardening_approximated(services, tmp
     n = notify_socket(notify_path)
     bounding = ",".join(["-all"] + ["+" + c for c in capability_bounding_set()])
     launcher = (
-        ["unshare", "--mount", "--net", "--", SYSTEM_PYTHON, str(launcher_py), str(tmp_path)]
+        ["unshare", "--mount", "--net", "--", SYSTEM_PYTHON, str(launcher_py), f"{tmp_path}:{scratch_base}"]
         + ["setpriv", f"--bounding-set={bounding}", "--inh-caps=-all", "--no-new-privs", "--"]
         + socket_activate(listen, notify_path)
     )
@@ -751,7 +779,7 @@ def test_daemon_serves_runs_under_the_units_hardening_approximated(services, tmp
     assert "NoNewPrivs:\t1" in status
     bnd = int(next(line.split()[1] for line in status.splitlines() if line.startswith("CapBnd:")), 16)
     assert bnd & (1 << 21) == 0, "CAP_SYS_ADMIN is still in the bounding set"
-    r = c.run("import os\ntry:\n    open('/usr/ptcd-probe', 'w')\n    'writable'\nexcept OSError as e:\n    type(e).__name__")
+    r = c.run("try:\n    open('/usr/ptcd-probe', 'w')\n    got = 'writable'\nexcept OSError as e:\n    got = type(e).__name__\ngot")
     assert r["value"] in ("PermissionError", "OSError"), r
 
 

@@ -35,7 +35,8 @@ export async function startDaemon(extraArgs: string[] = []): Promise<Daemon> {
   }
   const dir = mkdtempSync(path.join(tmpdir(), "ptcd-node-test-"));
   const socket = path.join(dir, "ptcd.sock");
-  const child = spawn(bin, ["serve", "--socket", socket, ...extraArgs], { stdio: ["ignore", "ignore", "pipe"] });
+  const args = ["serve", "--socket", socket, ...extraArgs];
+  const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   child.stderr!.setEncoding("utf8").on("data", (d: string) => {
     log += d;

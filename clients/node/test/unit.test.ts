@@ -31,7 +31,8 @@ import {
   UnknownSessionError,
   type WireRunResult,
 } from "../src/index.js";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { after } from "node:test";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -219,6 +220,9 @@ describe("tools", () => {
 });
 
 describe("connect", () => {
+  const scratch = mkdtempSync(path.join(tmpdir(), "ptcd-node-unit-"));
+  after(() => rmSync(scratch, { recursive: true, force: true }));
+
   it("resolves the default socket path: PTCD_SOCKET, then XDG_RUNTIME_DIR, then /tmp/ptcd-$UID", () => {
     assert.equal(defaultSocketPath({ PTCD_SOCKET: "/a.sock", XDG_RUNTIME_DIR: "/run/user/1" }), "/a.sock");
     assert.equal(defaultSocketPath({ XDG_RUNTIME_DIR: "/run/user/1" }), "/run/user/1/ptcd.sock");
@@ -227,7 +231,7 @@ describe("connect", () => {
   });
 
   it("rejects with DaemonNotRunningError when no socket exists", async () => {
-    const socket = path.join(mkdtempSync(path.join(tmpdir(), "ptcd-none-")), "ptcd.sock");
+    const socket = path.join(mkdtempSync(path.join(scratch, "none-")), "ptcd.sock");
     await assert.rejects(connect({ socket }), (e: unknown) => {
       assert.ok(e instanceof DaemonNotRunningError);
       assert.equal(e.socketPath, socket);
@@ -237,13 +241,13 @@ describe("connect", () => {
   });
 
   it("rejects with DaemonNotRunningError when nothing listens on the path", async () => {
-    const socket = path.join(mkdtempSync(path.join(tmpdir(), "ptcd-stale-")), "ptcd.sock");
+    const socket = path.join(mkdtempSync(path.join(scratch, "stale-")), "ptcd.sock");
     writeFileSync(socket, ""); // connect(2) on a non-listening path fails with ECONNREFUSED
     await assert.rejects(connect({ socket }), DaemonNotRunningError);
   });
 
   it("uses PTCD_SOCKET when no socket is given", async () => {
-    const socket = path.join(mkdtempSync(path.join(tmpdir(), "ptcd-env-")), "ptcd.sock");
+    const socket = path.join(mkdtempSync(path.join(scratch, "env-")), "ptcd.sock");
     const saved = process.env.PTCD_SOCKET;
     process.env.PTCD_SOCKET = socket;
     try {

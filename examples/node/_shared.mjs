@@ -47,8 +47,8 @@ export function metered(tools) {
 export function report({ answer, code, result, stats }) {
   const ptc = bytes(code) + bytes(result.render());
   console.log(`answer: ${answer}`);
-  console.log(`bytes reached the model with ptcd: ${ptc} (script ${bytes(code)} + result ${bytes(result.render())}, ${result.toolCalls} tool calls inside one run)`);
-  console.log(`bytes a one-tool-call-per-turn loop would have put in context: ${stats.contextBytes} (${stats.calls} tool calls, ${stats.calls} model turns)`);
+  console.log(`bytes reached the model with ptcd: ${ptc} (script ${bytes(code)} + result ${bytes(result.render())}, ${plural(result.toolCalls, "tool call")} inside one run)`);
+  console.log(`bytes a one-tool-call-per-turn loop would have put in context: ${stats.contextBytes} (${plural(stats.calls, "tool call")}, ${plural(stats.calls, "model turn")})`);
   console.log(`ratio: ${(stats.contextBytes / ptc).toFixed(1)}x less context with ptcd`);
 }
 
@@ -61,3 +61,5 @@ export function check(actual, expected, what) {
     process.exit(1);
   }
 }
+
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;

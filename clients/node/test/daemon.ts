@@ -89,6 +89,9 @@ export async function startDaemon(extraArgs: string[] = []): Promise<Daemon> {
   };
 }
 
+/** Upper bound for a suite, so a hung daemon fails the run instead of hanging CI. */
+export const SUITE_TIMEOUT_MS = 120_000;
+
 /** A promise with its resolve function exposed, for ordering events without sleeps. */
 export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
   let resolve!: (v: T) => void;

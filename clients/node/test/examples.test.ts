@@ -4,7 +4,7 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { repoRoot, startDaemon, type Daemon } from "./daemon.js";
+import { repoRoot, startDaemon, SUITE_TIMEOUT_MS, type Daemon } from "./daemon.js";
 
 const run = promisify(execFile);
 const examplesDir = path.join(repoRoot, "examples/node");
@@ -12,7 +12,7 @@ let daemon: Daemon;
 
 before(async () => {
   daemon = await startDaemon();
-});
+}, { timeout: SUITE_TIMEOUT_MS });
 after(async () => {
   await daemon?.stop();
 });
@@ -40,7 +40,7 @@ function contextBytes(out: string): { ptc: number; loop: number } {
   return { ptc: Number(ptc[1]), loop: Number(loop[1]) };
 }
 
-describe("examples", () => {
+describe("examples", { timeout: SUITE_TIMEOUT_MS }, () => {
   it("revenue.mjs: top region and total from an in-memory SQLite", async () => {
     const out = await runExample("revenue.mjs");
     assert.match(out, /top region: \S+/);

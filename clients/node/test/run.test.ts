@@ -19,7 +19,7 @@ import {
   type Client,
   type OutputChunk,
 } from "../src/index.js";
-import { deferred, startDaemon, type Daemon } from "./daemon.js";
+import { deferred, startDaemon, SUITE_TIMEOUT_MS, type Daemon } from "./daemon.js";
 
 let daemon: Daemon;
 let client: Client;
@@ -27,7 +27,7 @@ let client: Client;
 before(async () => {
   daemon = await startDaemon();
   client = await connect({ socket: daemon.socket });
-});
+}, { timeout: SUITE_TIMEOUT_MS });
 
 after(async () => {
   await client?.close();
@@ -52,7 +52,7 @@ async function notYetImplemented<T>(t: TestContext, first: () => Promise<T>): Pr
   }
 }
 
-describe("handshake", () => {
+describe("handshake", { timeout: SUITE_TIMEOUT_MS }, () => {
   it("initialize reports protocol, sandbox, python and policies", async () => {
     const info = await client.initialize({ name: "node-tests", version: "0" });
     assert.equal(info.protocolVersion, "1");
@@ -70,7 +70,7 @@ describe("handshake", () => {
   });
 });
 
-describe("run", () => {
+describe("run", { timeout: SUITE_TIMEOUT_MS }, () => {
   it("returns stdout, the last expression's value and counters", async () => {
     const r = await client.run("print('hi')\n6 * 7");
     assert.equal(r.status, "ok", r.render());
@@ -143,7 +143,7 @@ describe("run", () => {
   });
 });
 
-describe("tools", () => {
+describe("tools", { timeout: SUITE_TIMEOUT_MS }, () => {
   it("calls a tool with keyword and positional arguments and returns its value", async () => {
     const calls: unknown[] = [];
     const add = tool(
@@ -254,7 +254,7 @@ describe("tools", () => {
   });
 });
 
-describe("cancellation and errors", () => {
+describe("cancellation and errors", { timeout: SUITE_TIMEOUT_MS }, () => {
   it("an AbortSignal cancels the run with run/cancel and keeps output so far", async () => {
     const controller = new AbortController();
     const handlerCancelled = deferred();
@@ -318,7 +318,7 @@ describe("cancellation and errors", () => {
   });
 });
 
-describe("sessions and definitions", () => {
+describe("sessions and definitions", { timeout: SUITE_TIMEOUT_MS }, () => {
   it("a persistent session keeps globals and its tools across runs", async (t) => {
     const session = await notYetImplemented(t, () =>
       client.createSession({ persistent: true, tools: [tool({ name: "get-count" }, () => 5)] }),
@@ -348,7 +348,7 @@ describe("sessions and definitions", () => {
   });
 });
 
-describe("daemon goes away", () => {
+describe("daemon goes away", { timeout: SUITE_TIMEOUT_MS }, () => {
   it("rejects pending runs with ConnectionClosedError when the daemon dies", async () => {
     const d = await startDaemon();
     try {

@@ -168,6 +168,13 @@ describe("tools", { timeout: SUITE_TIMEOUT_MS }, () => {
     ]);
   });
 
+  it("maps tool names that are not Python identifiers", async () => {
+    const t = tool({ name: "get-user" }, ({ id }: { id: number }) => ({ id, name: "ada" }));
+    const r = await client.run("(await get_user(id=7))['name']", { tools: [t] });
+    assert.equal(r.status, "ok", r.render());
+    assert.equal(r.value, "ada");
+  });
+
   it("serves 100 concurrent tool calls concurrently", async () => {
     // Every handler waits until 10 calls are in flight at once: this only
     // completes if the client serves calls concurrently (a serial client deadlocks).

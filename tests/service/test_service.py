@@ -27,7 +27,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import PTCD_BIN, REPO
+from daemon import PTCD_BIN, REPO
 from rpc import RpcClient
 
 SYSTEMD_DIR = REPO / "systemd"

@@ -105,6 +105,8 @@ pub async fn serve(settings: Settings, flags: config::Overrides) -> Result<(), S
             _ = hup.recv() => reload(&daemon, &settings, &flags),
         }
     }
+    // Draining starts before systemd hears STOPPING=1, so anyone who saw it is refused.
+    daemon.draining.cancel();
     notify(&[sd_notify::NotifyState::Stopping]);
     shutdown(&daemon, accept).await;
     if let Some(path) = owned_path {

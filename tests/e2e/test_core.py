@@ -5,22 +5,11 @@ Each test is named for the behaviour it proves.
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from pathlib import Path
 
+from daemon import wait_until
 from rpc import RpcClient, ToolFailure
-
-
-def wait_until(predicate, what: str, timeout: float = 10.0) -> None:
-    """Polls a condition the daemon must reach (a bound on a state change, not a sleep)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for: {what}")
 
 
 def process_gone(pid: int) -> bool:

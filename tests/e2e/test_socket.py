@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import PTCD_BIN
+from daemon import PTCD_BIN
 
 
 def test_socket_is_created_with_mode_0600(daemon) -> None:

@@ -7,22 +7,15 @@ serves the next run. Helpers here do the second part, so no case can forget it.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
 import textwrap
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from daemon import Daemon
 from rpc import RpcClient
 
-REPO = Path(__file__).resolve().parents[2]
-PTCD_BIN = Path(os.environ.get("PTCD_BIN", REPO / "target" / "debug" / "ptcd"))
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
 
 # Prepended to attempts: a raw syscall through ctypes that raises OSError like os.* does.
@@ -50,49 +43,10 @@ else:
 """
 
 
-class EscapeDaemon:
-    def __init__(self) -> None:
-        self.tmp = Path(tempfile.mkdtemp(prefix="ptcd-escape-"))
-        self.tmp.chmod(0o711)
-        self.socket = self.tmp / "ptcd.sock"
-        self.scratch = self.tmp / "scratch"
-        self.log_path = self.tmp / "daemon.log"
-        self._log = open(self.log_path, "wb")
-        args = [str(PTCD_BIN), "serve", "--socket", str(self.socket), "--scratch-dir",
-                str(self.scratch), "--policy-dir", str(POLICY_DIR)]
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ptcd exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                RpcClient(self.socket).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"ptcd did not listen:\n{self.log()}")
-                time.sleep(0.01)
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
 class Sandbox:
     """Runs attacks against the daemon and checks it keeps serving afterwards."""
 
-    def __init__(self, daemon: EscapeDaemon) -> None:
+    def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         self.client = RpcClient(daemon.socket)
 
@@ -143,14 +97,15 @@ class Sandbox:
 
 
 @pytest.fixture(scope="session")
-def escape_daemon() -> Iterator[EscapeDaemon]:
-    d = EscapeDaemon()
+def escape_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One daemon for the whole suite, with the test policies."""
+    d = Daemon(tmp_path_factory.mktemp("escape"), ["--policy-dir", str(POLICY_DIR)])
     yield d
     d.stop()
 
 
 @pytest.fixture
-def sb(escape_daemon: EscapeDaemon) -> Iterator[Sandbox]:
+def sb(escape_daemon: Daemon) -> Iterator[Sandbox]:
     s = Sandbox(escape_daemon)
     yield s
     s.close()

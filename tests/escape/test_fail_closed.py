@@ -4,7 +4,9 @@ run is answered with -32006 naming the layer."""
 import subprocess
 from pathlib import Path
 
-from conftest import POLICY_DIR, PTCD_BIN
+from daemon import PTCD_BIN
+
+POLICY_DIR = Path(__file__).resolve().parent / "policies"
 
 SANDBOX_UNAVAILABLE = -32006
 
@@ -14,9 +16,11 @@ def marker_code(path: Path) -> str:
 
 
 def world_writable_dir(sb) -> Path:
-    d = sb.daemon.tmp / "markers"
+    # Under the daemon's scratch root (mode 0711, reachable by every sandbox uid): if a layer
+    # silently failed open, the run's uid could write here.
+    d = sb.daemon.scratch / "markers"
     d.mkdir(exist_ok=True)
-    d.chmod(0o777)  # if a layer silently failed open, the run's uid could write here
+    d.chmod(0o777)
     return d
 
 

@@ -1,0 +1,154 @@
+import { RunResult } from "./result.js";
+import { type Tool } from "./tools.js";
+/** Resource limits; each may only tighten the policy's (looser → {@link LimitsExceedPolicyError}). */
+export interface Limits {
+    timeoutMs?: number;
+    cpuMs?: number;
+    memoryMb?: number;
+    maxOutputBytes?: number;
+    maxToolCalls?: number;
+    maxConcurrentToolCalls?: number;
+}
+/** A chunk of output streamed while the run goes on (only when `onOutput` is given). */
+export interface OutputChunk {
+    stream: "stdout" | "stderr";
+    text: string;
+    runId: string;
+}
+export interface RunOptions {
+    /** Tools the script may call in this run (added to the session's, if any). */
+    tools?: readonly Tool[];
+    /** Bound as globals before the script runs (name → JSON value). */
+    inputs?: Record<string, unknown>;
+    /** Policy name; default: the daemon's default policy. */
+    policy?: string;
+    limits?: Limits;
+    /** Extra environment variables for the child. */
+    env?: Record<string, string>;
+    /** Run inside this session (prefer {@link Session.run}). */
+    sessionId?: string;
+    /** Receives output as it is produced; turns on `stream: true` for this run. */
+    onOutput?: (chunk: OutputChunk) => void;
+    /**
+     * Aborting sends `run/cancel`; the run then resolves with `status: "cancelled"`
+     * and the output produced so far. Already aborted → rejects with `signal.reason`
+     * without starting anything (like `fetch`).
+     */
+    signal?: AbortSignal;
+}
+export interface ConnectOptions {
+    /** Socket path; default `PTCD_SOCKET`, then the contract's default path. */
+    socket?: string;
+}
+/** `initialize` result, camelCased. */
+export interface InitializeResult {
+    protocolVersion: string;
+    serverInfo: {
+        name: string;
+        version: string;
+    };
+    sandbox: {
+        landlockAbi: number | null;
+        seccomp: boolean;
+        namespaces: boolean;
+    };
+    python: {
+        executable: string;
+        version: string;
+    };
+    policies: string[];
+    defaultPolicy: string;
+}
+/** `daemon/status` result, as the daemon sends it (counters; shape may grow). */
+export type DaemonStatus = Record<string, unknown>;
+export interface SessionOptions {
+    tools?: readonly Tool[];
+    policy?: string;
+    limits?: Limits;
+    env?: Record<string, string>;
+    /** Keep one interpreter across runs (globals survive, like a notebook). */
+    persistent?: boolean;
+    mcpServers?: string[];
+}
+export type DefinitionFormat = "openai" | "openai_responses" | "anthropic" | "gemini" | "mcp";
+/** Connects to the daemon. Rejects with {@link DaemonNotRunningError} when nothing listens. */
+export declare function connect(options?: ConnectOptions): Promise<Client>;
+/** One connection to ptcd. Many runs may be in flight on it at once. */
+export declare class Client {
+    #private;
+    /** The socket path this client is connected to. */
+    readonly socketPath: string;
+    /** @internal use {@link connect}. */
+    constructor(socketPath: string, socket: import("node:net").Socket);
+    /** True after {@link close} or once the daemon hung up. */
+    get closed(): boolean;
+    /** Optional handshake: what the daemon is, its sandbox capabilities, policies. */
+    initialize(clientInfo?: {
+        name: string;
+        version: string;
+    }): Promise<InitializeResult>;
+    /** `daemon/status`: connections, runs, tool calls, per-status counts, uptime. */
+    status(): Promise<DaemonStatus>;
+    /**
+     * Runs a Python script in the daemon's sandbox. Resolves with a {@link RunResult}
+     * whenever the script executed, even if it failed (check `result.ok`); rejects
+     * with a {@link PtcdError} subclass when the daemon refused the run.
+     */
+    run(code: string, options?: RunOptions): Promise<RunResult>;
+    /** Creates a session: tools, policy, env shared by its runs; `persistent` keeps interpreter state. */
+    createSession(options?: SessionOptions): Promise<Session>;
+    /** @internal used by {@link Session.close}. */
+    closeSession(id: string): Promise<void>;
+    /**
+     * `tools/definition`: the tool list to hand the model in a provider's format
+     * (one `run_code` tool whose description shows every tool as a typed stub).
+     */
+    toolDefinitions(options: {
+        format: DefinitionFormat;
+        tools?: readonly Tool[];
+        sessionId?: string;
+    }): Promise<{
+        tools: unknown[];
+        stubs: string;
+    }>;
+    /**
+     * Low-level escape hatch: sends any method and returns its raw result (errors
+     * still map to typed classes). For methods newer than this library.
+     */
+    request(method: string, params?: unknown): Promise<unknown>;
+    /**
+     * Closes the connection. The daemon cancels this connection's runs and sessions;
+     * runs still pending here reject with {@link ConnectionClosedError}.
+     */
+    close(): Promise<void>;
+    [Symbol.asyncDispose](): Promise<void>;
+}
+/** A daemon-side session: shared tools, policy and env; with `persistent`, shared globals. */
+export declare class Session {
+    #private;
+    /** Daemon-assigned session id. */
+    readonly id: string;
+    /** The session's tools by name (handlers live here, not in the daemon). */
+    readonly tools: ReadonlyMap<string, Tool>;
+    /** The Python identifiers the daemon made of the tool names. */
+    readonly pythonNames: readonly string[];
+    /** @internal use {@link Client.createSession}. */
+    constructor(client: Client, id: string, tools: ReadonlyMap<string, Tool>, pythonNames: readonly string[]);
+    /** Runs a script in this session (runs of one session execute one at a time, in order). */
+    run(code: string, options?: Omit<RunOptions, "sessionId">): Promise<RunResult>;
+    close(): Promise<void>;
+    [Symbol.asyncDispose](): Promise<void>;
+}
+/** The library version, sent as `client_info` by {@link Client.initialize}. */
+export declare const VERSION = "0.1.0";
+/**
+ * What the script's `ToolError` carries when a handler throws: code -32000 and
+ * `"<Error name>: <message>"` (so `ValueError`-style names survive the trip),
+ * or the code/data of a thrown {@link ToolError}.
+ */
+export declare function toolErrorPayload(err: unknown): {
+    code: number;
+    message: string;
+    data?: unknown;
+};
+//# sourceMappingURL=client.d.ts.map

@@ -1,0 +1,271 @@
+/**
+ * The ptcd client: connect, run scripts with local tools, close.
+ */
+import { ErrorCode, PtcdError, ToolError } from "./errors.js";
+import { defaultSocketPath } from "./paths.js";
+import { RunResult } from "./result.js";
+import { indexTools, lookupTool, toWireSpec } from "./tools.js";
+import { openSocket, RpcConnection } from "./transport.js";
+/** Connects to the daemon. Rejects with {@link DaemonNotRunningError} when nothing listens. */
+export async function connect(options = {}) {
+    const socketPath = options.socket ?? defaultSocketPath();
+    const socket = await openSocket(socketPath);
+    return new Client(socketPath, socket);
+}
+/** One connection to ptcd. Many runs may be in flight on it at once. */
+export class Client {
+    /** The socket path this client is connected to. */
+    socketPath;
+    #rpc;
+    #runs = new Map();
+    #sessions = new Map();
+    /** AbortControllers of tool calls being served, keyed by the daemon's request id. */
+    #calls = new Map();
+    /** @internal use {@link connect}. */
+    constructor(socketPath, socket) {
+        this.socketPath = socketPath;
+        this.#rpc = new RpcConnection(socket, {
+            onRequest: (method, params, id) => this.#onRequest(method, params, id),
+            onNotification: (method, params) => this.#onNotification(method, params),
+            onClose: (error) => {
+                for (const c of this.#calls.values())
+                    c.abort(error);
+                this.#calls.clear();
+            },
+        });
+    }
+    /** True after {@link close} or once the daemon hung up. */
+    get closed() {
+        return this.#rpc.closed;
+    }
+    /** Optional handshake: what the daemon is, its sandbox capabilities, policies. */
+    async initialize(clientInfo = { name: "ptcd-node", version: VERSION }) {
+        const r = (await this.#rpc.request("initialize", { client_info: clientInfo }).response);
+        return {
+            protocolVersion: r.protocol_version,
+            serverInfo: r.server_info,
+            sandbox: {
+                landlockAbi: r.sandbox?.landlock_abi ?? null,
+                seccomp: Boolean(r.sandbox?.seccomp),
+                namespaces: Boolean(r.sandbox?.namespaces),
+            },
+            python: r.python,
+            policies: r.policies ?? [],
+            defaultPolicy: r.default_policy,
+        };
+    }
+    /** `daemon/status`: connections, runs, tool calls, per-status counts, uptime. */
+    async status() {
+        return (await this.#rpc.request("daemon/status", {}).response);
+    }
+    /**
+     * Runs a Python script in the daemon's sandbox. Resolves with a {@link RunResult}
+     * whenever the script executed, even if it failed (check `result.ok`); rejects
+     * with a {@link PtcdError} subclass when the daemon refused the run.
+     */
+    async run(code, options = {}) {
+        const { signal } = options;
+        signal?.throwIfAborted();
+        const tools = indexTools(options.tools);
+        const session = options.sessionId === undefined ? undefined : this.#sessions.get(options.sessionId);
+        const params = { code };
+        if (tools.size > 0)
+            params.tools = [...tools.values()].map(toWireSpec);
+        if (options.sessionId !== undefined)
+            params.session_id = options.sessionId;
+        if (options.policy !== undefined)
+            params.policy = options.policy;
+        if (options.limits !== undefined)
+            params.limits = wireLimits(options.limits);
+        if (options.inputs !== undefined)
+            params.inputs = options.inputs;
+        if (options.env !== undefined)
+            params.env = options.env;
+        if (options.onOutput !== undefined)
+            params.stream = true;
+        const { id, response } = this.#rpc.request("run", params);
+        this.#runs.set(id, { tools, session, onOutput: options.onOutput });
+        const onAbort = () => {
+            // The daemon answers the run itself with status "cancelled"; run/cancel's own
+            // answer ({cancelled: false} if the run already finished) needs no handling.
+            this.#rpc.request("run/cancel", { request_id: id }).response.catch(() => { });
+        };
+        signal?.addEventListener("abort", onAbort, { once: true });
+        try {
+            return new RunResult((await response));
+        }
+        finally {
+            signal?.removeEventListener("abort", onAbort);
+            this.#runs.delete(id);
+        }
+    }
+    /** Creates a session: tools, policy, env shared by its runs; `persistent` keeps interpreter state. */
+    async createSession(options = {}) {
+        const tools = indexTools(options.tools);
+        const params = {};
+        if (tools.size > 0)
+            params.tools = [...tools.values()].map(toWireSpec);
+        if (options.policy !== undefined)
+            params.policy = options.policy;
+        if (options.limits !== undefined)
+            params.limits = wireLimits(options.limits);
+        if (options.env !== undefined)
+            params.env = options.env;
+        if (options.persistent !== undefined)
+            params.persistent = options.persistent;
+        if (options.mcpServers !== undefined)
+            params.mcp_servers = options.mcpServers;
+        const r = (await this.#rpc.request("session/create", params).response);
+        const session = new Session(this, r.session_id, tools, r.tools ?? []);
+        this.#sessions.set(session.id, session);
+        return session;
+    }
+    /** @internal used by {@link Session.close}. */
+    async closeSession(id) {
+        this.#sessions.delete(id);
+        await this.#rpc.request("session/close", { session_id: id }).response;
+    }
+    /**
+     * `tools/definition`: the tool list to hand the model in a provider's format
+     * (one `run_code` tool whose description shows every tool as a typed stub).
+     */
+    async toolDefinitions(options) {
+        const params = { format: options.format };
+        if (options.sessionId !== undefined)
+            params.session_id = options.sessionId;
+        if (options.tools !== undefined)
+            params.tools = [...indexTools(options.tools).values()].map(toWireSpec);
+        return (await this.#rpc.request("tools/definition", params).response);
+    }
+    /**
+     * Low-level escape hatch: sends any method and returns its raw result (errors
+     * still map to typed classes). For methods newer than this library.
+     */
+    async request(method, params) {
+        return this.#rpc.request(method, params).response;
+    }
+    /**
+     * Closes the connection. The daemon cancels this connection's runs and sessions;
+     * runs still pending here reject with {@link ConnectionClosedError}.
+     */
+    async close() {
+        await this.#rpc.close();
+    }
+    async [Symbol.asyncDispose]() {
+        await this.close();
+    }
+    async #onRequest(method, params, id) {
+        if (method !== "tool/call") {
+            return { error: { code: ErrorCode.MethodNotFound, message: `method not found: ${method}` } };
+        }
+        const p = (params ?? {});
+        const name = String(p.name ?? "");
+        const run = typeof p.request_id === "number" ? this.#runs.get(p.request_id) : undefined;
+        const session = run?.session ?? (p.session_id !== undefined ? this.#sessions.get(p.session_id) : undefined);
+        const t = (run && lookupTool(run.tools, name)) ?? (session && lookupTool(session.tools, name));
+        if (!t) {
+            return { error: { code: ErrorCode.ToolError, message: `LookupError: no handler for tool ${JSON.stringify(name)} on this client` } };
+        }
+        const key = JSON.stringify(id);
+        const controller = new AbortController();
+        this.#calls.set(key, controller);
+        const context = {
+            signal: controller.signal,
+            name,
+            runId: String(p.run_id ?? ""),
+            callId: Number(p.call_id ?? 0),
+            ...(p.session_id !== undefined ? { sessionId: p.session_id } : {}),
+        };
+        try {
+            const result = await t.handler(p.arguments ?? {}, context);
+            if (controller.signal.aborted)
+                return { skip: true };
+            return { result: result === undefined ? null : result };
+        }
+        catch (err) {
+            if (controller.signal.aborted)
+                return { skip: true };
+            return { error: toolErrorPayload(err) };
+        }
+        finally {
+            this.#calls.delete(key);
+        }
+    }
+    #onNotification(method, params) {
+        if (method === "$/cancelRequest") {
+            const id = params?.id;
+            this.#calls.get(JSON.stringify(id))?.abort(new PtcdError("tool call cancelled by ptcd"));
+        }
+        else if (method === "run/output") {
+            const p = (params ?? {});
+            const run = typeof p.request_id === "number" ? this.#runs.get(p.request_id) : undefined;
+            if (!run?.onOutput)
+                return;
+            try {
+                run.onOutput({ stream: p.stream === "stderr" ? "stderr" : "stdout", text: String(p.text ?? ""), runId: String(p.run_id ?? "") });
+            }
+            catch {
+                // A throwing output callback must not take the connection's reader down with it.
+            }
+        }
+    }
+}
+/** A daemon-side session: shared tools, policy and env; with `persistent`, shared globals. */
+export class Session {
+    #client;
+    /** Daemon-assigned session id. */
+    id;
+    /** The session's tools by name (handlers live here, not in the daemon). */
+    tools;
+    /** The Python identifiers the daemon made of the tool names. */
+    pythonNames;
+    /** @internal use {@link Client.createSession}. */
+    constructor(client, id, tools, pythonNames) {
+        this.#client = client;
+        this.id = id;
+        this.tools = tools;
+        this.pythonNames = pythonNames;
+    }
+    /** Runs a script in this session (runs of one session execute one at a time, in order). */
+    run(code, options = {}) {
+        return this.#client.run(code, { ...options, sessionId: this.id });
+    }
+    async close() {
+        await this.#client.closeSession(this.id);
+    }
+    async [Symbol.asyncDispose]() {
+        await this.close();
+    }
+}
+/** The library version, sent as `client_info` by {@link Client.initialize}. */
+export const VERSION = "0.1.0";
+function wireLimits(l) {
+    const out = {};
+    if (l.timeoutMs !== undefined)
+        out.timeout_ms = l.timeoutMs;
+    if (l.cpuMs !== undefined)
+        out.cpu_ms = l.cpuMs;
+    if (l.memoryMb !== undefined)
+        out.memory_mb = l.memoryMb;
+    if (l.maxOutputBytes !== undefined)
+        out.max_output_bytes = l.maxOutputBytes;
+    if (l.maxToolCalls !== undefined)
+        out.max_tool_calls = l.maxToolCalls;
+    if (l.maxConcurrentToolCalls !== undefined)
+        out.max_concurrent_tool_calls = l.maxConcurrentToolCalls;
+    return out;
+}
+/**
+ * What the script's `ToolError` carries when a handler throws: code -32000 and
+ * `"<Error name>: <message>"` (so `ValueError`-style names survive the trip),
+ * or the code/data of a thrown {@link ToolError}.
+ */
+export function toolErrorPayload(err) {
+    if (err instanceof ToolError) {
+        return { code: err.code, message: err.message, ...(err.data === undefined ? {} : { data: err.data }) };
+    }
+    if (err instanceof Error)
+        return { code: ErrorCode.ToolError, message: `${err.name}: ${err.message}` };
+    return { code: ErrorCode.ToolError, message: `Error: ${String(err)}` };
+}
+//# sourceMappingURL=client.js.map

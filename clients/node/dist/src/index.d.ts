@@ -1,0 +1,20 @@
+/**
+ * ptcd — Node client for the programmatic-tool-calling daemon.
+ *
+ * ```ts
+ * import { connect, tool } from "ptcd";
+ * const client = await connect();
+ * const result = await client.run("r = await add(a=1, b=2)\nr", {
+ *   tools: [tool({ name: "add" }, ({ a, b }) => a + b)],
+ * });
+ * console.log(result.render()); // "3"
+ * await client.close();
+ * ```
+ */
+export { connect, Client, Session, VERSION, toolErrorPayload, type ConnectOptions, type RunOptions, type Limits, type OutputChunk, type InitializeResult, type DaemonStatus, type SessionOptions, type DefinitionFormat, } from "./client.js";
+export { PtcdError, ParseError, InvalidRequestError, MethodNotFoundError, InvalidParamsError, InternalError, UnknownSessionError, OverloadedError, LimitsExceedPolicyError, UnknownPolicyError, UnknownRunError, SandboxUnavailableError, ShuttingDownError, ConnectionClosedError, DaemonNotRunningError, ToolError, ErrorCode, errorFromRpc, } from "./errors.js";
+export { RunResult, type RunStatus, type RunErrorInfo, type WireRunResult } from "./result.js";
+export { tool, toWireSpec, pythonName, type Tool, type ToolHandler, type ToolCallContext, type ToolDefinitionLike, type WireToolSpec, type JsonSchema, type AllowedCaller, } from "./tools.js";
+export { defaultSocketPath } from "./paths.js";
+export { LineDecoder, encodeLine } from "./framing.js";
+//# sourceMappingURL=index.d.ts.map

@@ -1,0 +1,98 @@
+/**
+ * Tools: the functions a script may `await`. The daemon only sees their specs;
+ * the handlers stay in this process and are invoked when the daemon sends a
+ * `tool/call` request back over the connection.
+ */
+/** A JSON Schema object (kept loose on purpose: the daemon, not this library, interprets it). */
+export type JsonSchema = {
+    [key: string]: unknown;
+};
+/** Who may call a tool: the script (`code_execution`, the default) and/or the model directly. */
+export type AllowedCaller = "code_execution" | "direct";
+/** What a handler gets besides its arguments. */
+export interface ToolCallContext {
+    /**
+     * Aborted when the daemon sends `$/cancelRequest` for this call (the run ended,
+     * timed out or was cancelled) or the connection closes; pass it on to `fetch`, etc.
+     */
+    readonly signal: AbortSignal;
+    /** The tool's name as the daemon sent it. */
+    readonly name: string;
+    /** Daemon-assigned run id. */
+    readonly runId: string;
+    /** The script's sequence number for this call within its run. */
+    readonly callId: number;
+    /** Present when the run belongs to a session. */
+    readonly sessionId?: string;
+}
+/** The function behind a tool. Its return value must be JSON-serializable (`undefined` → `null`). */
+export type ToolHandler<Args = Record<string, unknown>, Result = unknown> = (args: Args, context: ToolCallContext) => Result | Promise<Result>;
+/** A tool the script can call. */
+export interface Tool<Args = any, Result = unknown> {
+    /** The name the daemon and the model see; in Python invalid characters become `_`. */
+    name: string;
+    description?: string;
+    /** JSON Schema of the arguments object; its `properties` order is the positional order in Python. */
+    inputSchema?: JsonSchema;
+    /** JSON Schema of the result; only used for the typed stub the model sees. */
+    outputSchema?: JsonSchema;
+    allowedCallers?: AllowedCaller[];
+    handler: ToolHandler<Args, Result>;
+}
+/** The ToolSpec shape on the wire (snake_case, as in the contract). */
+export interface WireToolSpec {
+    name: string;
+    description?: string;
+    input_schema?: JsonSchema;
+    output_schema?: JsonSchema;
+    allowed_callers?: AllowedCaller[];
+}
+/**
+ * Tool definitions as other ecosystems write them, all accepted by {@link tool}:
+ * this library's camelCase, the wire/Anthropic `input_schema`, MCP `inputSchema`,
+ * OpenAI Chat `{type: "function", function: {name, parameters}}` and the flat
+ * OpenAI Responses `{type: "function", name, parameters}`.
+ */
+export interface ToolDefinitionLike {
+    name?: string;
+    description?: string;
+    inputSchema?: JsonSchema;
+    input_schema?: JsonSchema;
+    parameters?: JsonSchema;
+    outputSchema?: JsonSchema;
+    output_schema?: JsonSchema;
+    allowedCallers?: AllowedCaller[];
+    allowed_callers?: AllowedCaller[];
+    type?: string;
+    function?: {
+        name: string;
+        description?: string;
+        parameters?: JsonSchema;
+    };
+    handler?: ToolHandler<any, any>;
+}
+/**
+ * Builds a {@link Tool} from a schema object in any of the common shapes, so
+ * an existing MCP or OpenAI definition can be reused as it is:
+ *
+ * ```ts
+ * const getWeather = tool(
+ *   { name: "get_weather", inputSchema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } },
+ *   async ({ city }) => ({ temp_c: 18, city }),
+ * );
+ * ```
+ */
+export declare function tool<Args = Record<string, unknown>, Result = unknown>(definition: ToolDefinitionLike, handler?: ToolHandler<Args, Result>): Tool<Args, Result>;
+/** The spec sent to the daemon for a tool (handlers never leave this process). */
+export declare function toWireSpec(t: Tool): WireToolSpec;
+/**
+ * The Python identifier the daemon makes of a tool name (invalid characters →
+ * `_`, keywords get a trailing `_`). Used only as a fallback when matching an
+ * incoming `tool/call` whose `name` is the Python form rather than the original.
+ */
+export declare function pythonName(name: string): string;
+/** Indexes tools by name (and Python name), rejecting duplicates early rather than at call time. */
+export declare function indexTools(tools: readonly Tool[] | undefined): Map<string, Tool>;
+/** Finds the tool a `tool/call` names: exact name first, then by Python identifier. */
+export declare function lookupTool(tools: ReadonlyMap<string, Tool>, name: string): Tool | undefined;
+//# sourceMappingURL=tools.d.ts.map

@@ -10,6 +10,9 @@
 //!   results are still written;
 //! - full close (or a write error): every run of the connection is cancelled — children killed
 //!   and reaped, scratch dirs removed, `$/cancelRequest` for the client's pending tool calls.
+//!
+//! Either way, once the connection's runs have ended its sessions are closed (persistent
+//! interpreters killed and reaped, their scratch dirs removed).
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
@@ -30,6 +33,8 @@ use crate::rpc::codec::{Frame, LineReader};
 use crate::rpc::error::{self, RpcError};
 use crate::rpc::message::Rejected;
 use crate::rpc::{Id, Incoming, Peer};
+use crate::run::SessionTicket;
+use crate::session::Sessions;
 use crate::state::Daemon;
 
 /// What a run task needs from its connection.
@@ -43,6 +48,13 @@ pub struct ConnectionCtx {
 
 /// Runs in flight on this connection, by the JSON text of their request id.
 type RunTable = Arc<Mutex<HashMap<String, CancellationToken>>>;
+
+/// What the reader loop keeps for the connection's requests.
+struct Tables {
+    runs: RunTable,
+    sessions: Sessions,
+    tasks: TaskTracker,
+}
 
 /// Serves one client until it disconnects and its runs have ended.
 pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream, conn_id: u64) {
@@ -73,8 +85,12 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
         peer: Arc::new(Peer::new(tx)),
         closed: closed.clone(),
     };
-    let runs: RunTable = Arc::default();
-    let tasks = TaskTracker::new();
+    let tables = Tables {
+        runs: Arc::default(),
+        sessions: Sessions::default(),
+        tasks: TaskTracker::new(),
+    };
+    let tasks = &tables.tasks;
     let mut reader = LineReader::new(BufReader::new(read_half), daemon.config.max_line_bytes);
 
     // Once the daemon drains, the connection ends as soon as its runs have (new requests are
@@ -93,7 +109,7 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
         };
         match frame {
             Ok(Some(Frame::Line(line))) if line.iter().all(u8::is_ascii_whitespace) => {}
-            Ok(Some(Frame::Line(line))) => handle_line(&ctx, &runs, &tasks, &line).await,
+            Ok(Some(Frame::Line(line))) => handle_line(&ctx, &tables, &line).await,
             Ok(Some(Frame::TooLong)) => {
                 let message = format!(
                     "line longer than {} bytes; it was discarded",
@@ -116,6 +132,7 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
     }
     closed.cancel();
     tasks.wait().await;
+    tables.sessions.close_all().await;
     drop(ctx);
     let _ = writer.await;
 }
@@ -153,7 +170,7 @@ async fn write_loop(
     let _ = out.shutdown().await;
 }
 
-async fn handle_line(ctx: &ConnectionCtx, runs: &RunTable, tasks: &TaskTracker, line: &[u8]) {
+async fn handle_line(ctx: &ConnectionCtx, tables: &Tables, line: &[u8]) {
     let peer = &ctx.peer;
     match Incoming::parse(line) {
         Err(rejected) => {
@@ -177,12 +194,21 @@ async fn handle_line(ctx: &ConnectionCtx, runs: &RunTable, tasks: &TaskTracker, 
             let reply = match method.as_str() {
                 "initialize" => Ok(ctx.daemon.describe()),
                 "daemon/status" => Ok(ctx.daemon.status()),
-                "run/cancel" => cancel_run(runs, &params),
-                "run" => return start_run(ctx, runs, tasks, id, params),
-                "session/create" | "session/close" | "tools/definition" => Err(RpcError::new(
-                    error::METHOD_NOT_FOUND,
-                    format!("method {method:?} is not implemented by this version of ptcd"),
-                )),
+                "run/cancel" => cancel_run(&tables.runs, &params),
+                "run" => return start_run(ctx, tables, id, params),
+                "tools/definition" => tool_definitions(&tables.sessions, params),
+                "session/create" => tables.sessions.create(ctx, params),
+                "session/close" => {
+                    // Waits for the session's running run to end: not in the reader.
+                    let (peer, sessions) = (peer.clone(), tables.sessions.clone());
+                    tables.tasks.spawn(async move {
+                        let _ = match sessions.close(&params).await {
+                            Ok(result) => peer.respond(&id, &result).await,
+                            Err(err) => peer.respond_error(&id, &err).await,
+                        };
+                    });
+                    return;
+                }
                 _ => Err(RpcError::new(
                     error::METHOD_NOT_FOUND,
                     format!("unknown method {method:?}"),
@@ -219,9 +245,65 @@ fn cancel_run(runs: &RunTable, params: &Value) -> Result<Value, RpcError> {
     }
 }
 
-fn start_run(ctx: &ConnectionCtx, runs: &RunTable, tasks: &TaskTracker, id: Id, params: Value) {
+/// `tools/definition`: the tools of the session and/or of the request (a request tool replaces
+/// the session's tool of the same Python name), in the provider's format.
+fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcError> {
+    let Value::Object(mut map) = params else {
+        return Err(RpcError::invalid_params(
+            "params",
+            "params must be an object with at least \"format\"",
+        ));
+    };
+    let format = crate::definitions::Format::parse(map.get("format"))?;
+    map.remove("format");
+    let mut specs = Vec::new();
+    match map.remove("session_id") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(id)) => {
+            let session = sessions
+                .get(&id)
+                .ok_or_else(|| crate::session::unknown_session(&id))?;
+            specs = session.specs.clone();
+        }
+        Some(_) => {
+            return Err(RpcError::invalid_params(
+                "session_id",
+                "session_id must be a string",
+            ))
+        }
+    }
+    if let Some(tools) = map.remove("tools").filter(|t| !t.is_null()) {
+        crate::tools::parse_tools(&tools, "tools")?;
+        let extra = match tools {
+            Value::Array(extra) => extra,
+            _ => Vec::new(),
+        };
+        let py = |spec: &Value| {
+            crate::tools::python_name(spec.get("name").and_then(Value::as_str).unwrap_or_default())
+        };
+        specs.retain(|old| !extra.iter().any(|new| py(new) == py(old)));
+        specs.extend(extra);
+    }
+    crate::run::reject_unknown(&map, "tools/definition")?;
+    Ok(crate::definitions::definitions(&specs, format))
+}
+
+fn start_run(ctx: &ConnectionCtx, tables: &Tables, id: Id, params: Value) {
+    let (runs, tasks) = (&tables.runs, &tables.tasks);
     let key = id.to_string();
-    let cancel = ctx.closed.child_token();
+    // A session run takes its place in the session's queue now, in arrival order.
+    let ticket = params
+        .get("session_id")
+        .and_then(Value::as_str)
+        .and_then(|sid| tables.sessions.get(sid))
+        .map(|session| SessionTicket {
+            turn: session.enqueue(),
+            session,
+        });
+    let cancel = match &ticket {
+        Some(t) => t.session.closed.child_token(),
+        None => ctx.closed.child_token(),
+    };
     {
         let mut table = runs.lock().unwrap_or_else(|p| p.into_inner());
         if table.contains_key(&key) {
@@ -241,7 +323,7 @@ fn start_run(ctx: &ConnectionCtx, runs: &RunTable, tasks: &TaskTracker, id: Id, 
     let ctx = ctx.clone();
     let runs = runs.clone();
     tasks.spawn(async move {
-        let outcome = crate::run::execute(&ctx, &id, params, cancel).await;
+        let outcome = crate::run::execute(&ctx, &id, params, cancel, ticket).await;
         runs.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         let _ = match outcome {
             Ok(result) => ctx.peer.respond(&id, &result).await,

@@ -9,13 +9,18 @@
 //! Module map (one concept each):
 //! - [`rpc`]: framing, JSON-RPC messages, error codes, and the outbound request table (`peer`).
 //! - [`server`]: socket setup and the accept loop; [`connection`]: one client's reader loop.
-//! - [`run`]: one script execution from `run` request to result; [`relay`]: its tool calls.
+//! - [`run`]: one script execution from `run` request to result; [`relay`]: its tool calls;
+//!   [`interpreter`]: the confined child and its channels; [`session`]: runs sharing settings
+//!   (and, when persistent, one interpreter).
+//! - [`definitions`]: `tools/definition`, the tool list and Python stubs handed to the model.
 //! - [`policy`] and [`limits`]: what a run may do; [`sandbox`]: the one path that starts children.
 //! - [`runtime`]: the embedded Python shim and the messages it exchanges with the daemon.
 //! - [`python`]: finding the real CPython binary once at start-up.
 
 pub mod config;
 pub mod connection;
+pub mod definitions;
+pub mod interpreter;
 pub mod limits;
 pub mod policy;
 pub mod python;
@@ -27,5 +32,6 @@ pub mod sandbox;
 pub mod scratch;
 pub mod server;
 pub mod service;
+pub mod session;
 pub mod state;
 pub mod tools;

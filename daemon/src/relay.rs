@@ -21,6 +21,8 @@ use crate::rpc::{Id, Peer};
 pub struct RunRef {
     pub run_id: String,
     pub request_id: Id,
+    /// Set for the runs of a session.
+    pub session_id: Option<String>,
 }
 
 pub struct Relay {
@@ -85,13 +87,16 @@ impl Relay {
         let span = tracing::info_span!("tool_call", call = call_id, tool = %name);
         let task = async move {
             let _permit = permits.acquire_owned().await;
-            let params = json!({
+            let mut params = json!({
                 "run_id": run.run_id,
                 "request_id": run.request_id,
                 "call_id": call_id,
                 "name": name,
                 "arguments": arguments,
             });
+            if let (Some(session), Some(p)) = (&run.session_id, params.as_object_mut()) {
+                p.insert("session_id".into(), Value::String(session.clone()));
+            }
             let id = peer.new_request_id();
             lock(&sent).insert(call_id, id.clone());
             let outcome = match peer.request(id, "tool/call", &params).await {

@@ -1,11 +1,13 @@
 //! One run: from a `run` request to its result.
 //!
-//! [`execute`] validates the params, takes a run slot, creates the scratch dir, starts the child
-//! through [`crate::sandbox`], then drives it with one loop that reacts to whichever comes first:
-//! a control message from the child, a tool answer, the deadline, or cancellation. Whatever ends
-//! the run, the same tail runs: kill the child's process group, reap it, cancel pending tool
-//! calls, collect the captured output, remove the scratch dir (a drop guard, so even a panic
-//! cannot leak it), and answer with a result.
+//! [`execute`] validates the params (merging in the session's, for a session run), waits for the
+//! run's turn in its session, takes a run slot, and starts an [`Interpreter`] — or takes the one a
+//! persistent session kept. It then drives the child with one loop that reacts to whichever
+//! comes first: a control message from the child, a tool answer, the deadline, or cancellation.
+//! Whatever ends the run, the same tail runs: kill the child's process group and reap it (unless a
+//! persistent session keeps it after a clean `done`), cancel pending tool calls, collect the
+//! captured output, remove the scratch dir (a drop guard, so even a panic cannot leak it), and
+//! answer with a result.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -14,40 +16,158 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::connection::ConnectionCtx;
-use crate::limits::{Limits, LimitsRequest};
+use crate::interpreter::{collect_output, finish_output, Chunk, Interpreter, Streamer};
+use crate::limits::{Limits, LimitsError, LimitsRequest};
 use crate::policy::Policy;
 use crate::relay::{Admission, Relay, RunRef};
-use crate::rpc::codec::{Frame, LineReader};
+use crate::rpc::codec::Frame;
 use crate::rpc::error::{self, RpcError};
-use crate::rpc::{Id, Peer};
+use crate::rpc::Id;
 use crate::runtime::{self, DoneStatus, Exec, FromShim, ScriptError};
-use crate::sandbox::{self, SandboxError};
 use crate::scratch::Scratch;
+use crate::session::{unknown_session, Session, Turn};
 use crate::tools::{parse_tools, ToolDef};
 
-/// Longest control line the daemon accepts from a child (a tool call's arguments).
-const MAX_CONTROL_LINE: usize = 16 << 20;
 /// How long a child that reported `done` may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
 /// How long to wait for the output pipes to close once the child is gone.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
+/// What a run and a session are both configured with: `tools`, `policy`, `limits`, `env`.
+#[derive(Debug, Default)]
+pub struct RunSettings {
+    pub tools: Vec<ToolDef>,
+    /// The tool specs as sent, direct-only ones included (for `tools/definition`).
+    pub specs: Vec<Value>,
+    pub policy: Option<String>,
+    pub limits: LimitsRequest,
+    pub env: Vec<(String, String)>,
+}
+
+impl RunSettings {
+    /// Takes and validates these fields out of a params object.
+    pub fn take(map: &mut Map<String, Value>) -> Result<RunSettings, RpcError> {
+        let (tools, specs) = match map.remove("tools") {
+            None | Some(Value::Null) => (Vec::new(), Vec::new()),
+            Some(tools) => {
+                let defs = parse_tools(&tools, "tools")?;
+                let specs = match tools {
+                    Value::Array(specs) => specs,
+                    _ => Vec::new(),
+                };
+                (defs, specs)
+            }
+        };
+        let policy = match map.remove("policy") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(p)) => Some(p),
+            Some(_) => {
+                return Err(RpcError::invalid_params(
+                    "policy",
+                    "policy must be a string",
+                ))
+            }
+        };
+        let limits = match map.remove("limits") {
+            None | Some(Value::Null) => LimitsRequest::default(),
+            Some(limits) => parse_limits(limits)?,
+        };
+        let env = match map.remove("env") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(env) => parse_env(env)?,
+        };
+        Ok(RunSettings {
+            tools,
+            specs,
+            policy,
+            limits,
+            env,
+        })
+    }
+
+    /// A session run's settings: the session's, with the run's on top. A run tool replaces the
+    /// session's tool of the same Python name; run env wins; the policy must be the session's;
+    /// the run's limits may only tighten the session's (checked when they are applied).
+    fn within(self, session: &Session) -> Result<RunSettings, RpcError> {
+        if let Some(policy) = &self.policy {
+            if *policy != session.policy {
+                return Err(RpcError::invalid_params(
+                    "policy",
+                    format!(
+                        "a run in session {} uses the session's policy {:?}, not {policy:?}",
+                        session.id, session.policy
+                    ),
+                ));
+            }
+        }
+        if session.persistent {
+            // RLIMIT_CPU and RLIMIT_AS are set when the interpreter starts and stay with it.
+            for (field, set) in [
+                ("limits.cpu_ms", self.limits.cpu_ms.is_some()),
+                ("limits.memory_mb", self.limits.memory_mb.is_some()),
+            ] {
+                if set {
+                    return Err(RpcError::invalid_params(
+                        field,
+                        format!("{field} of a persistent session is set by session/create; a run cannot change it"),
+                    ));
+                }
+            }
+        }
+        let mut tools: Vec<ToolDef> = session
+            .tools
+            .iter()
+            .filter(|t| !self.tools.iter().any(|r| r.py_name == t.py_name))
+            .cloned()
+            .collect();
+        tools.extend(self.tools);
+        let mut env = session.env.clone();
+        for (k, v) in self.env {
+            env.retain(|(existing, _)| *existing != k);
+            env.push((k, v));
+        }
+        Ok(RunSettings {
+            tools,
+            specs: Vec::new(),
+            policy: Some(session.policy.clone()),
+            limits: self.limits,
+            env,
+        })
+    }
+}
+
+/// Refuses any field left in `map`, so a typo never goes unnoticed.
+pub fn reject_unknown(map: &Map<String, Value>, method: &str) -> Result<(), RpcError> {
+    match map.keys().next() {
+        Some(unknown) => Err(RpcError::invalid_params(
+            unknown.clone(),
+            format!("unknown field {unknown:?} in {method} params"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A looser-than-allowed limit, as the client sees it.
+pub fn limits_error(e: LimitsError) -> RpcError {
+    RpcError {
+        code: error::LIMITS_EXCEED_POLICY,
+        message: e.to_string(),
+        data: Some(json!({"field": e.field()})),
+    }
+}
+
 /// The validated params of a `run` request.
 #[derive(Debug)]
 pub struct RunParams {
     pub code: String,
-    pub tools: Vec<ToolDef>,
-    pub policy: Option<String>,
-    pub limits: LimitsRequest,
+    pub settings: RunSettings,
+    pub session_id: Option<String>,
     pub inputs: Map<String, Value>,
-    pub env: Vec<(String, String)>,
     pub stream: bool,
 }
 
@@ -72,6 +192,22 @@ pub struct Truncated {
     pub stderr: u64,
 }
 
+impl RunResult {
+    fn not_started(run_id: String, why: &str) -> RunResult {
+        RunResult {
+            run_id,
+            status: "cancelled",
+            stdout: String::new(),
+            stderr: String::new(),
+            truncated: Truncated::default(),
+            value: Value::Null,
+            error: Some(plain_error("Cancelled", why.into())),
+            tool_calls: 0,
+            duration_ms: 0.0,
+        }
+    }
+}
+
 impl RunParams {
     /// Parses `run` params, naming the offending field on error.
     pub fn parse(params: Value) -> Result<RunParams, RpcError> {
@@ -86,29 +222,16 @@ impl RunParams {
             Some(_) => return Err(RpcError::invalid_params("code", "code must be a string")),
             None => return Err(RpcError::invalid_params("code", "code is required")),
         };
-        let tools = match map.remove("tools") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(tools) => parse_tools(&tools, "tools")?,
-        };
-        if let Some(session) = map.remove("session_id") {
-            return Err(RpcError::new(
-                error::UNKNOWN_SESSION,
-                format!("unknown session {session} (sessions are not implemented by this version)"),
-            ));
-        }
-        let policy = match map.remove("policy") {
+        let settings = RunSettings::take(&mut map)?;
+        let session_id = match map.remove("session_id") {
             None | Some(Value::Null) => None,
-            Some(Value::String(p)) => Some(p),
+            Some(Value::String(s)) => Some(s),
             Some(_) => {
                 return Err(RpcError::invalid_params(
-                    "policy",
-                    "policy must be a string",
+                    "session_id",
+                    "session_id must be a string",
                 ))
             }
-        };
-        let limits = match map.remove("limits") {
-            None | Some(Value::Null) => LimitsRequest::default(),
-            Some(limits) => parse_limits(limits)?,
         };
         let inputs = match map.remove("inputs") {
             None | Some(Value::Null) => Map::new(),
@@ -127,17 +250,7 @@ impl RunParams {
                     format!("input name {name:?} is not a usable Python identifier"),
                 ));
             }
-            if tools.iter().any(|t| t.py_name == *name) {
-                return Err(RpcError::invalid_params(
-                    format!("inputs.{name}"),
-                    format!("input name {name:?} is also the name of a tool"),
-                ));
-            }
         }
-        let env = match map.remove("env") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(env) => parse_env(env)?,
-        };
         let stream = match map.remove("stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => b,
@@ -148,22 +261,28 @@ impl RunParams {
                 ))
             }
         };
-        if let Some(unknown) = map.keys().next() {
-            return Err(RpcError::invalid_params(
-                unknown.clone(),
-                format!("unknown field {unknown:?} in run params"),
-            ));
-        }
+        reject_unknown(&map, "run")?;
         Ok(RunParams {
             code,
-            tools,
-            policy,
-            limits,
+            settings,
+            session_id,
             inputs,
-            env,
             stream,
         })
     }
+}
+
+/// An input may not shadow a tool (the run's own or, in a session, the session's).
+fn check_inputs(inputs: &Map<String, Value>, tools: &[ToolDef]) -> Result<(), RpcError> {
+    for name in inputs.keys() {
+        if tools.iter().any(|t| t.py_name == *name) {
+            return Err(RpcError::invalid_params(
+                format!("inputs.{name}"),
+                format!("input name {name:?} is also the name of a tool"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_limits(value: Value) -> Result<LimitsRequest, RpcError> {
@@ -234,6 +353,13 @@ fn parse_env(value: Value) -> Result<Vec<(String, String)>, RpcError> {
     Ok(env)
 }
 
+/// A session run's session and its place in the session's queue, taken when the request
+/// arrived.
+pub struct SessionTicket {
+    pub session: Arc<Session>,
+    pub turn: Turn,
+}
+
 /// Executes one `run` request. `Err` only when nothing ran (bad params, policy, overload,
 /// sandbox unavailable); a script that fails still gives `Ok` with its status.
 pub async fn execute(
@@ -241,41 +367,66 @@ pub async fn execute(
     request_id: &Id,
     params: Value,
     cancel: CancellationToken,
+    ticket: Option<SessionTicket>,
 ) -> Result<RunResult, RpcError> {
-    let params = RunParams::parse(params)?;
+    let mut params = RunParams::parse(params)?;
+    let (session, turn) = match (&params.session_id, ticket) {
+        (None, _) => (None, None),
+        (Some(id), Some(t)) if t.session.id == *id => (Some(t.session), Some(t.turn)),
+        (Some(id), _) => return Err(unknown_session(id)),
+    };
+    if let Some(s) = &session {
+        params.settings = std::mem::take(&mut params.settings).within(s)?;
+    }
+    check_inputs(&params.inputs, &params.settings.tools)?;
     let daemon = &ctx.daemon;
     let policy = daemon
         .policies()
-        .get(params.policy.as_deref())
+        .get(params.settings.policy.as_deref())
         .map_err(|e| RpcError::new(error::UNKNOWN_POLICY, e.to_string()))?;
-    let limits = policy
-        .limits
-        .tighten(&params.limits)
-        .map_err(|e| RpcError {
-            code: error::LIMITS_EXCEED_POLICY,
-            message: e.to_string(),
-            data: Some(json!({"field": e.field()})),
-        })?;
+    let mut limits = policy.limits;
+    if let Some(s) = &session {
+        limits = limits.tighten(&s.limits).map_err(limits_error)?;
+    }
+    let limits = limits
+        .tighten(&params.settings.limits)
+        .map_err(limits_error)?;
+    // Hold the turn until the run has ended: the session's next run waits for it.
+    let _turn = match (turn, &session) {
+        (Some(mut turn), Some(s)) => {
+            tokio::select! {
+                _ = turn.wait() => {}
+                _ = cancel.cancelled() => {}
+            }
+            if s.closed.is_cancelled() {
+                return Err(unknown_session(&s.id));
+            }
+            if cancel.is_cancelled() {
+                let why = "the run was cancelled while it waited for the session's earlier runs; no code ran";
+                return Ok(RunResult::not_started(daemon.new_run_id(), why));
+            }
+            Some(turn)
+        }
+        _ => None,
+    };
     let Some(_slot) = admit(daemon, &cancel).await? else {
         let why = "the run was cancelled while it waited for a free slot; no code ran";
-        return Ok(RunResult {
-            run_id: daemon.new_run_id(),
-            status: "cancelled",
-            stdout: String::new(),
-            stderr: String::new(),
-            truncated: Truncated::default(),
-            value: Value::Null,
-            error: Some(plain_error("Cancelled", why.into())),
-            tool_calls: 0,
-            duration_ms: 0.0,
-        });
+        return Ok(RunResult::not_started(daemon.new_run_id(), why));
     };
     let run_id = daemon.new_run_id();
     let span = tracing::info_span!("run", run = %run_id, request = %request_id);
     async {
         daemon.stats.runs_active.fetch_add(1, Ordering::Relaxed);
-        let result =
-            Execution::start(ctx, request_id, &run_id, &params, &policy, limits, cancel).await;
+        let run = Execution {
+            ctx,
+            request_id,
+            run_id: &run_id,
+            params: &params,
+            policy: &policy,
+            limits,
+            session: session.as_deref(),
+        };
+        let result = run.start(cancel).await;
         daemon.stats.runs_active.fetch_sub(1, Ordering::Relaxed);
         if let Ok(r) = &result {
             daemon.stats.runs_total.fetch_add(1, Ordering::Relaxed);
@@ -347,53 +498,53 @@ enum Ending {
     Refused(RpcError),
 }
 
-struct Execution;
+/// One admitted run.
+struct Execution<'a> {
+    ctx: &'a ConnectionCtx,
+    request_id: &'a Id,
+    run_id: &'a str,
+    params: &'a RunParams,
+    policy: &'a Policy,
+    limits: Limits,
+    session: Option<&'a Session>,
+}
 
-impl Execution {
-    async fn start(
-        ctx: &ConnectionCtx,
-        request_id: &Id,
-        run_id: &str,
-        params: &RunParams,
-        policy: &Policy,
-        limits: Limits,
-        cancel: CancellationToken,
-    ) -> Result<RunResult, RpcError> {
+impl Execution<'_> {
+    async fn start(self, cancel: CancellationToken) -> Result<RunResult, RpcError> {
+        let Execution {
+            ctx,
+            request_id,
+            run_id,
+            params,
+            policy,
+            limits,
+            session,
+        } = self;
         let daemon = &ctx.daemon;
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(limits.timeout_ms);
-        let scratch = Scratch::create(&daemon.config.scratch_root, run_id, None)
-            .map_err(|e| RpcError::internal(format!("cannot create scratch dir: {e}")))?;
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
-            .map_err(|e| RpcError::internal(format!("socketpair: {e}")))?;
-        let plan = sandbox::plan::build(
-            &daemon.python,
-            policy,
-            &limits,
-            scratch.path(),
-            run_id,
-            &params.env,
-        );
-        if let Some(id) = plan.identity {
-            // The child runs as its own uid: its scratch dir must be its own.
-            std::os::unix::fs::chown(scratch.path(), Some(id.uid), Some(id.gid))
-                .map_err(|e| RpcError::internal(format!("cannot chown scratch dir: {e}")))?;
+        let persistent = session.filter(|s| s.persistent);
+        let mut env = params.settings.env.clone();
+        if let Some(s) = session {
+            env.insert(0, ("PTCD_SESSION_ID".into(), s.id.clone()));
         }
-        let mut child = sandbox::spawn(&plan, theirs.into()).map_err(|e| match e {
-            SandboxError::Unavailable { .. } => {
-                RpcError::new(error::SANDBOX_UNAVAILABLE, e.to_string())
-            }
-            other => RpcError::internal(other.to_string()),
-        })?;
-        let control = ours
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::UnixStream::from_std(ours))
-            .map_err(|e| RpcError::internal(format!("control channel: {e}")));
-        let control = match control {
-            Ok(c) => c,
-            Err(e) => {
-                kill_tree(&mut child).await;
-                return Err(e);
+        // A persistent session's interpreter and scratch dir outlive the run; otherwise both are
+        // the run's own.
+        let (mut interpreter, scratch) = match persistent {
+            Some(s) => match s.take_interpreter() {
+                Some(kept) => (kept, None),
+                None => {
+                    let dir = s.scratch_path().ok_or_else(|| unknown_session(&s.id))?;
+                    let fresh = Interpreter::spawn(daemon, policy, &limits, &dir, run_id, &env)?;
+                    (fresh, None)
+                }
+            },
+            None => {
+                let scratch = Scratch::create(&daemon.config.scratch_root, run_id, None)
+                    .map_err(|e| RpcError::internal(format!("cannot create scratch dir: {e}")))?;
+                let fresh =
+                    Interpreter::spawn(daemon, policy, &limits, scratch.path(), run_id, &env)?;
+                (fresh, Some(scratch))
             }
         };
         let streamer = params.stream.then(|| Streamer {
@@ -401,53 +552,74 @@ impl Execution {
             run_id: run_id.to_string(),
             request_id: request_id.clone(),
         });
-        let cap = limits.max_output_bytes as usize;
-        let stdout = child
-            .stdout
-            .take()
-            .map(|p| tokio::spawn(capture(p, cap, streamer.clone().map(|s| s.on("stdout")))));
-        let stderr = child
-            .stderr
-            .take()
-            .map(|p| tokio::spawn(capture(p, cap, streamer.map(|s| s.on("stderr")))));
+        let (output_to, output) = collect_output(limits.max_output_bytes as usize, streamer);
+        interpreter.attach(Some(output_to.clone()));
 
         let run = RunRef {
             run_id: run_id.to_string(),
             request_id: request_id.clone(),
+            session_id: session.map(|s| s.id.clone()),
         };
-        let names: HashSet<String> = params.tools.iter().map(|t| t.name.clone()).collect();
+        let tools = &params.settings.tools;
+        let names: HashSet<String> = tools.iter().map(|t| t.name.clone()).collect();
         let mut relay = Relay::new(
             ctx.peer.clone(),
             run,
             names,
             limits.max_concurrent_tool_calls,
         );
+        let mut environ: Map<String, Value> = env
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        environ.insert("PTCD_RUN_ID".into(), Value::String(run_id.to_string()));
         let exec = Exec {
             kind: "exec",
             code: &params.code,
-            tools: &params.tools,
+            tools,
             inputs: &params.inputs,
             stream: params.stream,
-            late_seccomp: plan.late_seccomp.clone(),
+            late_seccomp: interpreter.late_seccomp(),
+            persistent: persistent.is_some(),
+            environ,
         };
         let mut exec_line = serde_json::to_vec(&exec)
             .map_err(|e| RpcError::internal(format!("cannot encode the job: {e}")))?;
         exec_line.push(b'\n');
-        let ending = drive(control, exec_line, &limits, &mut relay, deadline, &cancel).await;
+        let ending = drive(
+            &mut interpreter,
+            exec_line,
+            &limits,
+            &mut relay,
+            deadline,
+            &cancel,
+            output_to,
+        )
+        .await;
 
+        let keep = persistent.is_some() && matches!(ending, Ending::Done { .. });
         let exit = match ending {
-            Ending::Done { .. } => match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
-                Ok(status) => status.ok(),
-                Err(_) => kill_tree(&mut child).await,
-            },
-            _ => kill_tree(&mut child).await,
+            _ if keep => None,
+            Ending::Done { .. } => interpreter.exit_within(EXIT_GRACE).await,
+            _ => interpreter.kill().await,
         };
         relay.cancel_all().await;
-        let (out, out_dropped) = collect(stdout).await;
-        let (err, err_dropped) = collect(stderr).await;
+        if !keep {
+            interpreter.drain_pipes(DRAIN_GRACE).await;
+        }
+        interpreter.attach(None);
+        let [(out, out_dropped), (err, err_dropped)] = finish_output(output, DRAIN_GRACE).await;
+        match persistent {
+            Some(s) if keep => {
+                if let Some(mut closed) = s.keep_interpreter(interpreter) {
+                    closed.kill().await;
+                }
+            }
+            _ => drop(interpreter),
+        }
         drop(scratch);
 
-        let (status, value, error) = match ending {
+        let (status, value, mut error) = match ending {
             Ending::Refused(e) => return Err(e),
             Ending::Done {
                 status: DoneStatus::Ok,
@@ -470,6 +642,8 @@ impl Execution {
                     "the daemon shut down before the run finished"
                 } else if ctx.closed.is_cancelled() {
                     "the client disconnected"
+                } else if session.is_some_and(|s| s.closed.is_cancelled()) {
+                    "its session was closed"
                 } else {
                     "the run was cancelled by run/cancel"
                 };
@@ -503,6 +677,14 @@ impl Execution {
             ),
             Ending::ChildGone(detail) => child_gone(exit, detail, &limits),
         };
+        if persistent.is_some() && !keep {
+            if let Some(e) = &mut error {
+                e.message.push_str(
+                    "; the session's interpreter was stopped, so its next run starts a fresh \
+                     interpreter (globals are lost, the scratch dir is kept)",
+                );
+            }
+        }
         Ok(RunResult {
             run_id: run_id.to_string(),
             status,
@@ -520,38 +702,37 @@ impl Execution {
     }
 }
 
-/// The run loop: reacts to the child, tool answers, the deadline and cancellation.
+/// The run loop: reacts to the child, tool answers, the deadline and cancellation. Output the
+/// child sends as control messages goes to `output`; while the collector is behind, no further
+/// control message is read (the child waits, the deadline still fires).
 async fn drive(
-    control: tokio::net::UnixStream,
+    interpreter: &mut Interpreter,
     mut exec_line: Vec<u8>,
     limits: &Limits,
     relay: &mut Relay,
     deadline: tokio::time::Instant,
     cancel: &CancellationToken,
+    output: mpsc::Sender<Chunk>,
 ) -> Ending {
-    let (read_half, mut write_half) = control.into_split();
-    let mut reader = LineReader::new(BufReader::new(read_half), MAX_CONTROL_LINE);
-    // Writes to the child go through a task so that a child that stops reading can never stall
-    // this loop (and with it the deadline).
-    let (to_child, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
-    let writer = tokio::spawn(async move {
-        while let Some(line) = queue.recv().await {
-            if write_half.write_all(&line).await.is_err() {
-                break;
-            }
-        }
-    });
-    let _writer_guard = AbortOnDrop(writer);
-    let mut ready = false;
+    if interpreter.ready {
+        // A persistent interpreter that finished its previous run waits for this one.
+        interpreter.send(std::mem::take(&mut exec_line));
+    }
+    let mut unsent: Option<Chunk> = None;
     loop {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return Ending::Cancelled,
             _ = tokio::time::sleep_until(deadline) => return Ending::Timeout,
             (call_id, outcome) = relay.next_answer(), if !relay.is_idle() => {
-                let _ = to_child.send(runtime::tool_result_line(call_id, &outcome));
+                interpreter.send(runtime::tool_result_line(call_id, &outcome));
             }
-            frame = reader.next_frame() => {
+            permit = output.reserve(), if unsent.is_some() => {
+                if let (Ok(permit), Some(chunk)) = (permit, unsent.take()) {
+                    permit.send(chunk);
+                }
+            }
+            frame = interpreter.next_frame(), if unsent.is_none() => {
                 let line = match frame {
                     Ok(Some(Frame::Line(line))) => line,
                     Ok(Some(Frame::TooLong)) => return Ending::ChildGone(Some("the child sent an oversize control message".into())),
@@ -561,18 +742,22 @@ async fn drive(
                     Ok(m) => m,
                     Err(e) => return Ending::ChildGone(Some(format!("the child sent an invalid control message: {e}"))),
                 };
+                let ready = interpreter.ready;
                 match message {
                     FromShim::Ready if !ready => {
-                        ready = true;
-                        let _ = to_child.send(std::mem::take(&mut exec_line));
+                        interpreter.ready = true;
+                        interpreter.send(std::mem::take(&mut exec_line));
                     }
                     FromShim::ToolCall { id, name, arguments } if ready => {
                         if relay.count >= limits.max_tool_calls {
                             return Ending::TooManyToolCalls;
                         }
                         if let Admission::Refused(err) = relay.start(id, name, arguments) {
-                            let _ = to_child.send(runtime::tool_result_line(id, &Err(err)));
+                            interpreter.send(runtime::tool_result_line(id, &Err(err)));
                         }
+                    }
+                    FromShim::Output { stream, text } if ready => {
+                        unsent = Some((stream, text.into_bytes()));
                     }
                     FromShim::Done { status, value, error } if ready => {
                         return Ending::Done { status, value, error };
@@ -593,28 +778,6 @@ async fn drive(
             }
         }
     }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Kills the child's whole process group and reaps the child. Returns its exit status.
-async fn kill_tree(child: &mut Child) -> Option<std::process::ExitStatus> {
-    if let Some(pid) = child.id() {
-        // The launcher called setsid(), so its pid is its process group id. The child is not
-        // reaped yet, so neither id can have been reused.
-        // SAFETY: kill with a negative pid signals the group; no memory is involved.
-        unsafe {
-            libc::kill(-(pid as i32), libc::SIGKILL);
-        }
-    }
-    let _ = child.start_kill();
-    child.wait().await.ok()
 }
 
 fn plain_error(kind: &str, message: String) -> ScriptError {
@@ -675,102 +838,6 @@ fn signal_name(sig: i32) -> String {
     }
 }
 
-/// Where streamed output goes (`stream: true`).
-#[derive(Clone)]
-struct Streamer {
-    peer: Arc<Peer>,
-    run_id: String,
-    request_id: Id,
-}
-
-struct StreamTo {
-    streamer: Streamer,
-    stream: &'static str,
-}
-
-impl Streamer {
-    fn on(self, stream: &'static str) -> StreamTo {
-        StreamTo {
-            streamer: self,
-            stream,
-        }
-    }
-}
-
-impl StreamTo {
-    async fn send(&self, text: &str) {
-        let s = &self.streamer;
-        let params = json!({"run_id": s.run_id, "request_id": s.request_id, "stream": self.stream, "text": text});
-        let _ = s.peer.notify("run/output", &params).await;
-    }
-}
-
-/// Reads a pipe to its end, keeping at most `cap` bytes and counting the rest.
-async fn capture<R: AsyncRead + Unpin>(
-    mut pipe: R,
-    cap: usize,
-    stream_to: Option<StreamTo>,
-) -> (Vec<u8>, u64) {
-    let mut kept = Vec::new();
-    let mut dropped = 0u64;
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut streamed = 0usize;
-    loop {
-        let n = match pipe.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let room = cap.saturating_sub(kept.len());
-        let keep = n.min(room);
-        kept.extend_from_slice(&chunk[..keep]);
-        dropped += (n - keep) as u64;
-        if let Some(to) = &stream_to {
-            // Stream whole characters only; an incomplete trailing sequence waits for more bytes.
-            let pending = &kept[streamed..];
-            let valid = match std::str::from_utf8(pending) {
-                Ok(_) => pending.len(),
-                Err(e) if e.error_len().is_none() && keep == n => e.valid_up_to(),
-                Err(_) => pending.len(),
-            };
-            if valid > 0 {
-                to.send(&String::from_utf8_lossy(&pending[..valid])).await;
-                streamed += valid;
-            }
-        }
-    }
-    (kept, dropped)
-}
-
-/// Waits (briefly) for a capture task and renders its text with a truncation marker.
-async fn collect(task: Option<tokio::task::JoinHandle<(Vec<u8>, u64)>>) -> (String, u64) {
-    let Some(mut task) = task else {
-        return (String::new(), 0);
-    };
-    let (mut bytes, mut dropped) = match tokio::time::timeout(DRAIN_GRACE, &mut task).await {
-        Ok(Ok(captured)) => captured,
-        _ => {
-            task.abort();
-            (Vec::new(), 0)
-        }
-    };
-    if dropped > 0 {
-        // Cut at a character boundary so the kept text stays valid UTF-8.
-        if let Err(e) = std::str::from_utf8(&bytes) {
-            if e.error_len().is_none() {
-                dropped += (bytes.len() - e.valid_up_to()) as u64;
-                bytes.truncate(e.valid_up_to());
-            }
-        }
-    }
-    let mut text = String::from_utf8_lossy(&bytes).into_owned();
-    if dropped > 0 {
-        text.push_str(&format!(
-            "\n[ptcd: output truncated here, {dropped} more bytes dropped]\n"
-        ));
-    }
-    (text, dropped)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -804,12 +871,5 @@ mod tests {
             field(json!({"code": "", "colour": "red"})),
             Some(json!({"field": "colour"}))
         );
-    }
-
-    #[tokio::test]
-    async fn capture_keeps_cap_and_counts_the_rest() {
-        let data = vec![b'x'; 1000];
-        let (kept, dropped) = capture(&data[..], 100, None).await;
-        assert_eq!((kept.len(), dropped), (100, 900));
     }
 }

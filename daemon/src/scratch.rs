@@ -46,6 +46,19 @@ impl Drop for Scratch {
     }
 }
 
+/// Gives `dir` and everything under it to `uid`/`gid` (symlinks themselves, never their
+/// targets). A persistent session's scratch dir outlives its interpreter, and a restarted
+/// interpreter may run as another uid of the policy's range.
+pub fn chown_tree(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
+    if std::fs::symlink_metadata(dir)?.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
 /// Removes scratch directories left behind by daemons that are no longer running (after a
 /// crash or `kill -9`). Returns how many were removed.
 pub fn reclaim(root: &Path) -> usize {

@@ -8,8 +8,13 @@
 //! daemon → shim   {"type":"exec","code",…,"tools",…}      the job
 //! shim → daemon   {"type":"tool_call","id","name","arguments"}
 //! daemon → shim   {"type":"tool_result","id","result"|"error"}
+//! shim → daemon   {"type":"output","stream","text"}          persistent mode: print() output
 //! shim → daemon   {"type":"done","status","value"|"error"}
 //! ```
+//! In a persistent session (`exec.persistent`), the shim waits for the next `exec` after `done`
+//! instead of exiting, keeping the script's globals; it then forwards `sys.stdout`/`sys.stderr`
+//! as `output` messages (flushed before each tool call and before `done`), so the daemon can
+//! give each run exactly its own output.
 //! The launcher (before the interpreter exists) may instead write `sandbox_error` or
 //! `launch_error`. Everything the child writes is hostile input: it is read with the bounded
 //! line reader and parsed into [`FromShim`]; anything else ends the run as `crashed`.
@@ -36,6 +41,11 @@ pub enum FromShim {
         name: String,
         #[serde(default)]
         arguments: Map<String, Value>,
+    },
+    /// Text the script wrote to `sys.stdout`/`sys.stderr` (persistent mode).
+    Output {
+        stream: crate::interpreter::Stream,
+        text: String,
     },
     Done {
         status: DoneStatus,
@@ -86,6 +96,11 @@ pub struct Exec<'a> {
     pub stream: bool,
     /// Hex of the late seccomp BPF program the shim installs before user code (denies exec).
     pub late_seccomp: Option<String>,
+    /// Keep the interpreter after `done` and wait for the next `exec` (persistent session).
+    pub persistent: bool,
+    /// Set in `os.environ` before the script runs (a persistent interpreter's environment was
+    /// fixed when it started: this carries the run's `PTCD_RUN_ID` and `env`).
+    pub environ: Map<String, Value>,
 }
 
 /// The answer to one tool call, as a control line.

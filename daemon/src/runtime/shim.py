@@ -11,10 +11,12 @@ Control protocol: one JSON object per line (UTF-8, ``\\n``-terminated), both dir
 
   shim -> daemon  {"type":"ready"}                              imports done, waiting for the job
   daemon -> shim  {"type":"exec","code":str,"tools":[ToolDef],"inputs":{name:json},
-                   "late_seccomp":null|hex}                      exactly once
+                   "late_seccomp":null|hex,"stream":bool,"persistent":bool,
+                   "environ":{name:str}}                         once, or once per run if persistent
   shim -> daemon  {"type":"tool_call","id":int,"name":wire name,"arguments":{...}}   ids 0,1,2,...
   daemon -> shim  {"type":"tool_result","id":int,"result":any}
                 | {"type":"tool_result","id":int,"error":{"code":int,"message":str,"data"?:any}}
+  shim -> daemon  {"type":"output","stream":"stdout"|"stderr","text":str}   persistent mode only
   shim -> daemon  {"type":"done","status":"ok","value":json|repr-string}
                 | {"type":"done","status":"error","error":{"type","message","traceback","line"}}
 
@@ -24,6 +26,15 @@ entries, native endian, hex-encoded) installed before any user code runs. Unknow
 ids are ignored; any other unexpected message ends the shim (exit 2, reason on stderr); EOF on
 fd 3 means the daemon is gone (exit 1). After ``done`` the shim exits 0 with ``os._exit``:
 interpreter finalization is slow and there is nothing to clean up.
+
+Persistent mode (``exec.persistent``, a persistent session): after ``done`` the shim waits for the
+next ``exec`` instead of exiting. The script's globals, its event loop and its imports survive
+(like a notebook); each exec rebinds the tools (a tool no longer offered disappears) and the
+inputs, and sets ``environ`` in ``os.environ`` (dropping the names the previous exec set and this
+one does not). ``sys.stdout``/``sys.stderr`` become writers that send ``output`` messages (chunks
+of at most 32 Ki characters; flushed at that size, at each newline when streaming, before each
+tool call and before ``done``), so the daemon attributes each run exactly its own output. Bytes
+written to fd 1/2 directly still go to the pipes. The late seccomp filter is installed once.
 
 Script semantics: globals are a fresh ``__main__`` module holding ``ToolError``, the tools and then
 the inputs (an input shadows a tool of the same name). A tool checks its arguments like a Python
@@ -40,6 +51,7 @@ sys.modules["ssl"] = None  # type: ignore[assignment]  # no network anyway; save
 import asyncio  # noqa: E402  (also loads ast, linecache, socket, traceback, types)
 import ast  # noqa: E402
 import builtins  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
 import linecache  # noqa: E402
 import socket  # noqa: E402
@@ -51,6 +63,7 @@ CONTROL_FD = 3
 SCRIPT = "<script>"
 CO_COROUTINE = 0x0080  # code flag set when a top-level await made the module a coroutine
 MAX_TEXT = 64 * 1024  # cap on repr values, messages and tracebacks in "done"
+OUTPUT_CHUNK = 32 * 1024  # characters per "output" message (persistent mode)
 EXIT_DAEMON_GONE, EXIT_PROTOCOL = 1, 2
 
 
@@ -63,6 +76,7 @@ class ToolError(Exception):
 
 
 def _die(reason: str, status: int) -> NoReturn:
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__  # never forward through a dead channel
     _flush_std()
     try:
         os.write(2, f"ptcd shim: {reason}\n".encode("utf-8", "replace"))
@@ -147,7 +161,8 @@ class Channel:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     def read_job(self) -> Dict[str, Any]:
-        """Before the loop: block until the exec line (bytes after it stay queued)."""
+        """Outside the loop: block until the exec line (bytes after it stay queued)."""
+        self._sock.setblocking(True)
         while b"\n" not in self._in:
             try:
                 chunk = self._sock.recv(1 << 16)
@@ -162,6 +177,7 @@ class Channel:
         ok = (job.get("type") == "exec" and isinstance(job.get("code"), str)
               and isinstance(job.get("tools") or [], list)
               and isinstance(job.get("inputs") or {}, dict)
+              and isinstance(job.get("environ") or {}, dict)
               and isinstance(job.get("late_seccomp"), (str, type(None))))
         if not ok:
             _die("malformed control message: expected a valid exec", EXIT_PROTOCOL)
@@ -180,6 +196,8 @@ class Channel:
             if self._out:
                 loop.add_writer(self._fd, self._on_writable)
             self._dispatch()
+        elif self._sock.getblocking():  # a blocking send happened since (persistent mode)
+            self._sock.setblocking(False)
         return loop
 
     def _on_readable(self) -> None:
@@ -266,6 +284,66 @@ class Channel:
             self._sock.sendall(bytes(self._out) + line)
         except OSError as exc:
             _die(f"control channel lost: {exc}", EXIT_DAEMON_GONE)
+        if self._out:
+            self._out.clear()
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_writer(self._fd)
+
+    def send(self, line: bytes) -> None:
+        """From anywhere: queued behind earlier lines inside our loop, blocking outside it."""
+        try:
+            running: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and running is self._loop:
+            self._write(line)
+        else:
+            self.send_blocking(line)
+
+
+class Forward(io.TextIOBase):
+    """``sys.stdout``/``sys.stderr`` of a persistent interpreter: text becomes ``output``
+    messages, so the daemon can give each run exactly the output it produced."""
+
+    def __init__(self, channel: Channel, name: str, fd: int) -> None:
+        super().__init__()
+        self._channel, self._name, self._fd = channel, name, fd
+        self._parts: List[str] = []
+        self._size = 0
+        self.line_buffering = False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, text: str) -> int:  # type: ignore[override]
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if text:
+            self._parts.append(text)
+            self._size += len(text)
+            if self._size >= OUTPUT_CHUNK or (self.line_buffering and "\n" in text):
+                self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._parts:
+            return
+        text = "".join(self._parts)
+        self._parts.clear()
+        self._size = 0
+        for start in range(0, len(text), OUTPUT_CHUNK):
+            msg = {"type": "output", "stream": self._name, "text": text[start:start + OUTPUT_CHUNK]}
+            self._channel.send(_encode(msg, strict=False))
 
 
 # --- tools, script, result --------------------------------------------------------------------
@@ -303,20 +381,39 @@ def _make_tool(spec: Dict[str, Any], channel: Channel) -> Callable[..., Any]:
     return tool
 
 
-def _script_globals(job: Dict[str, Any], channel: Channel) -> Dict[str, Any]:
-    """A fresh ``__main__`` module: ToolError and asyncio, then the tools, then the inputs (these win).
+class State:
+    """What a persistent interpreter keeps from one exec to the next."""
 
-    ``asyncio`` is pre-bound because scripts gather tool calls with it so often; it is imported
-    by the shim anyway."""
-    module = types.ModuleType("__main__")
-    sys.modules["__main__"] = module
-    namespace = module.__dict__
-    namespace.update(__builtins__=builtins, ToolError=ToolError, asyncio=asyncio)
+    def __init__(self) -> None:
+        self.namespace: Optional[Dict[str, Any]] = None
+        self.tools: Dict[str, Callable[..., Any]] = {}
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.environ: Dict[str, str] = {}
+        self.seccomp_installed = False
+        self.forwards: List[Forward] = []
+
+
+def _script_globals(job: Dict[str, Any], channel: Channel, state: State) -> Dict[str, Any]:
+    """``__main__``'s globals: ToolError and asyncio, then the tools, then the inputs (these win).
+
+    A fresh module, or in persistent mode the one the previous runs used: their tools that are
+    still bound under their name are removed first. ``asyncio`` is pre-bound because scripts
+    gather tool calls with it so often; it is imported by the shim anyway."""
+    if state.namespace is None:
+        module = types.ModuleType("__main__")
+        sys.modules["__main__"] = module
+        state.namespace = module.__dict__
+        state.namespace.update(__builtins__=builtins, ToolError=ToolError, asyncio=asyncio)
+    namespace = state.namespace
+    for name, fn in state.tools.items():
+        if namespace.get(name) is fn:
+            del namespace[name]
+    state.tools = {}
     for spec in job.get("tools") or []:
         if not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
                 and isinstance(spec.get("py_name"), str)):
             _die(f"malformed tool definition: {str(spec)[:200]}", EXIT_PROTOCOL)
-        namespace[spec["py_name"]] = _make_tool(spec, channel)
+        state.tools[spec["py_name"]] = namespace[spec["py_name"]] = _make_tool(spec, channel)
     namespace.update(job.get("inputs") or {})
     return namespace
 
@@ -339,22 +436,21 @@ def _compile(source: str) -> List[types.CodeType]:
         raise
 
 
-def _run_script(job: Dict[str, Any], channel: Channel) -> Any:
+def _run_script(job: Dict[str, Any], channel: Channel, state: State) -> Any:
     """Run the body, then the final expression; a part that awaits runs in our event loop.
 
     A part without top-level await runs outside any loop, so ``asyncio.run(main())`` works too.
     """
     codes = _compile(job["code"])
-    namespace = _script_globals(job, channel)
-    loop: Optional[asyncio.AbstractEventLoop] = None
+    namespace = _script_globals(job, channel, state)
     value = None
     for code in codes:
         value = eval(code, namespace)
         if code.co_flags & CO_COROUTINE:
-            if loop is None:
-                loop = asyncio.new_event_loop()
-                asyncio.set_event_loop(loop)
-            value = loop.run_until_complete(value)
+            if state.loop is None or state.loop.is_closed():
+                state.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(state.loop)
+            value = state.loop.run_until_complete(value)
     return value if len(codes) == 2 else None
 
 
@@ -398,15 +494,26 @@ def _done_line(outcome: Tuple[bool, Any]) -> bytes:
     return _encode({"type": "done", "status": "error", "error": error}, strict=False)
 
 
-def main() -> None:
-    channel = Channel(_open_control())
-    channel.send_blocking(_encode({"type": "ready"}))
-    job = channel.read_job()
-    if job.get("stream"):
+def _prepare(job: Dict[str, Any], channel: Channel, state: State) -> None:
+    """Output, environment and confinement for this exec."""
+    stream = bool(job.get("stream"))
+    if job.get("persistent") and not state.forwards:
+        state.forwards = [Forward(channel, "stdout", 1), Forward(channel, "stderr", 2)]
+        _flush_std()
+        sys.stdout, sys.stderr = state.forwards  # type: ignore[assignment]
+    if state.forwards:
+        for forward in state.forwards:
+            forward.line_buffering = stream
+    elif stream:
         # The client watches output as it happens: hand it over line by line.
-        for stream in (sys.stdout, sys.stderr):
-            stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    if job.get("late_seccomp") is not None:
+        for std in (sys.stdout, sys.stderr):
+            std.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    environ = {str(k): str(v) for k, v in (job.get("environ") or {}).items()}
+    for name in state.environ.keys() - environ.keys():
+        os.environ.pop(name, None)
+    os.environ.update(environ)
+    state.environ = environ
+    if job.get("late_seccomp") is not None and not state.seccomp_installed:
         try:
             _install_seccomp(job["late_seccomp"])
         except Exception as exc:
@@ -415,14 +522,25 @@ def main() -> None:
             done = {"type": "done", "status": "error", "error": error}
             channel.send_blocking(_encode(done, strict=False))
             os._exit(0)
-    outcome: Tuple[bool, Any]
-    try:
-        outcome = (True, _run_script(job, channel))
-    except BaseException as exc:  # SystemExit and KeyboardInterrupt are results too
-        outcome = (False, exc)
-    _flush_std()
-    channel.send_blocking(_done_line(outcome))
-    os._exit(0)
+        state.seccomp_installed = True
+
+
+def main() -> None:
+    channel = Channel(_open_control())
+    channel.send_blocking(_encode({"type": "ready"}))
+    state = State()
+    while True:
+        job = channel.read_job()
+        _prepare(job, channel, state)
+        outcome: Tuple[bool, Any]
+        try:
+            outcome = (True, _run_script(job, channel, state))
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt are results too
+            outcome = (False, exc)
+        _flush_std()
+        channel.send_blocking(_done_line(outcome))
+        if not job.get("persistent"):
+            os._exit(0)
 
 
 main()

@@ -1,0 +1,371 @@
+//! A started, confined interpreter and its channels to the daemon.
+//!
+//! One [`Interpreter`] serves one run, or — in a persistent session — every run of the session
+//! until one of them ends abnormally. That is why the channels live here and not in a run:
+//! - the control socket (fd 3): a bounded line reader, and a writer task so that a child that
+//!   stops reading can never stall the run loop;
+//! - the output pipes (fd 1/2): one reader task each, for the interpreter's whole life. They put
+//!   what they read into the *current run's* output channel ([`Interpreter::attach`]); bytes read
+//!   while no run is attached (between the runs of a persistent session) are dropped.
+//!
+//! Output is collected per run by [`collect_output`]: it keeps at most `max_output_bytes` per
+//! stream, counts the rest, and streams `run/output` when asked. In a persistent session the shim
+//! forwards `print()` output as `output` control messages instead of writing to the pipes, so each
+//! run gets exactly its own output (see `runtime/shim.py`).
+
+use std::path::Path;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedReadHalf;
+use tokio::process::Child;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::limits::Limits;
+use crate::policy::Policy;
+use crate::rpc::codec::{Frame, LineReader};
+use crate::rpc::error::{self, RpcError};
+use crate::rpc::{Id, Peer};
+use crate::sandbox::plan::SandboxPlan;
+use crate::sandbox::{self, SandboxError};
+use crate::state::Daemon;
+
+/// Longest control line the daemon accepts from a child (a tool call's arguments).
+const MAX_CONTROL_LINE: usize = 16 << 20;
+/// Chunks of output waiting for the collector; a full channel stops the pipe readers, and with
+/// them a child that writes faster than the client reads.
+const OUTPUT_QUEUE: usize = 16;
+
+/// Which output stream a chunk belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// A piece of a run's output.
+pub type Chunk = (Stream, Vec<u8>);
+
+type Sink = Arc<Mutex<Option<mpsc::Sender<Chunk>>>>;
+
+/// Aborts a task when dropped.
+pub struct AbortOnDrop(pub JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A confined child running the shim.
+pub struct Interpreter {
+    child: Child,
+    reader: LineReader<BufReader<OwnedReadHalf>>,
+    to_child: mpsc::UnboundedSender<Vec<u8>>,
+    _writer: AbortOnDrop,
+    sink: Sink,
+    pipes: Vec<JoinHandle<()>>,
+    /// The shim said `ready` and waits for an `exec`.
+    pub ready: bool,
+    /// Keeps the plan's uid lease for as long as the child lives.
+    plan: SandboxPlan,
+}
+
+impl Interpreter {
+    /// Starts a child for `policy` with `limits`, working in `scratch`.
+    pub fn spawn(
+        daemon: &Daemon,
+        policy: &Policy,
+        limits: &Limits,
+        scratch: &Path,
+        run_id: &str,
+        env: &[(String, String)],
+    ) -> Result<Interpreter, RpcError> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| RpcError::internal(format!("socketpair: {e}")))?;
+        let plan = sandbox::plan::build(&daemon.python, policy, limits, scratch, run_id, env);
+        if let Some(id) = plan.identity {
+            // The child runs as its own uid: its scratch dir must be its own (in a persistent
+            // session, with everything an earlier interpreter left there).
+            crate::scratch::chown_tree(scratch, id.uid, id.gid)
+                .map_err(|e| RpcError::internal(format!("cannot chown scratch dir: {e}")))?;
+        }
+        let mut child = sandbox::spawn(&plan, theirs.into()).map_err(|e| match e {
+            SandboxError::Unavailable { .. } => {
+                RpcError::new(error::SANDBOX_UNAVAILABLE, e.to_string())
+            }
+            other => RpcError::internal(other.to_string()),
+        })?;
+        let control = ours
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::UnixStream::from_std(ours))
+            .map_err(|e| RpcError::internal(format!("control channel: {e}")))?;
+        let (read_half, mut write_half) = control.into_split();
+        let (to_child, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
+        let writer = tokio::spawn(async move {
+            while let Some(line) = queue.recv().await {
+                if write_half.write_all(&line).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let sink: Sink = Arc::default();
+        let mut pipes = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            pipes.push(tokio::spawn(read_pipe(out, Stream::Stdout, sink.clone())));
+        }
+        if let Some(err) = child.stderr.take() {
+            pipes.push(tokio::spawn(read_pipe(err, Stream::Stderr, sink.clone())));
+        }
+        Ok(Interpreter {
+            child,
+            reader: LineReader::new(BufReader::new(read_half), MAX_CONTROL_LINE),
+            to_child,
+            _writer: AbortOnDrop(writer),
+            sink,
+            pipes,
+            ready: false,
+            plan,
+        })
+    }
+
+    /// Sends one control line to the child (never blocks).
+    pub fn send(&self, line: Vec<u8>) {
+        let _ = self.to_child.send(line);
+    }
+
+    /// The next control line from the child.
+    pub async fn next_frame(&mut self) -> std::io::Result<Option<Frame>> {
+        self.reader.next_frame().await
+    }
+
+    /// Directs what the child writes to fd 1/2 to a run's output channel (`None`: drop it).
+    pub fn attach(&self, to: Option<mpsc::Sender<Chunk>>) {
+        *self.sink.lock().unwrap_or_else(|p| p.into_inner()) = to;
+    }
+
+    /// Kills the child's whole process group and reaps the child. Returns its exit status.
+    pub async fn kill(&mut self) -> Option<ExitStatus> {
+        if let Some(pid) = self.child.id() {
+            // The launcher called setsid(), so its pid is its process group id. The child is not
+            // reaped yet, so neither id can have been reused.
+            // SAFETY: kill with a negative pid signals the group; no memory is involved.
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
+        }
+        let _ = self.child.start_kill();
+        self.child.wait().await.ok()
+    }
+
+    /// Waits up to `grace` for the child to exit on its own, then kills it.
+    pub async fn exit_within(&mut self, grace: Duration) -> Option<ExitStatus> {
+        match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(status) => status.ok(),
+            Err(_) => self.kill().await,
+        }
+    }
+
+    /// Once the child is gone: waits (at most `grace`) until everything it wrote to its pipes has
+    /// been read and handed to the attached run.
+    pub async fn drain_pipes(&mut self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        for task in &mut self.pipes {
+            if tokio::time::timeout_at(deadline, &mut *task).await.is_err() {
+                task.abort();
+            }
+        }
+    }
+
+    /// The late seccomp program the shim installs before the first script (hex), if any.
+    pub fn late_seccomp(&self) -> Option<String> {
+        self.plan.late_seccomp.clone()
+    }
+
+    /// The child's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+impl Drop for Interpreter {
+    fn drop(&mut self) {
+        for task in &self.pipes {
+            task.abort();
+        }
+        // `kill_on_drop` kills the interpreter itself; this gets the rest of its group.
+        if let Some(pid) = self.child.id() {
+            // SAFETY: as in `kill`; the child is not reaped, so the group id is still ours.
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
+        }
+    }
+}
+
+async fn read_pipe<R: AsyncRead + Unpin>(mut pipe: R, stream: Stream, sink: Sink) {
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let to = sink.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(to) = to {
+            let _ = to.send((stream, chunk[..n].to_vec())).await;
+        }
+    }
+}
+
+/// Where streamed output goes (`stream: true`).
+#[derive(Clone)]
+pub struct Streamer {
+    pub peer: Arc<Peer>,
+    pub run_id: String,
+    pub request_id: Id,
+}
+
+/// One stream of one run: the kept bytes and the count of the dropped ones.
+struct Captured {
+    stream: Stream,
+    kept: Vec<u8>,
+    dropped: u64,
+    streamed: usize,
+}
+
+impl Captured {
+    fn new(stream: Stream) -> Captured {
+        Captured {
+            stream,
+            kept: Vec::new(),
+            dropped: 0,
+            streamed: 0,
+        }
+    }
+
+    async fn push(&mut self, bytes: &[u8], cap: usize, streamer: Option<&Streamer>) {
+        let room = cap.saturating_sub(self.kept.len());
+        let keep = bytes.len().min(room);
+        self.kept.extend_from_slice(&bytes[..keep]);
+        self.dropped += (bytes.len() - keep) as u64;
+        let Some(s) = streamer else { return };
+        // Stream whole characters only; an incomplete trailing sequence waits for more bytes.
+        let pending = &self.kept[self.streamed..];
+        let valid = match std::str::from_utf8(pending) {
+            Ok(_) => pending.len(),
+            Err(e) if e.error_len().is_none() && keep == bytes.len() => e.valid_up_to(),
+            Err(_) => pending.len(),
+        };
+        if valid > 0 {
+            let text = String::from_utf8_lossy(&pending[..valid]);
+            let params = json!({"run_id": s.run_id, "request_id": s.request_id,
+                "stream": self.stream.name(), "text": text});
+            let _ = s.peer.notify("run/output", &params).await;
+            self.streamed += valid;
+        }
+    }
+
+    /// The kept text, cut at a character boundary, with a marker where text was dropped.
+    fn render(mut self) -> (String, u64) {
+        if self.dropped > 0 {
+            if let Err(e) = std::str::from_utf8(&self.kept) {
+                if e.error_len().is_none() {
+                    self.dropped += (self.kept.len() - e.valid_up_to()) as u64;
+                    self.kept.truncate(e.valid_up_to());
+                }
+            }
+        }
+        let mut text = String::from_utf8_lossy(&self.kept).into_owned();
+        if self.dropped > 0 {
+            text.push_str(&format!(
+                "\n[ptcd: output truncated here, {} more bytes dropped]\n",
+                self.dropped
+            ));
+        }
+        (text, self.dropped)
+    }
+}
+
+/// A run's output: `(text, dropped bytes)` for stdout and stderr.
+pub type Output = [(String, u64); 2];
+
+/// The output channel of one run and the task collecting from it.
+pub fn collect_output(
+    cap: usize,
+    streamer: Option<Streamer>,
+) -> (mpsc::Sender<Chunk>, JoinHandle<Output>) {
+    let (tx, mut rx) = mpsc::channel::<Chunk>(OUTPUT_QUEUE);
+    let task = tokio::spawn(async move {
+        let mut out = Captured::new(Stream::Stdout);
+        let mut err = Captured::new(Stream::Stderr);
+        while let Some((stream, bytes)) = rx.recv().await {
+            let target = match stream {
+                Stream::Stdout => &mut out,
+                Stream::Stderr => &mut err,
+            };
+            target.push(&bytes, cap, streamer.as_ref()).await;
+        }
+        [out.render(), err.render()]
+    });
+    (tx, task)
+}
+
+/// Waits (at most `grace`) for a collector whose senders are all gone.
+pub async fn finish_output(mut task: JoinHandle<Output>, grace: Duration) -> Output {
+    match tokio::time::timeout(grace, &mut task).await {
+        Ok(Ok(output)) => output,
+        _ => {
+            task.abort();
+            [(String::new(), 0), (String::new(), 0)]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn output_keeps_cap_and_counts_the_rest() {
+        let (tx, task) = collect_output(100, None);
+        tx.send((Stream::Stdout, vec![b'x'; 1000]))
+            .await
+            .expect("collector runs");
+        tx.send((Stream::Stderr, b"e".to_vec()))
+            .await
+            .expect("collector runs");
+        drop(tx);
+        let [(out, out_dropped), (err, err_dropped)] =
+            finish_output(task, Duration::from_secs(5)).await;
+        assert_eq!(out_dropped, 900);
+        assert!(out.starts_with(&"x".repeat(100)));
+        assert!(out.contains("900 more bytes dropped"));
+        assert_eq!((err.as_str(), err_dropped), ("e", 0));
+    }
+
+    #[tokio::test]
+    async fn truncation_cuts_at_a_character_boundary() {
+        let (tx, task) = collect_output(5, None);
+        tx.send((Stream::Stdout, "ééé".as_bytes().to_vec()))
+            .await
+            .expect("collector runs");
+        drop(tx);
+        let [(out, dropped), _] = finish_output(task, Duration::from_secs(5)).await;
+        assert!(out.starts_with("éé\n[ptcd"), "{out}");
+        assert_eq!(dropped, 2);
+    }
+}

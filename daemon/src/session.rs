@@ -1,0 +1,233 @@
+//! Sessions: tools, env, policy and limits shared by several runs of one connection, and — when
+//! persistent — one interpreter kept across those runs.
+//!
+//! A session belongs to the connection that created it and is closed when that connection ends.
+//! Its runs execute one at a time, in the order their requests arrived: each `run` takes a
+//! [`Turn`] synchronously in the connection's reader (so arrival order is the queue order, not
+//! the order in which tasks happen to be scheduled) and waits for the previous turn to end.
+//!
+//! A persistent session keeps its [`Interpreter`] between runs (taken out by the run that uses
+//! it, put back when that run ended with `done`) and one scratch dir for its whole life.
+//! Closing a session cancels its running run, refuses the queued ones with `-32001`, then kills
+//! the interpreter and removes the scratch dir.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Map, Value};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::connection::ConnectionCtx;
+use crate::interpreter::Interpreter;
+use crate::limits::LimitsRequest;
+use crate::rpc::error::{self, RpcError};
+use crate::run::{reject_unknown, RunSettings};
+use crate::scratch::Scratch;
+use crate::tools::ToolDef;
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// One session.
+pub struct Session {
+    pub id: String,
+    /// The tool specs as sent (for `tools/definition`).
+    pub specs: Vec<Value>,
+    pub tools: Vec<ToolDef>,
+    /// The policy's resolved name.
+    pub policy: String,
+    pub limits: LimitsRequest,
+    pub env: Vec<(String, String)>,
+    pub persistent: bool,
+    /// Fired when the session is closed (a child of the connection's token).
+    pub closed: CancellationToken,
+    tail: Mutex<Option<oneshot::Receiver<()>>>,
+    interpreter: Mutex<Option<Interpreter>>,
+    scratch: Mutex<Option<Scratch>>,
+}
+
+/// A run's place in its session's queue. Dropping it lets the next run go.
+pub struct Turn {
+    previous: Option<oneshot::Receiver<()>>,
+    _mine: oneshot::Sender<()>,
+}
+
+impl Turn {
+    /// Resolves when every earlier run of the session has ended.
+    pub async fn wait(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            let _ = previous.await;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Session {
+    /// Joins the end of the session's queue.
+    pub fn enqueue(&self) -> Turn {
+        let (mine, next) = oneshot::channel();
+        let previous = lock(&self.tail).replace(next);
+        Turn {
+            previous,
+            _mine: mine,
+        }
+    }
+
+    /// The kept interpreter, if any (persistent sessions).
+    pub fn take_interpreter(&self) -> Option<Interpreter> {
+        lock(&self.interpreter).take()
+    }
+
+    /// Keeps the interpreter for the next run; a closed session gets it back only to drop it.
+    pub fn keep_interpreter(&self, interpreter: Interpreter) -> Option<Interpreter> {
+        let mut slot = lock(&self.interpreter);
+        if self.closed.is_cancelled() {
+            return Some(interpreter);
+        }
+        *slot = Some(interpreter);
+        None
+    }
+
+    /// The session's scratch dir (persistent sessions).
+    pub fn scratch_path(&self) -> Option<std::path::PathBuf> {
+        lock(&self.scratch).as_ref().map(|s| s.path().to_path_buf())
+    }
+
+    /// Cancels the session's runs, waits for them to end, kills the interpreter, removes the
+    /// scratch dir.
+    async fn shut_down(&self) {
+        self.closed.cancel();
+        self.enqueue().wait().await;
+        let kept = self.take_interpreter();
+        if let Some(mut interpreter) = kept {
+            interpreter.kill().await;
+        }
+        drop(lock(&self.scratch).take());
+    }
+}
+
+/// The sessions of one connection.
+#[derive(Default, Clone)]
+pub struct Sessions(Arc<Mutex<HashMap<String, Arc<Session>>>>);
+
+impl Sessions {
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        lock(&self.0).get(id).cloned()
+    }
+
+    /// `session/create`.
+    pub fn create(&self, ctx: &ConnectionCtx, params: Value) -> Result<Value, RpcError> {
+        let mut map = match params {
+            Value::Object(map) => map,
+            Value::Null => Map::new(),
+            _ => {
+                return Err(RpcError::invalid_params(
+                    "params",
+                    "params must be an object",
+                ))
+            }
+        };
+        let settings = RunSettings::take(&mut map)?;
+        let persistent = match map.remove("persistent") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => b,
+            Some(_) => {
+                return Err(RpcError::invalid_params(
+                    "persistent",
+                    "persistent must be a boolean",
+                ))
+            }
+        };
+        match map.remove("mcp_servers") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(names)) if names.is_empty() => {}
+            Some(Value::Array(_)) => {
+                return Err(RpcError::invalid_params(
+                    "mcp_servers",
+                    "mcp_servers: no MCP servers are configured in this version of ptcd; \
+                     pass the tools in \"tools\" instead",
+                ))
+            }
+            Some(_) => {
+                return Err(RpcError::invalid_params(
+                    "mcp_servers",
+                    "mcp_servers must be an array of server names",
+                ))
+            }
+        }
+        reject_unknown(&map, "session/create")?;
+        let daemon = &ctx.daemon;
+        let policy = daemon
+            .policies()
+            .get(settings.policy.as_deref())
+            .map_err(|e| RpcError::new(error::UNKNOWN_POLICY, e.to_string()))?;
+        policy
+            .limits
+            .tighten(&settings.limits)
+            .map_err(crate::run::limits_error)?;
+        let id = format!("s-{}", NEXT_SESSION.fetch_add(1, Ordering::Relaxed));
+        let scratch = if persistent {
+            let dir = Scratch::create(&daemon.config.scratch_root, &id, None)
+                .map_err(|e| RpcError::internal(format!("cannot create scratch dir: {e}")))?;
+            Some(dir)
+        } else {
+            None
+        };
+        let names: Vec<&str> = settings.tools.iter().map(|t| t.py_name.as_str()).collect();
+        let result = json!({"session_id": id, "tools": names});
+        let session = Session {
+            id: id.clone(),
+            specs: settings.specs,
+            tools: settings.tools,
+            policy: policy.name.clone(),
+            limits: settings.limits,
+            env: settings.env,
+            persistent,
+            closed: ctx.closed.child_token(),
+            tail: Mutex::new(None),
+            interpreter: Mutex::new(None),
+            scratch: Mutex::new(scratch),
+        };
+        lock(&self.0).insert(id.clone(), Arc::new(session));
+        tracing::info!(session = %id, persistent, "session created");
+        Ok(result)
+    }
+
+    /// `session/close`: waits for the session's runs to end (its running run is cancelled).
+    pub async fn close(&self, params: &Value) -> Result<Value, RpcError> {
+        let id = session_id_param(params)?;
+        let session = lock(&self.0)
+            .remove(id)
+            .ok_or_else(|| unknown_session(id))?;
+        session.shut_down().await;
+        tracing::info!(session = %id, "session closed");
+        Ok(json!({}))
+    }
+
+    /// Closes every session (the connection ended; its runs have already ended).
+    pub async fn close_all(&self) {
+        let all: Vec<Arc<Session>> = lock(&self.0).drain().map(|(_, s)| s).collect();
+        for session in all {
+            session.shut_down().await;
+        }
+    }
+}
+
+/// The `session_id` param of `session/close` (required).
+fn session_id_param(params: &Value) -> Result<&str, RpcError> {
+    params
+        .get("session_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::invalid_params("session_id", "session_id must be a string"))
+}
+
+pub fn unknown_session(id: &str) -> RpcError {
+    RpcError::new(
+        error::UNKNOWN_SESSION,
+        format!("unknown session {id:?} (never created on this connection, or closed)"),
+    )
+}

@@ -360,3 +360,82 @@ def test_bad_late_seccomp_program_is_a_sandbox_error_and_the_script_never_runs(s
     done, out, _ = run(shim, "print('ran')", late_seccomp=program)
     assert (done["status"], done["error"]["type"]) == ("error", "SandboxError")
     assert out == ""
+
+
+# --- persistent mode (several execs) ----------------------------------------------------------
+
+def exec_persistent(shim: Shim, code: str, tools=(), inputs=None, stream=False, environ=None) -> None:
+    shim.send({"type": "exec", "code": code, "tools": list(tools), "inputs": inputs or {},
+               "late_seccomp": None, "persistent": True, "stream": stream, "environ": environ or {}})
+
+
+def serve_with_output(shim: Shim, answer=echo_arguments):
+    """Answer tool calls until ``done``; returns (done, stdout text, stderr text, messages)."""
+    out, err, seen = [], [], []
+    while True:
+        msg = shim.recv()
+        seen.append(msg)
+        if msg["type"] == "done":
+            return msg, "".join(out), "".join(err), seen
+        if msg["type"] == "output":
+            (out if msg["stream"] == "stdout" else err).append(msg["text"])
+            continue
+        assert msg["type"] == "tool_call", msg
+        shim.send({"type": "tool_result", "id": msg["id"], **answer(msg)})
+
+
+def test_persistent_shim_serves_several_execs_keeping_globals(shim):
+    assert shim.recv() == {"type": "ready"}
+    exec_persistent(shim, "import math\nx = 20\ndef f(v):\n    return v + 2")
+    assert serve_with_output(shim)[0]["value"] is None
+    exec_persistent(shim, "f(x * 2)")
+    assert serve_with_output(shim)[0]["value"] == 42
+    assert shim.proc.poll() is None  # still waiting for the next exec
+    shim.sock.shutdown(socket.SHUT_WR)
+    shim.finish()
+    assert shim.proc.returncode == 1  # the daemon went away
+
+
+def test_persistent_output_goes_through_the_control_channel_per_exec(shim):
+    assert shim.recv() == {"type": "ready"}
+    exec_persistent(shim, "import sys\nprint('one')\nprint('warn', file=sys.stderr)\nsys.stdout.write('tail')")
+    done, out, err, _ = serve_with_output(shim)
+    assert (done["status"], out, err) == ("ok", "one\ntail", "warn\n")
+    exec_persistent(shim, "print('two')")
+    done, out, err, _ = serve_with_output(shim)
+    assert (out, err) == ("two\n", "")
+    shim.sock.shutdown(socket.SHUT_WR)
+    out, _ = shim.finish()
+    assert out == ""  # nothing went to the stdout pipe
+
+
+def test_persistent_output_before_a_tool_call_is_sent_before_the_call(shim):
+    assert shim.recv() == {"type": "ready"}
+    exec_persistent(shim, "print('before')\nawait echo(1)\nprint('after')", [ECHO])
+    done, out, _, seen = serve_with_output(shim)
+    kinds = [m["type"] for m in seen]
+    assert kinds == ["output", "tool_call", "output", "done"], seen
+    assert out == "before\nafter\n"
+
+
+def test_persistent_stream_mode_sends_each_line(shim):
+    assert shim.recv() == {"type": "ready"}
+    exec_persistent(shim, "print('a')\nprint('b')", stream=True)
+    _, _, _, seen = serve_with_output(shim)
+    assert [m.get("text") for m in seen if m["type"] == "output"] == ["a\n", "b\n"]
+
+
+def test_persistent_exec_rebinds_tools_and_environment(shim):
+    assert shim.recv() == {"type": "ready"}
+    exec_persistent(shim, "import os\n[echo.__name__, os.environ['A']]", [ECHO], environ={"A": "1"})
+    assert serve_with_output(shim)[0]["value"] == ["echo", "1"]
+    exec_persistent(shim, "['echo' in globals(), os.environ.get('A'), os.environ['B']]", environ={"B": "2"})
+    assert serve_with_output(shim)[0]["value"] == [False, None, "2"]
+
+
+def test_persistent_errors_keep_the_interpreter(shim):
+    assert shim.recv() == {"type": "ready"}
+    exec_persistent(shim, "y = 1\nraise KeyError('k')")
+    assert serve_with_output(shim)[0]["status"] == "error"
+    exec_persistent(shim, "y + 1")
+    assert serve_with_output(shim)[0]["value"] == 2

@@ -4,7 +4,7 @@
  * handlers is established with promises (deferreds), never with sleeps.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it, type TestContext } from "node:test";
+import { after, before, describe, it } from "node:test";
 import {
   connect,
   ConnectionClosedError,
@@ -33,24 +33,6 @@ after(async () => {
   await client?.close();
   await daemon?.stop();
 });
-
-/**
- * Runs the first call of a test of a contract method; if the daemon answers
- * -32601 (the method is in the contract but not built yet), the test is marked
- * TODO with the daemon's message instead of failing the whole suite. Any other
- * outcome is tested normally, so the test turns real as soon as the daemon has it.
- */
-async function notYetImplemented<T>(t: TestContext, first: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await first();
-  } catch (err) {
-    if (err instanceof MethodNotFoundError) {
-      t.todo(`daemon: ${err.message}`);
-      return undefined;
-    }
-    throw err;
-  }
-}
 
 describe("handshake", { timeout: SUITE_TIMEOUT_MS }, () => {
   it("initialize reports protocol, sandbox, python and policies", async () => {
@@ -326,11 +308,8 @@ describe("cancellation and errors", { timeout: SUITE_TIMEOUT_MS }, () => {
 });
 
 describe("sessions and definitions", { timeout: SUITE_TIMEOUT_MS }, () => {
-  it("a persistent session keeps globals and its tools across runs", async (t) => {
-    const session = await notYetImplemented(t, () =>
-      client.createSession({ persistent: true, tools: [tool({ name: "get-count" }, () => 5)] }),
-    );
-    if (!session) return;
+  it("a persistent session keeps globals and its tools across runs", async () => {
+    const session = await client.createSession({ persistent: true, tools: [tool({ name: "get-count" }, () => 5)] });
     try {
       assert.ok(session.pythonNames.includes("get_count"), JSON.stringify(session.pythonNames));
       const a = await session.run("x = await get_count()\nx");
@@ -343,12 +322,11 @@ describe("sessions and definitions", { timeout: SUITE_TIMEOUT_MS }, () => {
     await assert.rejects(session.run("1"), UnknownSessionError);
   });
 
-  it("tools/definition gives a run_code tool in the provider's format", async (t) => {
-    const defs = await notYetImplemented(t, () => client.toolDefinitions({
+  it("tools/definition gives a run_code tool in the provider's format", async () => {
+    const defs = await client.toolDefinitions({
       format: "anthropic",
       tools: [tool({ name: "query_database", description: "Run SQL.", inputSchema: { type: "object", properties: { sql: { type: "string" } } } }, () => [])],
-    }));
-    if (!defs) return;
+    });
     const names = (defs.tools as { name?: string }[]).map((t) => t.name);
     assert.ok(names.includes("run_code"), JSON.stringify(defs.tools));
     assert.match(defs.stubs, /async def query_database/);

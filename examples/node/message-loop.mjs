@@ -6,7 +6,7 @@
 // around a real OpenAI or Anthropic client: the model's `run_code` call goes to
 // `client.run`, and `result.render()` goes back as the tool result. The
 // ordinary tools never reach the model; the script calls them inside ptcd.
-import { MethodNotFoundError, tool } from "ptcd";
+import { tool } from "ptcd";
 import { connectOrExplain } from "./_shared.mjs";
 
 const orders = [
@@ -80,20 +80,9 @@ const anthropicModel = {
 /**
  * What a real call passes as `tools`: the daemon's `tools/definition` gives one
  * `run_code` tool whose description shows `list_orders` as a typed Python stub.
- * A daemon without that method gets a minimal hand-written definition instead.
  */
 async function modelToolsFor(client, format) {
-  try {
-    return (await client.toolDefinitions({ format, tools })).tools;
-  } catch (err) {
-    if (!(err instanceof MethodNotFoundError)) throw err;
-    console.log(`(this daemon has no tools/definition: using a minimal ${format} run_code definition)`);
-    const description = "Run a Python script; `await list_orders(status=None)` returns [{id, customer, total_cents, status}].";
-    const schema = { type: "object", properties: { code: { type: "string" } }, required: ["code"] };
-    return format === "openai"
-      ? [{ type: "function", function: { name: "run_code", description, parameters: schema } }]
-      : [{ name: "run_code", description, input_schema: schema }];
-  }
+  return (await client.toolDefinitions({ format, tools })).tools;
 }
 
 async function openaiLoop(client) {

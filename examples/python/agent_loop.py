@@ -82,15 +82,7 @@ def _tool_name(definition: dict[str, Any]) -> str | None:
 
 async def tool_definitions(client: ptcd.AsyncClient, fmt: str) -> list[dict[str, Any]]:
     """The ``run_code`` tool in the provider's format, with stubs of our tools in its description."""
-    try:
-        return (await client.tool_definitions(TOOLS, format=fmt))["tools"]
-    except ptcd.MethodNotFound:
-        # Older daemons without tools/definition: a minimal hand-written definition.
-        schema = {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}
-        description = "Run Python code; tools: await get_team_members(), await get_expenses(member)."
-        if fmt == "anthropic":
-            return [{"name": "run_code", "description": description, "input_schema": schema}]
-        return [{"type": "function", "function": {"name": "run_code", "description": description, "parameters": schema}}]
+    return (await client.tool_definitions(TOOLS, format=fmt))["tools"]
 
 
 async def openai_style(client: ptcd.AsyncClient) -> tuple[str, list[dict[str, Any]]]:

@@ -1,7 +1,7 @@
 """ptcd runtime shim: runs one model-written script inside a confined CPython child.
 
 Why it exists: the daemon cannot run Python itself, and the script must not see the daemon. So every
-run gets a fresh interpreter, started by the daemon as
+run (or every persistent session, see below) gets a fresh interpreter, started by the daemon as
 ``/usr/bin/python3 -I -S -B -c <this file>`` with a clean environment, stdout/stderr on pipes and
 **fd 3** a connected AF_UNIX stream socket (the control channel). This shim turns that socket into
 ``async def`` tool functions, runs the script with top-level ``await``, and reports how it ended.

@@ -110,6 +110,10 @@ impl Session {
     }
 }
 
+/// Sessions one connection may hold open at once: each persistent one keeps an interpreter alive
+/// outside the run slots, so the number is bounded.
+pub const MAX_SESSIONS_PER_CONNECTION: usize = 64;
+
 /// The sessions of one connection.
 #[derive(Default, Clone)]
 pub struct Sessions(Arc<Mutex<HashMap<String, Arc<Session>>>>);
@@ -160,6 +164,14 @@ impl Sessions {
             }
         }
         reject_unknown(&map, "session/create")?;
+        if lock(&self.0).len() >= MAX_SESSIONS_PER_CONNECTION {
+            return Err(RpcError::new(
+                error::OVERLOADED,
+                format!(
+                    "overloaded: this connection already has {MAX_SESSIONS_PER_CONNECTION} open sessions; close one first"
+                ),
+            ));
+        }
         let daemon = &ctx.daemon;
         let policy = daemon
             .policies()

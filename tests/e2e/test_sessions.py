@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 from rpc import RpcClient
-from test_core import process_gone, wait_until
+from daemon import wait_until
+from test_core import process_gone
 
 
 def create(client: RpcClient, **params) -> str:
@@ -246,3 +247,14 @@ def test_session_close_kills_the_persistent_interpreter(daemon, client: RpcClien
     # close answers once the interpreter is reaped and the dir removed.
     assert process_gone(pid)
     assert not os.path.exists(scratch)
+
+
+def test_open_sessions_per_connection_are_capped(client: RpcClient) -> None:
+    ids = []
+    for _ in range(64):
+        ids.append(client.call("session/create", {})["result"]["session_id"])
+    refused = client.call("session/create", {})
+    assert refused["error"]["code"] == -32002
+    assert "64 open sessions" in refused["error"]["message"]
+    assert client.call("session/close", {"session_id": ids[0]})["result"] == {}
+    assert "result" in client.call("session/create", {})

@@ -284,7 +284,7 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
         specs.retain(|old| !extra.iter().any(|new| py(new) == py(old)));
         specs.extend(extra);
     }
-    crate::run::reject_unknown(&map, "tools/definition")?;
+    crate::params::reject_unknown(&map, "tools/definition")?;
     Ok(crate::definitions::definitions(&specs, format))
 }
 

@@ -22,6 +22,7 @@ pub mod connection;
 pub mod definitions;
 pub mod interpreter;
 pub mod limits;
+pub mod params;
 pub mod policy;
 pub mod python;
 pub mod relay;

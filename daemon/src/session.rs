@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 use crate::connection::ConnectionCtx;
 use crate::interpreter::Interpreter;
 use crate::limits::LimitsRequest;
+use crate::params::{reject_unknown, RunSettings};
 use crate::rpc::error::{self, RpcError};
-use crate::run::{reject_unknown, RunSettings};
 use crate::scratch::Scratch;
 use crate::tools::ToolDef;
 
@@ -180,7 +180,7 @@ impl Sessions {
         policy
             .limits
             .tighten(&settings.limits)
-            .map_err(crate::run::limits_error)?;
+            .map_err(crate::params::limits_error)?;
         let id = format!("s-{}", NEXT_SESSION.fetch_add(1, Ordering::Relaxed));
         let scratch = if persistent {
             let dir = Scratch::create(&daemon.config.scratch_root, &id, None)

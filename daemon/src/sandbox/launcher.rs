@@ -13,16 +13,11 @@
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 
-use landlock::{
-    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset,
-    RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
-};
 use serde_json::json;
 
-use super::host;
-use super::plan::{CgroupPlan, Identity, LandlockPlan, Resource, SandboxPlan};
+use super::landlock;
+use super::plan::{CgroupPlan, Identity, Resource, SandboxPlan};
 use super::seccomp;
-use crate::policy::{FsAccess, LANDLOCK_MAX_ABI};
 use crate::runtime::CONTROL_FD;
 
 /// Exit status of a launcher that refused to start the interpreter.
@@ -52,7 +47,7 @@ pub fn main(plan_json: &str) -> ! {
         }
     }
     let ruleset = plan.landlock.as_ref().map(|ll| {
-        prepare_landlock(ll).unwrap_or_else(|m| fail("sandbox_error", Some("landlock"), &m))
+        landlock::prepare(ll).unwrap_or_else(|m| fail("sandbox_error", Some("landlock"), &m))
     });
     if let Some(id) = plan.identity {
         drop_identity(id).unwrap_or_else(|m| fail("sandbox_error", Some("identity"), &m));
@@ -80,19 +75,7 @@ pub fn main(plan_json: &str) -> ! {
         );
     }
     if let Some(ruleset) = ruleset {
-        match ruleset.restrict_self() {
-            Ok(status) if status.ruleset == RulesetStatus::FullyEnforced => {}
-            Ok(status) => fail(
-                "sandbox_error",
-                Some("landlock"),
-                &format!("ruleset not fully enforced: {:?}", status.ruleset),
-            ),
-            Err(e) => fail(
-                "sandbox_error",
-                Some("landlock"),
-                &format!("restrict_self: {e}"),
-            ),
-        }
+        landlock::enforce(ruleset).unwrap_or_else(|m| fail("sandbox_error", Some("landlock"), &m));
     }
     for (i, program) in plan.seccomp.iter().enumerate() {
         seccomp::install(program).unwrap_or_else(|m| {
@@ -104,80 +87,6 @@ pub fn main(plan_json: &str) -> ! {
         });
     }
     exec(&plan)
-}
-
-/// The Landlock ABI to use: the kernel's, capped at the highest this daemon was tested with.
-fn landlock_abi(min_abi: u32) -> Result<ABI, String> {
-    let kernel = host::landlock_abi().ok_or_else(|| {
-        "not available on this kernel (not built in, or not in the lsm= boot list)".to_string()
-    })?;
-    if kernel < min_abi {
-        return Err(format!(
-            "the policy requires ABI {min_abi}, this kernel has ABI {kernel}"
-        ));
-    }
-    Ok(ABI::from(kernel.min(LANDLOCK_MAX_ABI) as i32))
-}
-
-/// Creates the ruleset and adds every rule, opening the paths while still privileged.
-fn prepare_landlock(plan: &LandlockPlan) -> Result<RulesetCreated, String> {
-    let abi = landlock_abi(plan.min_abi)?;
-    let mut ruleset = Ruleset::default()
-        .set_compatibility(CompatLevel::HardRequirement)
-        .handle_access(AccessFs::from_all(abi))
-        .map_err(|e| format!("filesystem rights: {e}"))?;
-    if abi >= ABI::V4 {
-        // Handled with no rule: every TCP bind and connect is denied.
-        ruleset = ruleset
-            .handle_access(AccessNet::from_all(abi))
-            .map_err(|e| format!("network rights: {e}"))?;
-    }
-    if abi >= ABI::V6 {
-        ruleset = ruleset
-            .scope(Scope::from_all(abi))
-            .map_err(|e| format!("scopes: {e}"))?;
-    }
-    let mut created = ruleset.create().map_err(|e| format!("create: {e}"))?;
-    for rule in &plan.rules {
-        let fd = match PathFd::new(&rule.path) {
-            Ok(fd) => fd,
-            Err(_) if rule.optional => continue,
-            Err(e) => {
-                return Err(format!(
-                    "required path {} cannot be opened: {e}",
-                    rule.path.display()
-                ))
-            }
-        };
-        let is_dir = std::fs::metadata(&rule.path)
-            .map(|m| m.is_dir())
-            .unwrap_or(false);
-        let mut access = rights(rule.access, abi);
-        if !is_dir {
-            access &= AccessFs::from_file(abi);
-        }
-        created = created
-            .add_rule(PathBeneath::new(fd, access))
-            .map_err(|e| format!("rule for {}: {e}", rule.path.display()))?;
-    }
-    Ok(created)
-}
-
-/// The Landlock rights of a policy access level.
-pub fn rights(access: FsAccess, abi: ABI) -> BitFlags<AccessFs> {
-    let read = AccessFs::ReadFile | AccessFs::ReadDir;
-    match access {
-        FsAccess::Read => read,
-        FsAccess::Execute => read | AccessFs::Execute,
-        FsAccess::ReadWrite => {
-            let all = AccessFs::from_all(abi);
-            all & !(AccessFs::Execute
-                | AccessFs::MakeChar
-                | AccessFs::MakeBlock
-                | AccessFs::MakeSock
-                | AccessFs::IoctlDev)
-        }
-    }
 }
 
 /// No supplementary groups, then gid, then uid; verifies that root cannot be regained.

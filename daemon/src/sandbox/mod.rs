@@ -7,6 +7,7 @@
 //! multithreaded daemon) and a parent-death signal tied to a long-lived parent.
 //!
 //! - [`plan`]: the pure description of one child (built by the daemon, serialized to the launcher);
+//! - [`landlock`]: the filesystem allowlist, TCP denial and scopes (applied by the launcher);
 //! - [`seccomp`]: the BPF filters (built in the daemon, installed by the launcher and the shim);
 //! - [`identity`]: per-run unprivileged uids;
 //! - [`spawn`]: the parent side, the only place that creates a child process;
@@ -15,6 +16,7 @@
 
 pub mod host;
 pub mod identity;
+pub mod landlock;
 pub mod launcher;
 pub mod plan;
 pub mod seccomp;

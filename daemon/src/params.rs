@@ -1,0 +1,326 @@
+//! Validating `run` and `session/create` params.
+//!
+//! Every field is checked by hand rather than by serde so that each error names the offending
+//! field (`data.field`, e.g. `limits.timeout_ms`, `inputs.x`) as the contract requires, and any
+//! unknown field is refused: a typo must never be silently ignored.
+
+use serde_json::{json, Map, Value};
+
+use crate::limits::{LimitsError, LimitsRequest};
+use crate::rpc::error::{self, RpcError};
+use crate::session::Session;
+use crate::tools::{parse_tools, ToolDef};
+
+/// What a run and a session are both configured with: `tools`, `policy`, `limits`, `env`.
+#[derive(Debug, Default)]
+pub struct RunSettings {
+    pub tools: Vec<ToolDef>,
+    /// The tool specs as sent, direct-only ones included (for `tools/definition`).
+    pub specs: Vec<Value>,
+    pub policy: Option<String>,
+    pub limits: LimitsRequest,
+    pub env: Vec<(String, String)>,
+}
+
+impl RunSettings {
+    /// Takes and validates these fields out of a params object.
+    pub fn take(map: &mut Map<String, Value>) -> Result<RunSettings, RpcError> {
+        let (tools, specs) = match map.remove("tools") {
+            None | Some(Value::Null) => (Vec::new(), Vec::new()),
+            Some(tools) => {
+                let defs = parse_tools(&tools, "tools")?;
+                let specs = match tools {
+                    Value::Array(specs) => specs,
+                    _ => Vec::new(),
+                };
+                (defs, specs)
+            }
+        };
+        let policy = match map.remove("policy") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(p)) => Some(p),
+            Some(_) => {
+                return Err(RpcError::invalid_params(
+                    "policy",
+                    "policy must be a string",
+                ))
+            }
+        };
+        let limits = match map.remove("limits") {
+            None | Some(Value::Null) => LimitsRequest::default(),
+            Some(limits) => parse_limits(limits)?,
+        };
+        let env = match map.remove("env") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(env) => parse_env(env)?,
+        };
+        Ok(RunSettings {
+            tools,
+            specs,
+            policy,
+            limits,
+            env,
+        })
+    }
+
+    /// A session run's settings: the session's, with the run's on top. A run tool replaces the
+    /// session's tool of the same Python name; run env wins; the policy must be the session's;
+    /// the run's limits may only tighten the session's (checked when they are applied).
+    pub fn within(self, session: &Session) -> Result<RunSettings, RpcError> {
+        if let Some(policy) = &self.policy {
+            if *policy != session.policy {
+                return Err(RpcError::invalid_params(
+                    "policy",
+                    format!(
+                        "a run in session {} uses the session's policy {:?}, not {policy:?}",
+                        session.id, session.policy
+                    ),
+                ));
+            }
+        }
+        if session.persistent {
+            // RLIMIT_CPU and RLIMIT_AS are set when the interpreter starts and stay with it.
+            for (field, set) in [
+                ("limits.cpu_ms", self.limits.cpu_ms.is_some()),
+                ("limits.memory_mb", self.limits.memory_mb.is_some()),
+            ] {
+                if set {
+                    return Err(RpcError::invalid_params(
+                        field,
+                        format!("{field} of a persistent session is set by session/create; a run cannot change it"),
+                    ));
+                }
+            }
+        }
+        let mut tools: Vec<ToolDef> = session
+            .tools
+            .iter()
+            .filter(|t| !self.tools.iter().any(|r| r.py_name == t.py_name))
+            .cloned()
+            .collect();
+        tools.extend(self.tools);
+        let mut env = session.env.clone();
+        for (k, v) in self.env {
+            env.retain(|(existing, _)| *existing != k);
+            env.push((k, v));
+        }
+        Ok(RunSettings {
+            tools,
+            specs: Vec::new(),
+            policy: Some(session.policy.clone()),
+            limits: self.limits,
+            env,
+        })
+    }
+}
+
+/// Refuses any field left in `map`, so a typo never goes unnoticed.
+pub fn reject_unknown(map: &Map<String, Value>, method: &str) -> Result<(), RpcError> {
+    match map.keys().next() {
+        Some(unknown) => Err(RpcError::invalid_params(
+            unknown.clone(),
+            format!("unknown field {unknown:?} in {method} params"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A looser-than-allowed limit, as the client sees it.
+pub fn limits_error(e: LimitsError) -> RpcError {
+    RpcError {
+        code: error::LIMITS_EXCEED_POLICY,
+        message: e.to_string(),
+        data: Some(json!({"field": e.field()})),
+    }
+}
+
+/// The validated params of a `run` request.
+#[derive(Debug)]
+pub struct RunParams {
+    pub code: String,
+    pub settings: RunSettings,
+    pub session_id: Option<String>,
+    pub inputs: Map<String, Value>,
+    pub stream: bool,
+}
+
+impl RunParams {
+    /// Parses `run` params, naming the offending field on error.
+    pub fn parse(params: Value) -> Result<RunParams, RpcError> {
+        let Value::Object(mut map) = params else {
+            return Err(RpcError::invalid_params(
+                "params",
+                "params must be an object with at least \"code\"",
+            ));
+        };
+        let code = match map.remove("code") {
+            Some(Value::String(code)) => code,
+            Some(_) => return Err(RpcError::invalid_params("code", "code must be a string")),
+            None => return Err(RpcError::invalid_params("code", "code is required")),
+        };
+        let settings = RunSettings::take(&mut map)?;
+        let session_id = match map.remove("session_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(_) => {
+                return Err(RpcError::invalid_params(
+                    "session_id",
+                    "session_id must be a string",
+                ))
+            }
+        };
+        let inputs = match map.remove("inputs") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(inputs)) => inputs,
+            Some(_) => {
+                return Err(RpcError::invalid_params(
+                    "inputs",
+                    "inputs must be an object",
+                ))
+            }
+        };
+        for name in inputs.keys() {
+            if crate::tools::python_name(name) != *name || name.starts_with("__") {
+                return Err(RpcError::invalid_params(
+                    format!("inputs.{name}"),
+                    format!("input name {name:?} is not a usable Python identifier"),
+                ));
+            }
+        }
+        let stream = match map.remove("stream") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => b,
+            Some(_) => {
+                return Err(RpcError::invalid_params(
+                    "stream",
+                    "stream must be a boolean",
+                ))
+            }
+        };
+        reject_unknown(&map, "run")?;
+        Ok(RunParams {
+            code,
+            settings,
+            session_id,
+            inputs,
+            stream,
+        })
+    }
+}
+
+/// An input may not shadow a tool (the run's own or, in a session, the session's).
+pub fn check_inputs(inputs: &Map<String, Value>, tools: &[ToolDef]) -> Result<(), RpcError> {
+    for name in inputs.keys() {
+        if tools.iter().any(|t| t.py_name == *name) {
+            return Err(RpcError::invalid_params(
+                format!("inputs.{name}"),
+                format!("input name {name:?} is also the name of a tool"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn parse_limits(value: Value) -> Result<LimitsRequest, RpcError> {
+    let Value::Object(map) = value else {
+        return Err(RpcError::invalid_params(
+            "limits",
+            "limits must be an object",
+        ));
+    };
+    let mut req = LimitsRequest::default();
+    for (key, v) in map {
+        let field = format!("limits.{key}");
+        let slot = match key.as_str() {
+            "timeout_ms" => &mut req.timeout_ms,
+            "cpu_ms" => &mut req.cpu_ms,
+            "memory_mb" => &mut req.memory_mb,
+            "max_output_bytes" => &mut req.max_output_bytes,
+            "max_tool_calls" => &mut req.max_tool_calls,
+            "max_concurrent_tool_calls" => &mut req.max_concurrent_tool_calls,
+            _ => {
+                return Err(RpcError::invalid_params(
+                    field.clone(),
+                    format!("unknown limit {field}"),
+                ))
+            }
+        };
+        match v.as_u64() {
+            Some(n) => *slot = Some(n),
+            None => {
+                return Err(RpcError::invalid_params(
+                    field.clone(),
+                    format!("{field} must be a non-negative integer"),
+                ))
+            }
+        }
+    }
+    Ok(req)
+}
+
+fn parse_env(value: Value) -> Result<Vec<(String, String)>, RpcError> {
+    let Value::Object(map) = value else {
+        return Err(RpcError::invalid_params(
+            "env",
+            "env must be an object of strings",
+        ));
+    };
+    let mut env = Vec::new();
+    for (key, v) in map {
+        let field = format!("env.{key}");
+        let Value::String(v) = v else {
+            return Err(RpcError::invalid_params(
+                field.clone(),
+                format!("{field} must be a string"),
+            ));
+        };
+        if key.is_empty()
+            || key.contains(['=', '\0'])
+            || v.contains('\0')
+            || key.starts_with("PTCD_")
+        {
+            return Err(RpcError::invalid_params(
+                field.clone(),
+                format!("{field}: names must be non-empty without '=' or NUL, not start with PTCD_, and values must not contain NUL"),
+            ));
+        }
+        env.push((key, v));
+    }
+    Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_params_name_the_bad_field() {
+        let field = |p: Value| RunParams::parse(p).unwrap_err().data;
+        assert_eq!(field(json!({})), Some(json!({"field": "code"})));
+        assert_eq!(field(json!({"code": 1})), Some(json!({"field": "code"})));
+        assert_eq!(
+            field(json!({"code": "", "limits": {"timeout_ms": -1}})),
+            Some(json!({"field": "limits.timeout_ms"}))
+        );
+        assert_eq!(
+            field(json!({"code": "", "limits": {"nope": 1}})),
+            Some(json!({"field": "limits.nope"}))
+        );
+        assert_eq!(
+            field(json!({"code": "", "inputs": {"not valid": 1}})),
+            Some(json!({"field": "inputs.not valid"}))
+        );
+        assert_eq!(
+            field(json!({"code": "", "env": {"A": 1}})),
+            Some(json!({"field": "env.A"}))
+        );
+        assert_eq!(
+            field(json!({"code": "", "stream": "yes"})),
+            Some(json!({"field": "stream"}))
+        );
+        assert_eq!(
+            field(json!({"code": "", "colour": "red"})),
+            Some(json!({"field": "colour"}))
+        );
+    }
+}

@@ -78,6 +78,21 @@ class Daemon:
         return self.proc.returncode
 
 
+def run_dirs(scratch: Path) -> list[Path]:
+    """The scratch dirs of runs and sessions: those of idle warm interpreters (`<pid>-w-N`,
+    owned by the warm pool until a run takes one) are left out."""
+    return [p for p in scratch.iterdir() if "-w-" not in p.name] if scratch.exists() else []
+
+
+def wait_pool_full(client: RpcClient) -> None:
+    """Waits until the warm pool holds as many idle interpreters as configured (no refill under
+    way), so what the daemon holds for it is stable."""
+    def full() -> bool:
+        s = client.call("daemon/status")["result"]
+        return s["warm_idle"] == s["warm_pool"]
+    wait_until(full, "the warm pool to fill", timeout=20)
+
+
 def wait_until(predicate, what: str, timeout: float = 10.0) -> None:
     """Polls a condition the daemon must reach (a bound on a state change, not a sleep)."""
     deadline = time.monotonic() + timeout

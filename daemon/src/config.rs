@@ -43,6 +43,7 @@ pub struct FileConfig {
     pub queue_depth: Option<usize>,
     pub max_line_bytes: Option<usize>,
     pub shutdown_grace_ms: Option<u64>,
+    pub warm_pool: Option<usize>,
     pub allowed_uids: Option<Vec<u32>>,
     pub allowed_gids: Option<Vec<u32>>,
 }
@@ -179,6 +180,9 @@ fn resolve_group(spec: &GroupSpec) -> Result<u32, ConfigError> {
     }
 }
 
+/// Idle interpreters are processes, memory and uid leases held ahead of time: keep it small.
+const MAX_WARM_POOL: usize = 32;
+
 fn positive(key: &'static str, value: Option<usize>) -> Result<Option<usize>, ConfigError> {
     match value {
         Some(0) => Err(ConfigError::Invalid {
@@ -226,6 +230,15 @@ impl Settings {
                 .or(file.scratch_dir)
                 .unwrap_or(defaults.scratch_root),
             shutdown_grace_ms: file.shutdown_grace_ms.unwrap_or(defaults.shutdown_grace_ms),
+            warm_pool: match file.warm_pool {
+                Some(n) if n > MAX_WARM_POOL => {
+                    return Err(ConfigError::Invalid {
+                        key: "warm_pool",
+                        message: format!("must be at most {MAX_WARM_POOL}"),
+                    })
+                }
+                n => n.unwrap_or(defaults.warm_pool),
+            },
         };
         let access = match (file.allowed_uids, file.allowed_gids) {
             (None, None) => Access::default(),
@@ -328,6 +341,15 @@ mod tests {
             .check(65534, 65534)
             .unwrap_err()
             .contains("uid 65534"));
+    }
+
+    #[test]
+    fn warm_pool_defaults_to_two_allows_zero_and_is_bounded() {
+        assert_eq!(settings("").map(|s| s.serve.warm_pool), Ok(2));
+        assert_eq!(settings("warm_pool = 0").map(|s| s.serve.warm_pool), Ok(0));
+        assert!(settings("warm_pool = 1000")
+            .unwrap_err()
+            .contains("warm_pool"));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! forwards `print()` output as `output` control messages instead of writing to the pipes, so each
 //! run gets exactly its own output (see `runtime/shim.py`).
 
+use std::future::Future;
 use std::path::Path;
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
@@ -194,6 +195,19 @@ impl Interpreter {
     /// The late seccomp program the shim installs before the first script (hex), if any.
     pub fn late_seccomp(&self) -> Option<String> {
         self.plan.late_seccomp.clone()
+    }
+
+    /// For an idle child (warm pool): it is still running and has said nothing since `ready`. An
+    /// idle shim only waits for its `exec`; a child that exited, closed its control socket or
+    /// wrote anything must not serve a run.
+    pub fn idle_intact(&mut self) -> bool {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return false;
+        }
+        // Poll the control reader once without waiting: `Pending` means nothing arrived.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let frame = std::pin::pin!(self.reader.next_frame());
+        frame.poll(&mut cx).is_pending()
     }
 
     /// The child's pid, while it runs.

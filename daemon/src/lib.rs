@@ -11,7 +11,8 @@
 //! - [`server`]: socket setup and the accept loop; [`connection`]: one client's reader loop.
 //! - [`run`]: one script execution from `run` request to result; [`relay`]: its tool calls;
 //!   [`interpreter`]: the confined child and its channels; [`session`]: runs sharing settings
-//!   (and, when persistent, one interpreter).
+//!   (and, when persistent, one interpreter); [`pool`]: interpreters started ahead of time, each
+//!   serving one run.
 //! - [`definitions`]: `tools/definition`, the tool list and Python stubs handed to the model.
 //! - [`policy`] and [`limits`]: what a run may do; [`sandbox`]: the one path that starts children.
 //! - [`runtime`]: the embedded Python shim and the messages it exchanges with the daemon.
@@ -24,6 +25,7 @@ pub mod interpreter;
 pub mod limits;
 pub mod params;
 pub mod policy;
+pub mod pool;
 pub mod python;
 pub mod relay;
 pub mod rpc;

@@ -2,7 +2,8 @@
 //!
 //! [`execute`] validates the params (merging in the session's, for a session run), waits for the
 //! run's turn in its session, takes a run slot, and starts an [`Interpreter`] — or takes the one a
-//! persistent session kept. It then drives the child with one loop that reacts to whichever
+//! persistent session kept, or a warm one from the pool (`pool.rs`) when everything fixed at its
+//! start matches this run; the run then owns it exactly as if it had started it. It then drives the child with one loop that reacts to whichever
 //! comes first: a control message from the child, a tool answer, the deadline, or cancellation.
 //! Whatever ends the run, the same tail runs: kill the child's process group and reap it (unless a
 //! persistent session keeps it after a clean `done`), cancel pending tool calls, collect the
@@ -261,13 +262,24 @@ impl Execution<'_> {
                     (fresh, None)
                 }
             },
-            None => {
-                let scratch = Scratch::create(&daemon.config.scratch_root, run_id, None)
-                    .map_err(|e| RpcError::internal(format!("cannot create scratch dir: {e}")))?;
-                let fresh =
-                    Interpreter::spawn(daemon, policy, &limits, scratch.path(), run_id, &env)?;
-                (fresh, Some(scratch))
-            }
+            None => match daemon.pool.take(policy, &limits, &env) {
+                // Started ahead of time with this policy and these limits; it gets the run's
+                // environment with the exec, like a cold child.
+                Some(warm) => {
+                    tracing::debug!("served by a warm interpreter");
+                    let (warm, scratch) = warm.into_parts();
+                    (warm, Some(scratch))
+                }
+                None => {
+                    let scratch = Scratch::create(&daemon.config.scratch_root, run_id, None)
+                        .map_err(|e| {
+                            RpcError::internal(format!("cannot create scratch dir: {e}"))
+                        })?;
+                    let fresh =
+                        Interpreter::spawn(daemon, policy, &limits, scratch.path(), run_id, &env)?;
+                    (fresh, Some(scratch))
+                }
+            },
         };
         let streamer = params.stream.then(|| Streamer {
             peer: ctx.peer.clone(),

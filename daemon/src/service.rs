@@ -10,8 +10,12 @@
 //!    results (`status: "cancelled"`) written;
 //! 4. connections close, the socket file is removed (unless systemd owns it), exit 0.
 //!
+//! Idle warm interpreters (`pool.rs`) are killed and reaped, and their scratch dirs removed, as
+//! soon as step 1 begins; the daemon waits for that before it exits.
+//!
 //! SIGHUP re-reads the config file and the policy directory; the new policies and access rules
-//! apply to new runs and connections, and nothing is dropped. Other settings need a restart.
+//! apply to new runs and connections, and nothing is dropped; the warm pool is drained and
+//! refilled under the new policies. Other settings need a restart.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,6 +93,9 @@ pub async fn serve(settings: Settings, flags: config::Overrides) -> Result<(), S
         settings.max_connections,
     );
     let accept = tokio::spawn(crate::server::accept_loop(daemon.clone(), listener));
+    // A task on the runtime's worker threads, which live as long as the daemon: the children it
+    // forks get their parent-death signal only when the daemon dies.
+    let warm = tokio::spawn(crate::pool::fill(daemon.clone()));
     tracing::info!(
         socket = %settings.socket.display(),
         activated = owned_path.is_none(),
@@ -109,6 +116,9 @@ pub async fn serve(settings: Settings, flags: config::Overrides) -> Result<(), S
     daemon.draining.cancel();
     notify(&[sd_notify::NotifyState::Stopping]);
     shutdown(&daemon, accept).await;
+    // The filler drains as soon as `draining` fires: idle children killed and reaped, their
+    // scratch dirs removed.
+    let _ = warm.await;
     if let Some(path) = owned_path {
         let _ = std::fs::remove_file(path);
     }

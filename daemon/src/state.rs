@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Access;
 use crate::policy::PolicySet;
+use crate::pool::WarmPool;
 use crate::python::Interpreter;
 
 /// Settings of a serving daemon (from flags, later from the config file).
@@ -29,6 +30,8 @@ pub struct ServeConfig {
     pub scratch_root: PathBuf,
     /// How long in-flight runs may go on after SIGTERM before they are cancelled.
     pub shutdown_grace_ms: u64,
+    /// Idle pre-started interpreters kept for the default policy (0: none).
+    pub warm_pool: usize,
 }
 
 impl Default for ServeConfig {
@@ -41,6 +44,7 @@ impl Default for ServeConfig {
             scratch_root: std::env::temp_dir()
                 .join(format!("ptcd-scratch-{}", unsafe { libc::getuid() })),
             shutdown_grace_ms: 5_000,
+            warm_pool: 2,
         }
     }
 }
@@ -76,6 +80,8 @@ pub struct Daemon {
     access: RwLock<Access>,
     pub max_connections: usize,
     pub stats: Stats,
+    /// Pre-started interpreters waiting for a run (`pool.rs`).
+    pub pool: WarmPool,
     pub run_slots: Arc<Semaphore>,
     /// Runs waiting for a slot.
     pub queued: AtomicUsize,
@@ -101,6 +107,7 @@ impl Daemon {
         Arc::new(Daemon {
             run_slots: Arc::new(Semaphore::new(config.max_concurrent_runs)),
             queued: AtomicUsize::new(0),
+            pool: WarmPool::new(config.warm_pool),
             config,
             python,
             policies: RwLock::new(Arc::new(policies)),
@@ -132,10 +139,11 @@ impl Daemon {
             .clone()
     }
 
-    /// Installs reloaded policies and access rules (SIGHUP).
+    /// Installs reloaded policies and access rules (SIGHUP); the warm pool drains and refills.
     pub fn reload(&self, policies: PolicySet, access: Access) {
         *self.policies.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policies);
         *self.access.write().unwrap_or_else(|p| p.into_inner()) = access;
+        self.pool.invalidate();
     }
 
     pub fn new_run_id(&self) -> String {
@@ -162,6 +170,9 @@ impl Daemon {
             "runs_total": s.runs_total.load(Ordering::Relaxed),
             "tool_calls_total": s.tool_calls_total.load(Ordering::Relaxed),
             "runs_by_status": by_status,
+            "runs_warm_total": self.pool.runs_warm_total(),
+            "warm_idle": self.pool.idle(),
+            "warm_pool": self.pool.target(),
             "max_concurrent_runs": self.config.max_concurrent_runs,
             "draining": self.draining.is_cancelled(),
             "uptime_ms": self.started.elapsed().as_millis() as u64,

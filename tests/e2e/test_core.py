@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from daemon import wait_until
+from daemon import run_dirs, wait_pool_full, wait_until
 from rpc import RpcClient, ToolFailure
 
 
@@ -263,7 +263,7 @@ def test_cancel_during_a_pending_tool_call(daemon, client: RpcClient) -> None:
     # The late answer to the cancelled call is ignored, and the connection still works.
     client.send({"jsonrpc": "2.0", "id": call["id"], "result": 1})
     assert client.run("2")["value"] == 2
-    assert list(daemon.scratch.iterdir()) == []
+    assert run_dirs(daemon.scratch) == []
 
 
 def test_cancel_of_unknown_request_is_an_error(client: RpcClient) -> None:
@@ -281,7 +281,7 @@ def test_client_disconnect_mid_run_kills_and_reaps_the_child(daemon) -> None:
     assert not process_gone(pid)
     c.close()
     wait_until(lambda: process_gone(pid), f"child {pid} killed and reaped")
-    wait_until(lambda: list(daemon.scratch.iterdir()) == [], "scratch dir removed")
+    wait_until(lambda: run_dirs(daemon.scratch) == [], "scratch dir removed")
     # No zombie children of the daemon either.
     children = Path(f"/proc/{daemon.pid}/task/{daemon.pid}/children").read_text().split()
     assert children == []
@@ -436,6 +436,7 @@ def test_console_transcripts_replay(daemon) -> None:
 
 def test_runs_leave_no_fds_children_or_scratch_dirs_behind(daemon, client: RpcClient) -> None:
     client.run("1")  # first run: lazily created runtime state is in place afterwards
+    wait_pool_full(client)  # idle warm interpreters hold fds (control socket, pipes) too
     fds_before = len(os.listdir(f"/proc/{daemon.pid}/fd"))
     for code, limits in [
         ("print('ok')", {}),
@@ -448,9 +449,10 @@ def test_runs_leave_no_fds_children_or_scratch_dirs_behind(daemon, client: RpcCl
     client.recv()  # the tool call
     client.call("run/cancel", {"request_id": rid})
     assert client.wait_response(rid)["result"]["status"] == "cancelled"
+    wait_pool_full(client)
     assert len(os.listdir(f"/proc/{daemon.pid}/fd")) == fds_before
     assert Path(f"/proc/{daemon.pid}/task/{daemon.pid}/children").read_text().split() == []
-    assert list(daemon.scratch.iterdir()) == []
+    assert run_dirs(daemon.scratch) == []
 
 
 def test_child_killed_by_a_signal_is_reported_as_crashed(client: RpcClient) -> None:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from rpc import RpcClient
-from daemon import wait_until
+from daemon import run_dirs, wait_until
 from test_core import process_gone
 
 
@@ -237,7 +237,7 @@ def test_disconnect_closes_sessions_killing_the_interpreter_and_removing_its_scr
     c.close()
     wait_until(lambda: process_gone(pid), "the session's interpreter is reaped")
     wait_until(lambda: not Path(scratch).exists(), "the session's scratch dir is removed")
-    assert list(daemon.scratch.iterdir()) == []
+    assert run_dirs(daemon.scratch) == []
 
 
 def test_session_close_kills_the_persistent_interpreter(daemon, client: RpcClient) -> None:

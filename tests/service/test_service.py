@@ -663,8 +663,11 @@ def test_kill_9_with_runs_in_flight_leaves_no_child_and_a_restart_serves_again(s
     conns = [svc.connect(), svc.connect()]
     _, blocked = start_run_and_get_child_pid(conns[0], BLOCKED_RUN)
     _, spinning = start_run_and_get_child_pid(conns[1], SPINNING_RUN)
+    # Idle warm interpreters (refilled after the two runs took theirs) must die with it too.
+    wait_until(lambda: conns[0].call("daemon/status")["result"]["warm_idle"] == 2, "the warm pool to refill")
     children = descendants(svc.pid)
     assert {blocked, spinning} <= children, f"run children {blocked}, {spinning} not under the daemon: {children}"
+    assert len(children - {blocked, spinning}) >= 2, f"idle warm children not under the daemon: {children}"
     scratch_before = set(svc.scratch.iterdir()) if svc.scratch.exists() else set()
 
     os.kill(svc.pid, signal.SIGKILL)
@@ -687,8 +690,12 @@ def test_children_die_with_a_kill_9_even_outside_a_service_cgroup(services, tmp_
     c = svc.connect()
     _, child = start_run_and_get_child_pid(c, SPINNING_RUN)
     grandchildren = descendants(child)
+    wait_until(lambda: c.call("daemon/status")["result"]["warm_idle"] > 0, "an idle warm interpreter")
+    warm = descendants(svc.pid) - {child} - grandchildren
+    assert warm, "no idle warm interpreter under the daemon"
     os.kill(svc.pid, signal.SIGKILL)
     wait_until(lambda: process_dead(child) and all(process_dead(p) for p in grandchildren), "the run child to die", timeout=2)
+    wait_until(lambda: all(process_dead(p) for p in warm), f"idle warm children {sorted(warm)} to die", timeout=2)
 
 
 # --- hardening --------------------------------------------------------------------------------

@@ -5,6 +5,9 @@
 Baselines: starting the confined interpreter's binary bare (`python3 -I -S -c pass`) and with the
 imports the shim needs (`import asyncio, json`). Each ptcd figure is a client-observed round trip
 over the Unix socket, tool answers included, on the default policy (all confinement layers on).
+"warm" rows wait (untimed) until the warm pool is full before each run and check the run was
+served warm; "cold" rows force a cold start with a tighter `memory_mb` (a warm interpreter's
+rlimits are the policy's); "back to back" rows do not wait, so the pool drains and runs are a mix.
 Prints a Markdown table (median and p90 in ms, ratio of medians to the first baseline).
 """
 
@@ -27,19 +30,50 @@ from rpc import RpcClient  # noqa: E402
 PYTHON = "/usr/bin/python3"
 
 
-def measure(fn, runs: int) -> list[float]:
+def measure(fn, runs: int, before=None) -> list[float]:
     fn()  # warm-up
     out = []
     for _ in range(runs):
+        if before is not None:
+            before()
         t = time.perf_counter()
         fn()
         out.append((time.perf_counter() - t) * 1000)
     return out
 
 
-def gather_run(client: RpcClient, n: int) -> None:
+def status(client: RpcClient) -> dict:
+    return client.call("daemon/status")["result"]
+
+
+def pool_full(client: RpcClient) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        s = status(client)
+        if s["warm_idle"] == s["warm_pool"]:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the warm pool did not fill: {s}")
+        time.sleep(0.002)
+
+
+def warm_only(client: RpcClient, fn, runs: int) -> list[float]:
+    """Each timed run starts with a full pool, and must have been served warm."""
+    before = status(client)["runs_warm_total"]
+    xs = measure(fn, runs, lambda: pool_full(client))
+    served = status(client)["runs_warm_total"] - before
+    if served != runs + 1:
+        raise SystemExit(f"expected {runs + 1} warm runs, got {served}")
+    return xs
+
+
+COLD = {"memory_mb": 256}
+
+
+def gather_run(client: RpcClient, n: int, limits: dict | None = None) -> None:
     code = f"rs = await asyncio.gather(*(echo(i) for i in range({n})))\nlen(rs)"
-    r = client.run(code, {"echo": lambda x: x}, tools=[{"name": "echo", "input_schema": {"properties": {"x": {}}}}])
+    r = client.run(code, {"echo": lambda x: x}, tools=[{"name": "echo", "input_schema": {"properties": {"x": {}}}}],
+                   limits=limits or {})
     assert r["status"] == "ok" and r["value"] == n, r
 
 
@@ -74,11 +108,15 @@ def main() -> None:
         rows = [
             ("baseline: `python3 -I -S -c pass`", measure(lambda: subprocess.run([PYTHON, "-I", "-S", "-c", "pass"], check=True), args.runs)),
             ("baseline: `python3 -I -S -c 'import asyncio, json'`", measure(lambda: subprocess.run([PYTHON, "-I", "-S", "-c", "import asyncio, json"], check=True), args.runs)),
-            ("ptcd run: `1 + 1`", measure(lambda: client.run("1 + 1"), args.runs)),
-            ("ptcd run: 1 tool call", measure(lambda: gather_run(client, 1), args.runs)),
-            ("ptcd run: 50 tool calls, `asyncio.gather`", measure(lambda: gather_run(client, 50), args.runs)),
-            ("ptcd run: 50 tool calls, one after another", measure(lambda: sequential_run(client, 50), args.runs)),
-            ("ptcd run: 1000 tool calls, `asyncio.gather`", measure(lambda: gather_run(client, 1000), max(5, args.runs // 3))),
+            ("ptcd run, cold: `1 + 1`", measure(lambda: client.run("1 + 1", limits=COLD), args.runs, lambda: pool_full(client))),
+            ("ptcd run, warm: `1 + 1`", warm_only(client, lambda: client.run("1 + 1"), args.runs)),
+            ("ptcd run, back to back: `1 + 1`", measure(lambda: client.run("1 + 1"), args.runs)),
+            ("ptcd run, cold: 1 tool call", measure(lambda: gather_run(client, 1, COLD), args.runs, lambda: pool_full(client))),
+            ("ptcd run, warm: 1 tool call", warm_only(client, lambda: gather_run(client, 1), args.runs)),
+            ("ptcd run, warm: 50 tool calls, `asyncio.gather`", warm_only(client, lambda: gather_run(client, 50), args.runs)),
+            ("ptcd run, warm: 50 tool calls, one after another", warm_only(client, lambda: sequential_run(client, 50), args.runs)),
+            ("ptcd run, warm: 1000 tool calls, `asyncio.gather`", warm_only(client, lambda: gather_run(client, 1000), max(5, args.runs // 3))),
+            ("ptcd run, cold: 1000 tool calls, `asyncio.gather`", measure(lambda: gather_run(client, 1000, COLD), max(5, args.runs // 3), lambda: pool_full(client))),
         ]
         client.close()
     finally:

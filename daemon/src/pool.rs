@@ -40,6 +40,8 @@ use crate::state::Daemon;
 
 /// How long a warm child may take to say `ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a run with an empty pool waits for the child being started before it starts cold.
+const CLAIM_WAIT: Duration = Duration::from_millis(500);
 /// How often the filler looks for idle children that died.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 /// Back-off after a failed start (a policy that fails closed never yields warm children).
@@ -92,6 +94,10 @@ struct Idle {
     children: Vec<Warm>,
     generation: u64,
     closed: bool,
+    /// The policy of the child the filler is starting right now, if any.
+    starting: Option<Arc<Policy>>,
+    /// A run with an empty pool is waiting for that child (at most one run waits).
+    claimed: bool,
 }
 
 /// The idle warm children of the default policy, and what `daemon/status` reports about them.
@@ -100,6 +106,8 @@ pub struct WarmPool {
     target: usize,
     idle: Mutex<Idle>,
     wake: Notify,
+    /// Fired when a started child joins the pool or failed to start.
+    arrived: Notify,
     runs_warm_total: AtomicU64,
     next_id: AtomicU64,
 }
@@ -110,6 +118,7 @@ impl WarmPool {
             target,
             idle: Mutex::default(),
             wake: Notify::new(),
+            arrived: Notify::new(),
             runs_warm_total: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
         }
@@ -136,10 +145,45 @@ impl WarmPool {
 
     /// A warm child for a run of `policy` with `limits` and the client's `env`, if one fits and
     /// is still intact. The filler is woken to replace it.
-    pub fn take(&self, policy: &Policy, limits: &Limits, env: &[(String, String)]) -> Option<Warm> {
+    ///
+    /// When the pool is empty but the filler is already starting a fitting child, one run waits
+    /// for it (at most [`CLAIM_WAIT`], or until `cancel`): that child started before this run
+    /// arrived, so it is ready sooner than a cold start would be, and two interpreters starting
+    /// at once on a small machine would slow each other down. Back-to-back runs benefit.
+    pub async fn take(
+        &self,
+        policy: &Policy,
+        limits: &Limits,
+        env: &[(String, String)],
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Option<Warm> {
         if self.target == 0 || !fits(policy, limits, env) {
             return None;
         }
+        if let Some(warm) = self.take_idle(policy) {
+            return Some(warm);
+        }
+        let arrived = {
+            let mut idle = self.lock();
+            let starting = idle.starting.as_deref().is_some_and(|p| *p == *policy);
+            if !starting || idle.claimed {
+                return None;
+            }
+            idle.claimed = true;
+            // Created under the lock that `push` takes before notifying: no wake-up is missed.
+            self.arrived.notified()
+        };
+        tokio::select! {
+            _ = arrived => {}
+            _ = tokio::time::sleep(CLAIM_WAIT) => {}
+            _ = cancel.cancelled() => {}
+        }
+        self.lock().claimed = false;
+        self.take_idle(policy)
+    }
+
+    /// An idle child of `policy`, if one is intact; discards the ones that are not.
+    fn take_idle(&self, policy: &Policy) -> Option<Warm> {
         let mut unfit = Vec::new();
         let taken = {
             let mut idle = self.lock();
@@ -208,11 +252,22 @@ impl WarmPool {
     /// it started).
     fn push(&self, warm: Warm) -> Option<Warm> {
         let mut idle = self.lock();
+        idle.starting = None;
+        self.arrived.notify_waiters();
         if idle.closed || warm.generation != idle.generation {
             return Some(warm);
         }
         idle.children.push(warm);
         None
+    }
+
+    /// The filler starts (`Some`) or gave up on (`None`) a child.
+    fn set_starting(&self, policy: Option<Arc<Policy>>) {
+        let mut idle = self.lock();
+        idle.starting = policy;
+        if idle.starting.is_none() {
+            self.arrived.notify_waiters();
+        }
     }
 
     /// Shutdown: no more children; hands back the idle ones.
@@ -335,10 +390,14 @@ pub async fn fill(daemon: Arc<Daemon>) {
         let may_try = retry_at.is_none_or(|t| tokio::time::Instant::now() >= t);
         if pool.idle() < wanted && may_try {
             let generation = pool.lock().generation;
+            pool.set_starting(Some(policy.clone()));
             let started = tokio::select! {
                 r = start_one(&daemon, pool, &policy, generation) => Some(r),
                 _ = daemon.draining.cancelled() => None,
             };
+            if !matches!(started, Some(Ok(_))) {
+                pool.set_starting(None);
+            }
             match started {
                 None => break,
                 Some(Ok(warm)) => {

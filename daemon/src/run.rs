@@ -262,7 +262,7 @@ impl Execution<'_> {
                     (fresh, None)
                 }
             },
-            None => match daemon.pool.take(policy, &limits, &env) {
+            None => match daemon.pool.take(policy, &limits, &env, &cancel).await {
                 // Started ahead of time with this policy and these limits; it gets the run's
                 // environment with the exec, like a cold child.
                 Some(warm) => {

@@ -59,6 +59,20 @@ class Daemon:
     def connect(self) -> RpcClient:
         return RpcClient(self.socket)
 
+    def children(self) -> set[int]:
+        """Pids whose parent is the daemon, zombies included (any of its threads may fork)."""
+        out = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == self.pid:
+                out.add(int(entry.name))
+        return out
+
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -84,13 +98,14 @@ def run_dirs(scratch: Path) -> list[Path]:
     return [p for p in scratch.iterdir() if "-w-" not in p.name] if scratch.exists() else []
 
 
-def wait_pool_full(client: RpcClient) -> None:
+def wait_pool_full(client: RpcClient) -> int:
     """Waits until the warm pool holds as many idle interpreters as configured (no refill under
-    way), so what the daemon holds for it is stable."""
+    way), so what the daemon holds for it is stable. Returns that number."""
     def full() -> bool:
         s = client.call("daemon/status")["result"]
         return s["warm_idle"] == s["warm_pool"]
     wait_until(full, "the warm pool to fill", timeout=20)
+    return client.call("daemon/status")["result"]["warm_idle"]
 
 
 def wait_until(predicate, what: str, timeout: float = 10.0) -> None:

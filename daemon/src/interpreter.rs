@@ -87,6 +87,11 @@ pub struct Interpreter {
 }
 
 impl Interpreter {
+    /// The child's scratch dir (its working directory).
+    pub fn scratch(&self) -> &Path {
+        &self.plan.cwd
+    }
+
     /// Starts a child for `policy` with `limits`, working in `scratch`.
     pub fn spawn(
         daemon: &Daemon,

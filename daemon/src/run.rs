@@ -31,7 +31,7 @@ use crate::rpc::codec::Frame;
 use crate::rpc::error::{self, RpcError};
 use crate::rpc::Id;
 use crate::runtime::{self, DoneStatus, Exec, FromShim, ScriptError};
-use crate::scratch::Scratch;
+use crate::scratch::{DiskWatch, Scratch};
 use crate::session::{unknown_session, Session, Turn};
 
 /// How long a child that reported `done` may take to exit before it is killed.
@@ -215,6 +215,8 @@ enum Ending {
     Cancelled,
     Timeout,
     TooManyToolCalls,
+    /// The scratch dir outgrew `scratch_mb`, with the reason.
+    DiskFull(String),
     /// The control channel closed or spoke nonsense before `done`.
     ChildGone(Option<String>),
     /// Nothing ran: the launcher refused or failed.
@@ -320,12 +322,19 @@ impl Execution<'_> {
         let mut exec_line = serde_json::to_vec(&exec)
             .map_err(|e| RpcError::internal(format!("cannot encode the job: {e}")))?;
         exec_line.push(b'\n');
+        let bounds = Bounds {
+            deadline,
+            disk: DiskWatch::new(
+                interpreter.scratch().to_path_buf(),
+                policy.rlimits.scratch_mb,
+            ),
+        };
         let ending = drive(
             &mut interpreter,
             exec_line,
             &limits,
             &mut relay,
-            deadline,
+            bounds,
             &cancel,
             output_to,
         )
@@ -409,6 +418,11 @@ impl Execution<'_> {
                     ),
                 )),
             ),
+            Ending::DiskFull(why) => (
+                "limit_exceeded",
+                Value::Null,
+                Some(plain_error("LimitExceeded", why)),
+            ),
             Ending::ChildGone(detail) => child_gone(exit, detail, &limits),
         };
         if persistent.is_some() && !keep {
@@ -436,6 +450,12 @@ impl Execution<'_> {
     }
 }
 
+/// What ends a run from outside the child's control: the wall clock and the scratch dir's size.
+struct Bounds {
+    deadline: tokio::time::Instant,
+    disk: DiskWatch,
+}
+
 /// The run loop: reacts to the child, tool answers, the deadline and cancellation. Output the
 /// child sends as control messages goes to `output`; while the collector is behind, no further
 /// control message is read (the child waits, the deadline still fires).
@@ -444,7 +464,7 @@ async fn drive(
     mut exec_line: Vec<u8>,
     limits: &Limits,
     relay: &mut Relay,
-    deadline: tokio::time::Instant,
+    mut bounds: Bounds,
     cancel: &CancellationToken,
     output: mpsc::Sender<Chunk>,
 ) -> Ending {
@@ -457,7 +477,8 @@ async fn drive(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return Ending::Cancelled,
-            _ = tokio::time::sleep_until(deadline) => return Ending::Timeout,
+            _ = tokio::time::sleep_until(bounds.deadline) => return Ending::Timeout,
+            why = bounds.disk.exceeded() => return Ending::DiskFull(why),
             (call_id, outcome) = relay.next_answer(), if !relay.is_idle() => {
                 interpreter.send(runtime::tool_result_line(call_id, &outcome));
             }

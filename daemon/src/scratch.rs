@@ -98,6 +98,112 @@ fn owner_alive(pid: u32, me: Option<&Path>) -> bool {
     }
 }
 
+/// How often a running script's scratch dir is measured.
+const DISK_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// Entries (files, dirs, links) a scratch dir may hold; more ends the run (inode exhaustion).
+pub const MAX_SCRATCH_ENTRIES: usize = 100_000;
+
+/// What a measurement found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Usage {
+    /// Bytes allocated on disk (sparse files count what they really use).
+    Bytes(u64),
+    TooManyEntries,
+    /// A directory could not be read (e.g. the script made it unreadable).
+    Unreadable(String),
+}
+
+/// Measures the disk space used below `dir`, without following symlinks, stopping after
+/// `max_entries` entries.
+pub fn usage(dir: &Path, max_entries: usize) -> Usage {
+    use std::os::unix::fs::MetadataExt;
+    let mut bytes = 0u64;
+    let mut entries = 0usize;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let listing = match std::fs::read_dir(&d) {
+            Ok(listing) => listing,
+            Err(e) => return Usage::Unreadable(format!("{}: {e}", d.display())),
+        };
+        for entry in listing {
+            let Ok(entry) = entry else { continue };
+            entries += 1;
+            if entries > max_entries {
+                return Usage::TooManyEntries;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            bytes = bytes.saturating_add(meta.blocks().saturating_mul(512));
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    Usage::Bytes(bytes)
+}
+
+/// Watches a running script's scratch dir against its `scratch_mb` limit.
+///
+/// RLIMIT_FSIZE caps one file, not how many a script writes, so without this a script could fill
+/// the host's disk until its wall-clock timeout. Measuring runs on a blocking thread every 100 ms;
+/// what a script can write between two measurements is bounded by the file size limit and the
+/// disk's speed.
+pub struct DiskWatch {
+    dir: PathBuf,
+    limit_bytes: u64,
+    interval: tokio::time::Interval,
+    pending: Option<tokio::task::JoinHandle<Usage>>,
+}
+
+impl DiskWatch {
+    pub fn new(dir: PathBuf, limit_mb: u64) -> DiskWatch {
+        let mut interval = tokio::time::interval(DISK_CHECK_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        DiskWatch {
+            dir,
+            limit_bytes: limit_mb.saturating_mul(1 << 20),
+            interval,
+            pending: None,
+        }
+    }
+
+    /// Resolves, with the reason, once the scratch dir is over its limit. Cancel-safe: a
+    /// measurement under way survives being dropped from a `select!`.
+    pub async fn exceeded(&mut self) -> String {
+        loop {
+            let handle = match &mut self.pending {
+                Some(handle) => handle,
+                None => {
+                    self.interval.tick().await;
+                    let dir = self.dir.clone();
+                    self.pending.insert(tokio::task::spawn_blocking(move || {
+                        usage(&dir, MAX_SCRATCH_ENTRIES)
+                    }))
+                }
+            };
+            let measured = handle.await;
+            self.pending = None;
+            let limit_mb = self.limit_bytes >> 20;
+            match measured {
+                Ok(Usage::Bytes(n)) if n > self.limit_bytes => {
+                    return format!(
+                        "the scratch dir used {} MiB of disk, more than scratch_mb = {limit_mb}",
+                        n >> 20
+                    )
+                }
+                Ok(Usage::TooManyEntries) => {
+                    return format!(
+                    "the scratch dir holds more than {MAX_SCRATCH_ENTRIES} files and directories"
+                )
+                }
+                Ok(Usage::Unreadable(why)) => {
+                    return format!("the scratch dir could not be measured ({why})")
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +229,24 @@ mod tests {
         std::fs::write(path.join("f"), b"x").expect("write");
         drop(scratch);
         assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn usage_counts_allocated_bytes_and_caps_entries() {
+        let root = temp_root("usage");
+        let scratch = Scratch::create(&root, "r-3", None).expect("create");
+        std::fs::create_dir(scratch.path().join("sub")).expect("mkdir");
+        std::fs::write(scratch.path().join("sub/a"), vec![7u8; 1 << 20]).expect("write");
+        match usage(scratch.path(), 100) {
+            Usage::Bytes(n) => assert!(n >= 1 << 20, "{n}"),
+            other => panic!("{other:?}"),
+        }
+        for i in 0..5 {
+            std::fs::write(scratch.path().join(format!("f{i}")), b"x").expect("write");
+        }
+        assert_eq!(usage(scratch.path(), 3), Usage::TooManyEntries);
+        drop(scratch);
         let _ = std::fs::remove_dir_all(&root);
     }
 

@@ -54,6 +54,8 @@ pub struct ExtraLimits {
     pub file_size_mb: u64,
     pub open_files: u64,
     pub threads: u64,
+    /// Disk space the scratch dir may use (watched by the daemon while the run goes on).
+    pub scratch_mb: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +138,15 @@ struct LimitsFile {
     file_size_mb: u64,
     open_files: u64,
     threads: u64,
+    #[serde(default = "default_scratch_mb")]
+    scratch_mb: u64,
+}
+
+/// `limits.scratch_mb` when a policy does not set it.
+pub const DEFAULT_SCRATCH_MB: u64 = 256;
+
+fn default_scratch_mb() -> u64 {
+    DEFAULT_SCRATCH_MB
 }
 
 /// A layer without settings: on or off, with a reason either way.
@@ -228,6 +239,7 @@ impl Policy {
             ("file_size_mb", l.file_size_mb),
             ("open_files", l.open_files),
             ("threads", l.threads),
+            ("scratch_mb", l.scratch_mb),
         ] {
             if value == 0 {
                 problems.push(format!("limits.{field}: must be at least 1"));
@@ -354,6 +366,7 @@ impl Policy {
                 file_size_mb: l.file_size_mb,
                 open_files: l.open_files,
                 threads: l.threads,
+                scratch_mb: l.scratch_mb,
             },
             landlock_min_abi,
             seccomp: raw.seccomp.enabled,

@@ -18,7 +18,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -27,7 +26,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from daemon import PTCD_BIN, REPO
+from daemon import PTCD_BIN, REPO, wait_until
 from rpc import RpcClient
 
 SYSTEMD_DIR = REPO / "systemd"
@@ -38,16 +37,6 @@ NOBODY = 65534
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def wait_until(predicate, what: str, timeout: float = 10.0) -> None:
-    """Polls a condition the daemon must reach (a bound on a state change, not a sleep)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for: {what}")
 
 
 def process_dead(pid: int) -> bool:

@@ -160,14 +160,20 @@ impl Peer {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn answer_is_delivered_once_to_its_request() {
-        let (tx, mut rx) = mpsc::channel(8);
+    /// A peer with one `tool/call` sent, its outbound queue, and the pending request.
+    async fn peer_with_request() -> (Peer, mpsc::Receiver<Vec<u8>>, PendingRequest) {
+        let (tx, rx) = mpsc::channel(8);
         let peer = Peer::new(tx);
         let pending = peer
             .request(peer.new_request_id(), "tool/call", &json!({}))
             .await
             .expect("queue open");
+        (peer, rx, pending)
+    }
+
+    #[tokio::test]
+    async fn answer_is_delivered_once_to_its_request() {
+        let (peer, mut rx, pending) = peer_with_request().await;
         let line = rx.recv().await.expect("request written");
         assert!(String::from_utf8_lossy(&line).contains("\"id\":\"t-1\""));
         assert!(peer.deliver(&json!("t-1"), Ok(json!(42))));
@@ -180,12 +186,7 @@ mod tests {
 
     #[tokio::test]
     async fn cancelled_request_sends_cancel_notification_and_ignores_late_answer() {
-        let (tx, mut rx) = mpsc::channel(8);
-        let peer = Peer::new(tx);
-        let pending = peer
-            .request(peer.new_request_id(), "tool/call", &json!({}))
-            .await
-            .expect("queue open");
+        let (peer, mut rx, pending) = peer_with_request().await;
         let _request = rx.recv().await;
         peer.cancel(&pending.id).await;
         let note = rx.recv().await.expect("cancel written");
@@ -195,12 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_input_fails_pending_and_new_requests() {
-        let (tx, _rx) = mpsc::channel(8);
-        let peer = Peer::new(tx);
-        let pending = peer
-            .request(peer.new_request_id(), "tool/call", &json!({}))
-            .await
-            .expect("queue open");
+        let (peer, _rx, pending) = peer_with_request().await;
         peer.close_input();
         assert_eq!(pending.answer().await, Err(PeerGone::Closed));
         assert_eq!(

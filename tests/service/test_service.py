@@ -854,6 +854,10 @@ def user_manager() -> Iterator:
     units = runtime / "systemd" / "user"
     units.mkdir(parents=True)
     sock = runtime / "ptcd-system.sock"
+    # A copy of the binary where the unit can see it: the checkout may live under /tmp or /home,
+    # which PrivateTmp= and ProtectHome= hide from the service.
+    binary = runtime / "ptcd"
+    shutil.copy2(PTCD_BIN, binary)
     # The system units, unchanged but for the socket path, the binary, and StateDirectory= (a user
     # manager puts it under ~/.local/state, which ProtectHome= hides): a 0711 directory instead.
     text = (SYSTEMD_DIR / "ptcd.socket").read_text()
@@ -862,7 +866,7 @@ def user_manager() -> Iterator:
     lines = []
     for line in (SYSTEMD_DIR / "ptcd.service").read_text().splitlines():
         if line.startswith("ExecStart="):
-            line = f"ExecStart={PTCD_BIN} serve --config {state}/config.toml --socket {sock} --scratch-dir {state}/scratch"
+            line = f"ExecStart={binary} serve --config {state}/config.toml --socket {sock} --scratch-dir {state}/scratch"
         elif line.startswith("StateDirectory="):
             line = f"ReadWritePaths={state}"
         elif line.startswith(("StateDirectoryMode=", "ConfigurationDirectory=")):

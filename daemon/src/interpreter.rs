@@ -215,6 +215,20 @@ impl Interpreter {
         frame.poll(&mut cx).is_pending()
     }
 
+    /// CPU time (user + system) the child has used, from `/proc/<pid>/stat`. Still readable
+    /// after it died and before it is reaped, which is how a kill by the hard CPU limit (SIGKILL,
+    /// when the script ignored SIGXCPU) is told apart from other kills.
+    pub fn cpu_time_ms(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf has no memory arguments.
+        let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok()?;
+        (per_second > 0).then(|| ticks * 1000 / per_second)
+    }
+
     /// The child's pid, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()

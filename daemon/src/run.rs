@@ -341,6 +341,11 @@ impl Execution<'_> {
         .await;
 
         let keep = persistent.is_some() && matches!(ending, Ending::Done { .. });
+        // Read before reaping: afterwards the child's CPU time is gone with it.
+        let cpu_used_ms = match ending {
+            Ending::ChildGone(_) => interpreter.cpu_time_ms(),
+            _ => None,
+        };
         let exit = match ending {
             _ if keep => None,
             Ending::Done { .. } => interpreter.exit_within(EXIT_GRACE).await,
@@ -423,7 +428,7 @@ impl Execution<'_> {
                 Value::Null,
                 Some(plain_error("LimitExceeded", why)),
             ),
-            Ending::ChildGone(detail) => child_gone(exit, detail, &limits),
+            Ending::ChildGone(detail) => child_gone(exit, detail, &limits, cpu_used_ms),
         };
         if persistent.is_some() && !keep {
             if let Some(e) = &mut error {
@@ -549,10 +554,14 @@ fn child_gone(
     exit: Option<std::process::ExitStatus>,
     detail: Option<String>,
     limits: &Limits,
+    cpu_used_ms: Option<u64>,
 ) -> (&'static str, Value, Option<ScriptError>) {
     use std::os::unix::process::ExitStatusExt;
     let signal = exit.and_then(|s| s.signal());
-    if signal == Some(libc::SIGXCPU) {
+    // SIGXCPU at the soft CPU limit, or SIGKILL at the hard one (one second later) when the
+    // script ignored SIGXCPU.
+    let out_of_cpu = cpu_used_ms.is_some_and(|used| used >= limits.cpu_ms);
+    if signal == Some(libc::SIGXCPU) || (signal == Some(libc::SIGKILL) && out_of_cpu) {
         let message = format!(
             "the script used more CPU time than cpu_ms = {}",
             limits.cpu_ms

@@ -88,10 +88,10 @@ def test_cpu_loop_that_ignores_signals_is_killed(sb):
         pass
     """
     r = sb.run(code, limits={"cpu_ms": 1000, "timeout_ms": 20000})
-    # SIGXCPU is ignored, so the hard CPU limit (one second later) kills it with SIGKILL.
-    assert r["status"] in ("limit_exceeded", "crashed"), r
-    assert "SIGKILL" in r["error"]["message"] or "cpu_ms" in r["error"]["message"], r
-    assert r["duration_ms"] < 15000
+    # SIGXCPU is ignored, so the hard CPU limit (one second later) kills it with SIGKILL; the
+    # daemon reads the child's CPU time before reaping it and reports the limit, not a crash.
+    assert r["status"] == "limit_exceeded", r
+    assert "cpu_ms = 1000" in r["error"]["message"], r
 
 
 def test_sleep_hits_the_wall_clock_timeout(sb):

@@ -97,7 +97,7 @@ def test_cpu_loop_that_ignores_signals_is_killed(sb):
 def test_sleep_hits_the_wall_clock_timeout(sb):
     r = sb.run("import time; time.sleep(60)", limits={"timeout_ms": 1000})
     assert r["status"] == "timeout", r
-    assert r["duration_ms"] < 10000
+    assert "timeout_ms = 1000" in r["error"]["message"], r
 
 
 def test_sigstop_on_itself_hits_the_timeout(sb):

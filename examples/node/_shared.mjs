@@ -11,6 +11,16 @@ export async function connectOrExplain() {
   }
 }
 
+/** Runs the story's script; a failed run prints what the model would have seen and exits. */
+export async function runOrExit(client, code, tools) {
+  const result = await client.run(code, { tools });
+  if (!result.ok) {
+    console.error(result.render());
+    process.exit(1);
+  }
+  return result;
+}
+
 /** A small seeded PRNG (mulberry32) so every run of an example sees the same data. */
 export function rng(seed) {
   let a = seed >>> 0;

@@ -5,7 +5,7 @@
 // expense line into the context. In a ptcd script the per-member calls run
 // concurrently (asyncio.gather) and only the names over budget come back.
 import { tool } from "ptcd";
-import { check, connectOrExplain, metered, report, rng } from "./_shared.mjs";
+import { check, connectOrExplain, metered, report, rng, runOrExit } from "./_shared.mjs";
 
 const rand = rng(7);
 const names = ["Ada", "Grace", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances", "Edsger", "Radia", "Guido", "Anita"];
@@ -54,11 +54,7 @@ for o in over:
 
 const client = await connectOrExplain();
 try {
-  const result = await client.run(code, { tools });
-  if (!result.ok) {
-    console.error(result.render());
-    process.exit(1);
-  }
+  const result = await runOrExit(client, code, tools);
   const expected = team
     .map((m) => ({ name: m.name, over_by_cents: expenses.get(m.name).reduce((s, l) => s + l.amount_cents, 0) - m.budget_cents }))
     .filter((o) => o.over_by_cents > 0);

@@ -4,7 +4,7 @@
 // of it into the model's context; the script keeps it in the sandbox and sends
 // back ten lines.
 import { tool } from "ptcd";
-import { check, connectOrExplain, metered, report, rng } from "./_shared.mjs";
+import { check, connectOrExplain, metered, report, rng, runOrExit } from "./_shared.mjs";
 
 const rand = rng(2025);
 const services = ["api", "billing", "auth", "search"];
@@ -42,11 +42,7 @@ len(errors)
 
 const client = await connectOrExplain();
 try {
-  const result = await client.run(code, { tools });
-  if (!result.ok) {
-    console.error(result.render());
-    process.exit(1);
-  }
+  const result = await runOrExit(client, code, tools);
   const expected = logs.filter((e) => e.level === "ERROR").slice(-10);
   check(result.stdout, expected.map((e) => `${e.ts} ${e.service} ${e.message}\n`).join(""), "logs");
   console.log(result.render());

@@ -6,7 +6,7 @@
 // The database is an in-memory SQLite (sql.js, WebAssembly: no native build, no network).
 import initSqlJs from "sql.js";
 import { tool } from "ptcd";
-import { check, connectOrExplain, metered, report, rng } from "./_shared.mjs";
+import { check, connectOrExplain, metered, report, rng, runOrExit } from "./_shared.mjs";
 
 const SQL = await initSqlJs();
 const db = new SQL.Database();
@@ -57,11 +57,7 @@ print(f"top region: {top} with {totals[top] / 100:,.2f} of {sum(totals.values())
 
 const client = await connectOrExplain();
 try {
-  const result = await client.run(code, { tools });
-  if (!result.ok) {
-    console.error(result.render());
-    process.exit(1);
-  }
+  const result = await runOrExit(client, code, tools);
   const [expected] = queryDatabase({
     sql: "SELECT region, SUM(amount_cents) AS c, (SELECT SUM(amount_cents) FROM sales WHERE sold_at >= '2025-01-01') AS t FROM sales WHERE sold_at >= '2025-01-01' GROUP BY region ORDER BY c DESC LIMIT 1",
   });

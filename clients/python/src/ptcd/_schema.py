@@ -153,19 +153,30 @@ def _google_section(lines: list[str], start: int, header: str, result: Docstring
         return end
     if header not in _GOOGLE_PARAM_SECTIONS:
         return end
+    _collect_params(block, base, _GOOGLE_ENTRY, 3, result)
+    return end
+
+
+def _collect_params(
+    block: list[str], indent: int, entry: re.Pattern[str], first_text: int | None, result: Docstring
+) -> None:
+    """Parameter entries start at `indent` (name matched by `entry`, group 1; the description's
+    first words in group `first_text`, if any); deeper lines continue the entry before them."""
     name: str | None = None
     text: list[str] = []
     for line in block + [""]:
-        if line.strip() and _indent(line) == base:
+        if line.strip() and _indent(line) == indent:
             if name is not None:
                 result.params.setdefault(name, _join(text))
-            match = _GOOGLE_ENTRY.match(line.strip())
-            name, text = (match.group(1), [match.group(3)]) if match else (None, [])
+            match = entry.match(line.strip())
+            if match is None:
+                name, text = None, []
+            else:
+                name, text = match.group(1), [match.group(first_text)] if first_text else []
         elif name is not None:
             text.append(line)
     if name is not None:
         result.params.setdefault(name, _join(text))
-    return end
 
 
 def _numpy_section(lines: list[str], start: int, header: str, result: Docstring) -> int:
@@ -181,18 +192,7 @@ def _numpy_section(lines: list[str], start: int, header: str, result: Docstring)
         return end
     if header not in _GOOGLE_PARAM_SECTIONS:
         return end
-    name: str | None = None
-    text: list[str] = []
-    for line in block + [""]:
-        if line.strip() and _indent(line) == 0:
-            if name is not None:
-                result.params.setdefault(name, _join(text))
-            match = _NUMPY_ENTRY.match(line.strip())
-            name, text = (match.group(1), []) if match else (None, [])
-        elif name is not None:
-            text.append(line)
-    if name is not None:
-        result.params.setdefault(name, _join(text))
+    _collect_params(block, 0, _NUMPY_ENTRY, None, result)
     return end
 
 

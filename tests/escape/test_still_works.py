@@ -279,3 +279,14 @@ def test_compression_archives_and_data_modules_work(sb):
     """
     expected = [True, True, True, True, ["a.zip"], {"1": 2}, 7, [1, 2], "eA==", "1", "LATIN SMALL LETTER A"]
     assert ok(sb, code)["value"] == expected
+
+
+def test_c_extensions_from_dist_packages_work_under_the_allowlist(sb):
+    # PyYAML's and cryptography's (OpenSSL) native code, on the site-packages policy.
+    code = """
+    import yaml
+    from cryptography.fernet import Fernet
+    f = Fernet(Fernet.generate_key())
+    [yaml.safe_load('a: [1, 2]'), f.decrypt(f.encrypt(b'secret')).decode()]
+    """
+    assert ok(sb, code, policy="site-packages")["value"] == [{"a": [1, 2]}, "secret"]

@@ -1,5 +1,9 @@
 """What must keep working under the default policy."""
 
+from pathlib import Path
+
+import pytest
+
 
 def ok(sb, code, **params):
     r = sb.run(code, **params)
@@ -283,6 +287,9 @@ def test_compression_archives_and_data_modules_work(sb):
 
 def test_c_extensions_from_dist_packages_work_under_the_allowlist(sb):
     # PyYAML's and cryptography's (OpenSSL) native code, on the site-packages policy.
+    dist = Path("/usr/lib/python3/dist-packages")
+    if not ((dist / "yaml").is_dir() and (dist / "cryptography").is_dir()):
+        pytest.skip("python3-yaml and python3-cryptography are not installed on this host")
     code = """
     import yaml
     from cryptography.fernet import Fernet

@@ -771,7 +771,7 @@ pub fn available() -> bool {
             .unwrap_or(true)
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
 

@@ -691,11 +691,6 @@ pub fn denied_names() -> Vec<&'static str> {
     denied_always().into_iter().map(|(_, n)| n).collect()
 }
 
-/// Names of the allowlisted syscalls (for `doctor` and the docs).
-pub fn allowed_names() -> Vec<&'static str> {
-    allowed().into_iter().map(|(_, n)| n).collect()
-}
-
 /// Encodes a program as the shim and launcher expect: 8-byte native-endian `sock_filter`s.
 pub fn to_hex(prog: &[sock_filter]) -> String {
     let mut out = String::with_capacity(prog.len() * 16);

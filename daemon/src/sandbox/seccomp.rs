@@ -480,6 +480,25 @@ fn any_bit_set(arg: u8, bits: &[u64]) -> Vec<SeccompRule> {
 /// The mode bits no file the script creates or changes may carry.
 const SETID_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
 
+/// The `open` flags that make the kernel apply the mode argument: `O_CREAT`, and `O_TMPFILE`'s
+/// own bit (`O_TMPFILE` also sets `O_DIRECTORY`). Without them the mode register is ignored
+/// (and may hold anything).
+const CREATING_FLAGS: [u64; 2] = [libc::O_CREAT as u64, 0o2000_0000];
+
+/// Rules matching an `open`-like call that creates a file with a setuid/setgid mode.
+fn creates_setid_file(flags_arg: u8, mode_arg: u8) -> Vec<SeccompRule> {
+    let mut rules = Vec::new();
+    for flag in CREATING_FLAGS {
+        for bit in SETID_BITS {
+            rules.push(rule(vec![
+                cond(flags_arg, Len::Dword, Op::MaskedEq(flag), flag),
+                cond(mode_arg, Len::Dword, Op::MaskedEq(bit), bit),
+            ]));
+        }
+    }
+    rules
+}
+
 /// Allowlisted syscalls denied (EPERM) when their arguments match one of the rules.
 fn denied_when() -> Vec<(i64, Vec<SeccompRule>)> {
     use libc::*;
@@ -522,13 +541,13 @@ fn denied_when() -> Vec<(i64, Vec<SeccompRule>)> {
     #[cfg(target_arch = "x86_64")]
     {
         list.push((SYS_chmod, any_bit_set(1, &SETID_BITS)));
-        list.push((SYS_open, any_bit_set(2, &SETID_BITS)));
+        list.push((SYS_open, creates_setid_file(1, 2)));
         list.push((SYS_creat, any_bit_set(1, &SETID_BITS)));
     }
     list.push((SYS_fchmod, any_bit_set(1, &SETID_BITS)));
     list.push((SYS_fchmodat, any_bit_set(2, &SETID_BITS)));
     list.push((SYS_FCHMODAT2, any_bit_set(2, &SETID_BITS)));
-    list.push((SYS_openat, any_bit_set(3, &SETID_BITS)));
+    list.push((SYS_openat, creates_setid_file(2, 3)));
     // MSG_OOB on Unix stream sockets: a rarely used path with a history of use-after-frees
     // (CVE-2025-38236), reachable through the control fd and socketpair().
     let oob = [MSG_OOB as u64];

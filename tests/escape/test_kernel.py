@@ -152,6 +152,18 @@ def test_blocks_msg_oob_on_unix_stream_sockets(sb, body):
     assert sb.attempt("import os, socket; " + body) == "DENIED PermissionError EPERM"
 
 
+def test_blocks_getting_a_pidfd_of_the_daemon_through_the_control_socket(sb):
+    # getsockopt(SO_PEERPIDFD) on fd 3 returned a pidfd of the root daemon.
+    body = "import os, socket; socket.socket(fileno=os.dup(3)).getsockopt(socket.SOL_SOCKET, 77)"
+    assert sb.attempt(body) == "DENIED PermissionError EPERM"
+
+
+def test_blocks_ioctls_on_pidfds_and_files(sb):
+    # PIDFD_GET_INFO on a thread's own pidfd would work; file and device ioctls are not needed.
+    assert sb.attempt("import fcntl; fcntl.ioctl(open('x', 'w'), 0x80086601, bytes(8))") == \
+        "DENIED PermissionError EPERM"  # FS_IOC_GETFLAGS
+
+
 @pytest.mark.parametrize("nr", [470, 471, 511, 1000])
 def test_syscalls_newer_than_the_allowlist_answer_enosys(sb, nr):
     assert sb.attempt(f"raw_syscall({nr}, 0, 0, 0)") == "DENIED OSError ENOSYS"

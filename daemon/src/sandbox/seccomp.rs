@@ -536,6 +536,15 @@ fn denied_when() -> Vec<(i64, Vec<SeccompRule>)> {
         vec![rule(vec![cond(0, Len::Dword, Op::Ne, 0xffff_ffff)])],
     ));
     list.push((SYS_ioctl, vec![ioctl_outside_allowlist()]));
+    // getsockopt(SO_PEERPIDFD, Linux 6.5) on the control fd would hand the script a pidfd of
+    // the daemon.
+    list.push((
+        SYS_getsockopt,
+        vec![rule(vec![
+            cond(1, Len::Dword, Op::Eq, SOL_SOCKET as u64),
+            cond(2, Len::Dword, Op::Eq, SO_PEERPIDFD as u64),
+        ])],
+    ));
     // Never a setuid/setgid file: neither by chmod nor at creation (open/openat/creat with
     // O_CREAT or O_TMPFILE apply the mode as given; mkdir drops both bits itself).
     #[cfg(target_arch = "x86_64")]
@@ -1113,6 +1122,15 @@ mod tests {
             args[at] = MSG_DONTWAIT as u64;
             assert_eq!(early_verdict(nr, args), RET_ALLOW, "syscall {nr} plain");
         }
+    }
+
+    #[test]
+    fn a_pidfd_of_the_daemon_through_so_peerpidfd_is_eperm() {
+        use libc::*;
+        let peer_pidfd = [3, SOL_SOCKET as u64, SO_PEERPIDFD as u64, 0, 0, 0];
+        assert_eq!(early_verdict(SYS_getsockopt, peer_pidfd), RET_EPERM);
+        let so_type = [3, SOL_SOCKET as u64, SO_TYPE as u64, 0, 0, 0];
+        assert_eq!(early_verdict(SYS_getsockopt, so_type), RET_ALLOW);
     }
 
     #[test]

@@ -164,6 +164,26 @@ def test_blocks_ioctls_on_pidfds_and_files(sb):
         "DENIED PermissionError EPERM"  # FS_IOC_GETFLAGS
 
 
+BPF_PROGRAM = """
+import socket, struct
+ret_all = _ct.create_string_buffer(struct.pack('HBBI', 0x06, 0, 0, 0x7FFF0000))  # RET ALLOW
+prog = struct.pack('HxxxxxxQ', 1, _ct.addressof(ret_all))                        # sock_fprog
+fprog = _ct.create_string_buffer(prog, len(prog))
+"""
+
+
+def test_blocks_attaching_classic_bpf_socket_filters(sb):
+    # A socket filter reaches the kernel's BPF translator and JIT without the bpf() syscall.
+    body = "socket.socketpair()[0].setsockopt(socket.SOL_SOCKET, 26, prog)  # SO_ATTACH_FILTER"
+    assert sb.attempt(body, setup=BPF_PROGRAM) == "DENIED PermissionError EPERM"
+
+
+def test_blocks_installing_more_seccomp_filters_from_the_script(sb):
+    # The same BPF surface through prctl(PR_SET_SECCOMP), closed by the shim's late filter.
+    body = "raw_syscall(157, 22, 2, _ct.addressof(fprog))  # prctl(PR_SET_SECCOMP, MODE_FILTER)"
+    assert sb.attempt(body, setup=BPF_PROGRAM) == "DENIED PermissionError EPERM"
+
+
 @pytest.mark.parametrize("nr", [470, 471, 511, 1000])
 def test_syscalls_newer_than_the_allowlist_answer_enosys(sb, nr):
     assert sb.attempt(f"raw_syscall({nr}, 0, 0, 0)") == "DENIED OSError ENOSYS"

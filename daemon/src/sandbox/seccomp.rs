@@ -22,7 +22,8 @@
 //! (seccompiler's own arch check kills i386 / `int 0x80`).
 //!
 //! [`late_filter`]: installed by the shim once the interpreter has started; denies `execve`,
-//! `execveat` and `prctl` changes of the parent-death signal and of dumpability.
+//! `execveat`, `prctl` changes of the parent-death signal and of dumpability, and further
+//! seccomp filters.
 //!
 //! The lists are x86_64 (arm64 has other numbers and no legacy calls such as `open`).
 
@@ -538,12 +539,17 @@ fn denied_when() -> Vec<(i64, Vec<SeccompRule>)> {
     list.push((SYS_ioctl, vec![ioctl_outside_allowlist()]));
     // getsockopt(SO_PEERPIDFD, Linux 6.5) on the control fd would hand the script a pidfd of
     // the daemon.
+    list.push((SYS_getsockopt, socket_options(&[SO_PEERPIDFD])));
+    // Socket filters are classic BPF that the kernel translates and JITs: the bpf() surface
+    // without bpf() (the late filter closes the other door, prctl(PR_SET_SECCOMP)).
     list.push((
-        SYS_getsockopt,
-        vec![rule(vec![
-            cond(1, Len::Dword, Op::Eq, SOL_SOCKET as u64),
-            cond(2, Len::Dword, Op::Eq, SO_PEERPIDFD as u64),
-        ])],
+        SYS_setsockopt,
+        socket_options(&[
+            SO_ATTACH_FILTER,
+            SO_ATTACH_BPF,
+            SO_ATTACH_REUSEPORT_CBPF,
+            SO_ATTACH_REUSEPORT_EBPF,
+        ]),
     ));
     // Never a setuid/setgid file: neither by chmod nor at creation (open/openat/creat with
     // O_CREAT or O_TMPFILE apply the mode as given; mkdir drops both bits itself).
@@ -571,6 +577,19 @@ fn denied_when() -> Vec<(i64, Vec<SeccompRule>)> {
         list.push((nr, any_bit_set(flags_arg, &oob)));
     }
     list
+}
+
+/// Rules matching `get`/`setsockopt(fd, SOL_SOCKET, name, …)` for any of `names`.
+fn socket_options(names: &[libc::c_int]) -> Vec<SeccompRule> {
+    names
+        .iter()
+        .map(|&name| {
+            rule(vec![
+                cond(1, Len::Dword, Op::Eq, libc::SOL_SOCKET as u64),
+                cond(2, Len::Dword, Op::Eq, name as u64),
+            ])
+        })
+        .collect()
 }
 
 /// One rule: the request is none of [`ALLOWED_IOCTLS`] (conditions of a rule are and-ed).
@@ -694,6 +713,14 @@ fn late_program() -> Vec<sock_filter> {
             Len::Dword,
             Op::Eq,
             libc::PR_SET_DUMPABLE as u64,
+        )]),
+        // No more filters once the shim's own is in: seccomp programs are classic BPF the
+        // kernel translates and JITs (the seccomp() syscall is not allowlisted at all).
+        rule(vec![cond(
+            0,
+            Len::Dword,
+            Op::Eq,
+            libc::PR_SET_SECCOMP as u64,
         )]),
     ];
     let rules = BTreeMap::from([
@@ -1134,6 +1161,22 @@ mod tests {
     }
 
     #[test]
+    fn attaching_classic_bpf_socket_filters_is_eperm() {
+        use libc::*;
+        for name in [
+            SO_ATTACH_FILTER,
+            SO_ATTACH_BPF,
+            SO_ATTACH_REUSEPORT_CBPF,
+            SO_ATTACH_REUSEPORT_EBPF,
+        ] {
+            let args = [3, SOL_SOCKET as u64, name as u64, 0, 0, 0];
+            assert_eq!(early_verdict(SYS_setsockopt, args), RET_EPERM, "{name}");
+        }
+        let sndbuf = [3, SOL_SOCKET as u64, SO_SNDBUF as u64, 0, 0, 0];
+        assert_eq!(early_verdict(SYS_setsockopt, sndbuf), RET_ALLOW);
+    }
+
+    #[test]
     fn the_late_filter_denies_exec_on_top_of_the_early_ones() {
         let mut all = early();
         all.push(late_program());
@@ -1148,6 +1191,8 @@ mod tests {
             denied(libc::SYS_prctl, libc::PR_GET_DUMPABLE as u64),
             RET_ALLOW
         );
+        assert_eq!(denied(libc::SYS_prctl, 22), RET_EPERM); // PR_SET_SECCOMP
+        assert_eq!(denied(libc::SYS_prctl, 21), RET_ALLOW); // PR_GET_SECCOMP
         assert_eq!(denied(libc::SYS_read, 0), RET_ALLOW);
         assert_eq!(denied(470, 0), RET_ENOSYS);
     }

@@ -289,7 +289,7 @@ mod tests {
         assert!(ll.rules.iter().all(|r| r.access != FsAccess::ReadWrite
             || r.path == scratch
             || r.path == Path::new("/dev/null")));
-        assert_eq!(plan.seccomp.len(), 2);
+        assert_eq!(plan.seccomp.len(), 3);
         assert!(plan.late_seccomp.is_some());
         assert!(plan.argv.contains(&"-S".to_string()));
         let cpu = plan.rlimits.iter().find(|r| r.resource == Resource::Cpu);

@@ -1,12 +1,31 @@
 //! The seccomp filters of a child, built as BPF in the daemon (pure, unit-tested) and applied by
 //! the launcher (early filters) and by the shim (late filter).
 //!
-//! - [`early_filters`]: allow by default, an explicit deny list answered with `EPERM` (the script
-//!   sees a readable `PermissionError`), `clone3` answered with `ENOSYS` (glibc falls back to
-//!   `clone`, whose flags are checked), and in front of it all a guard that kills the process on
-//!   an x32 syscall number (seccompiler's own arch check kills i386 / `int 0x80`).
-//! - [`late_filter`]: installed by the shim once the interpreter has started; denies `execve`,
-//!   `execveat` and `prctl` changes of the parent-death signal and of dumpability.
+//! The early filters are three stacked programs. The kernel runs every filter on every syscall
+//! and keeps the most restrictive answer; between two `ERRNO` answers the filter installed last
+//! wins. So, in install order:
+//!
+//! 1. [`allow_filter`]: an **allowlist** of what CPython, asyncio and the standard library need
+//!    ([`allowed`]); every other number answers `ENOSYS`, as if the kernel were older. A
+//!    syscall a newer kernel adds is therefore denied until it is reviewed and listed here, and
+//!    glibc (which falls back on `ENOSYS`) keeps working.
+//! 2. [`deny_filter`]: known-dangerous syscalls answered with `EPERM` (the script sees a readable
+//!    `PermissionError`): the unconditional [`denied_always`] list, whose entries are not in the
+//!    allowlist (this filter only turns their `ENOSYS` into `EPERM`), and [`denied_when`]: allowed
+//!    syscalls refused when their arguments match (`clone` without `CLONE_THREAD`, `ioctl`
+//!    requests outside [`ALLOWED_IOCTLS`], setuid/setgid mode bits, `MSG_OOB`, …).
+//! 3. [`enosys_filter`]: `clone3` and `openat2`, whose arguments live in memory seccomp cannot
+//!    read, answer `ENOSYS` so glibc and CPython fall back to `clone` / `openat`, which are
+//!    checked.
+//!
+//! Each program starts with a guard that kills the process on an x32 syscall number
+//! (seccompiler's own arch check kills i386 / `int 0x80`).
+//!
+//! [`late_filter`]: installed by the shim once the interpreter has started; denies `execve`,
+//! `execveat`, `prctl` changes of the parent-death signal and of dumpability, and further
+//! seccomp filters.
+//!
+//! The lists are x86_64 (arm64 has other numbers and no legacy calls such as `open`).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -24,8 +43,291 @@ const BPF_LD_W_ABS: u16 = 0x20;
 const BPF_JMP_JSET_K: u16 = 0x45;
 const BPF_RET_K: u16 = 0x06;
 
-/// Syscalls denied outright with EPERM.
-fn denied_always() -> Vec<(i64, &'static str)> {
+// Syscall numbers newer than the libc crate knows (the same on every architecture since 5.x:
+// asm-generic/unistd.h numbers them in one shared range).
+/// `fchmodat2` (Linux 6.6).
+const SYS_FCHMODAT2: i64 = 452;
+/// `map_shadow_stack` (6.6): glibc allocates shadow stacks with it when CET is on.
+const SYS_MAP_SHADOW_STACK: i64 = 453;
+/// `futex_wake`, `futex_wait`, `futex_requeue` (6.7): futex2, what a newer glibc may use.
+const SYS_FUTEX_WAKE: i64 = 454;
+const SYS_FUTEX_WAIT: i64 = 455;
+const SYS_FUTEX_REQUEUE: i64 = 456;
+/// `statmount`, `listmount` (6.8): read the mount table of any mount namespace one can see.
+const SYS_STATMOUNT: i64 = 457;
+const SYS_LISTMOUNT: i64 = 458;
+/// `mseal` (6.10): seals the caller's own mappings; a newer glibc seals its own.
+const SYS_MSEAL: i64 = 462;
+/// `open_tree_attr` (6.15): `open_tree` plus `mount_setattr`.
+const SYS_OPEN_TREE_ATTR: i64 = 467;
+
+/// A syscall and its name (for `doctor`, the docs and test messages).
+type Syscall = (i64, &'static str);
+
+/// What a confined CPython needs, grouped; everything else answers `ENOSYS` (see the module
+/// docs). Some entries are further checked by [`denied_when`]; none is in [`denied_always`].
+/// Measured with `strace -f` over the e2e and escape suites, then completed by category
+/// (a sibling of a measured call that the stdlib exposes, such as `os.*`), never by "the kernel
+/// has it".
+pub fn allowed() -> Vec<Syscall> {
+    use libc::*;
+    let mut list = vec![
+        // Memory of this process.
+        (SYS_brk, "brk"),
+        (SYS_mmap, "mmap"),
+        (SYS_munmap, "munmap"),
+        (SYS_mprotect, "mprotect"),
+        (SYS_mremap, "mremap"),
+        (SYS_madvise, "madvise"),
+        (SYS_msync, "msync"),
+        (SYS_mlock, "mlock"),
+        (SYS_mlock2, "mlock2"),
+        (SYS_munlock, "munlock"),
+        (SYS_mlockall, "mlockall"),
+        (SYS_munlockall, "munlockall"),
+        (SYS_pkey_mprotect, "pkey_mprotect"),
+        (SYS_pkey_alloc, "pkey_alloc"),
+        (SYS_pkey_free, "pkey_free"),
+        (SYS_membarrier, "membarrier"),
+        (SYS_MSEAL, "mseal"),
+        (SYS_MAP_SHADOW_STACK, "map_shadow_stack"),
+        // I/O on open fds (ioctl: only ALLOWED_IOCTLS; fchmod: no setuid/setgid).
+        (SYS_read, "read"),
+        (SYS_write, "write"),
+        (SYS_pread64, "pread64"),
+        (SYS_pwrite64, "pwrite64"),
+        (SYS_readv, "readv"),
+        (SYS_writev, "writev"),
+        (SYS_preadv, "preadv"),
+        (SYS_pwritev, "pwritev"),
+        (SYS_preadv2, "preadv2"),
+        (SYS_pwritev2, "pwritev2"),
+        (SYS_lseek, "lseek"),
+        (SYS_close, "close"),
+        (SYS_close_range, "close_range"),
+        (SYS_dup, "dup"),
+        (SYS_dup3, "dup3"),
+        (SYS_fcntl, "fcntl"),
+        (SYS_ioctl, "ioctl"),
+        (SYS_flock, "flock"),
+        (SYS_fsync, "fsync"),
+        (SYS_fdatasync, "fdatasync"),
+        (SYS_sync_file_range, "sync_file_range"),
+        (SYS_ftruncate, "ftruncate"),
+        (SYS_fallocate, "fallocate"),
+        (SYS_fadvise64, "fadvise64"),
+        (SYS_readahead, "readahead"),
+        (SYS_fstat, "fstat"),
+        (SYS_fstatfs, "fstatfs"),
+        (SYS_getdents64, "getdents64"),
+        (SYS_sendfile, "sendfile"),
+        (SYS_copy_file_range, "copy_file_range"),
+        (SYS_splice, "splice"),
+        (SYS_tee, "tee"),
+        (SYS_fchmod, "fchmod"),
+        (SYS_fchown, "fchown"),
+        (SYS_fchdir, "fchdir"),
+        (SYS_fgetxattr, "fgetxattr"),
+        (SYS_fsetxattr, "fsetxattr"),
+        (SYS_flistxattr, "flistxattr"),
+        (SYS_fremovexattr, "fremovexattr"),
+        // Paths (Landlock decides which; openat: no setuid/setgid on create).
+        (SYS_openat, "openat"),
+        (SYS_newfstatat, "newfstatat"),
+        (SYS_statx, "statx"),
+        (SYS_faccessat, "faccessat"),
+        (SYS_faccessat2, "faccessat2"),
+        (SYS_readlinkat, "readlinkat"),
+        (SYS_mkdirat, "mkdirat"),
+        (SYS_unlinkat, "unlinkat"),
+        (SYS_renameat, "renameat"),
+        (SYS_renameat2, "renameat2"),
+        (SYS_linkat, "linkat"),
+        (SYS_symlinkat, "symlinkat"),
+        (SYS_fchmodat, "fchmodat"),
+        (SYS_FCHMODAT2, "fchmodat2"),
+        (SYS_fchownat, "fchownat"),
+        (SYS_utimensat, "utimensat"),
+        (SYS_statfs, "statfs"),
+        (SYS_getcwd, "getcwd"),
+        (SYS_chdir, "chdir"),
+        (SYS_truncate, "truncate"),
+        (SYS_getxattr, "getxattr"),
+        (SYS_lgetxattr, "lgetxattr"),
+        (SYS_setxattr, "setxattr"),
+        (SYS_lsetxattr, "lsetxattr"),
+        (SYS_listxattr, "listxattr"),
+        (SYS_llistxattr, "llistxattr"),
+        (SYS_removexattr, "removexattr"),
+        (SYS_lremovexattr, "lremovexattr"),
+        // Waiting, events, pipes, futexes.
+        (SYS_ppoll, "ppoll"),
+        (SYS_pselect6, "pselect6"),
+        (SYS_epoll_create1, "epoll_create1"),
+        (SYS_epoll_ctl, "epoll_ctl"),
+        (SYS_epoll_pwait, "epoll_pwait"),
+        (SYS_epoll_pwait2, "epoll_pwait2"),
+        (SYS_eventfd2, "eventfd2"),
+        (SYS_signalfd4, "signalfd4"),
+        (SYS_timerfd_create, "timerfd_create"),
+        (SYS_timerfd_settime, "timerfd_settime"),
+        (SYS_timerfd_gettime, "timerfd_gettime"),
+        (SYS_pipe2, "pipe2"),
+        (SYS_futex, "futex"),
+        (SYS_futex_waitv, "futex_waitv"),
+        (SYS_FUTEX_WAKE, "futex_wake"),
+        (SYS_FUTEX_WAIT, "futex_wait"),
+        (SYS_FUTEX_REQUEUE, "futex_requeue"),
+        (SYS_set_robust_list, "set_robust_list"),
+        (SYS_get_robust_list, "get_robust_list"),
+        (SYS_nanosleep, "nanosleep"),
+        (SYS_clock_nanosleep, "clock_nanosleep"),
+        (SYS_sched_yield, "sched_yield"),
+        (SYS_restart_syscall, "restart_syscall"),
+        // Time and timers (reading clocks; setting them is denied).
+        (SYS_clock_gettime, "clock_gettime"),
+        (SYS_clock_getres, "clock_getres"),
+        (SYS_gettimeofday, "gettimeofday"),
+        (SYS_times, "times"),
+        (SYS_getitimer, "getitimer"),
+        (SYS_setitimer, "setitimer"),
+        (SYS_timer_create, "timer_create"),
+        (SYS_timer_settime, "timer_settime"),
+        (SYS_timer_gettime, "timer_gettime"),
+        (SYS_timer_getoverrun, "timer_getoverrun"),
+        (SYS_timer_delete, "timer_delete"),
+        // Signals (Landlock's signal scoping keeps them inside the run).
+        (SYS_rt_sigaction, "rt_sigaction"),
+        (SYS_rt_sigprocmask, "rt_sigprocmask"),
+        (SYS_rt_sigreturn, "rt_sigreturn"),
+        (SYS_rt_sigpending, "rt_sigpending"),
+        (SYS_rt_sigtimedwait, "rt_sigtimedwait"),
+        (SYS_rt_sigsuspend, "rt_sigsuspend"),
+        (SYS_rt_sigqueueinfo, "rt_sigqueueinfo"),
+        (SYS_rt_tgsigqueueinfo, "rt_tgsigqueueinfo"),
+        (SYS_sigaltstack, "sigaltstack"),
+        (SYS_kill, "kill"),
+        (SYS_tkill, "tkill"),
+        (SYS_tgkill, "tgkill"),
+        // Threads and this process (clone: threads only; execve and prctl: the late filter).
+        (SYS_clone, "clone"),
+        (SYS_execve, "execve"),
+        (SYS_exit, "exit"),
+        (SYS_exit_group, "exit_group"),
+        (SYS_wait4, "wait4"),
+        (SYS_waitid, "waitid"),
+        (SYS_set_tid_address, "set_tid_address"),
+        (SYS_gettid, "gettid"),
+        (SYS_getpid, "getpid"),
+        (SYS_getppid, "getppid"),
+        (SYS_prctl, "prctl"),
+        (SYS_rseq, "rseq"),
+        (SYS_uname, "uname"),
+        (SYS_sysinfo, "sysinfo"),
+        (SYS_getrandom, "getrandom"),
+        (SYS_getrlimit, "getrlimit"),
+        (SYS_setrlimit, "setrlimit"),
+        (SYS_prlimit64, "prlimit64"),
+        (SYS_getrusage, "getrusage"),
+        (SYS_umask, "umask"),
+        (SYS_personality, "personality"),
+        (SYS_getcpu, "getcpu"),
+        (SYS_sched_getaffinity, "sched_getaffinity"),
+        (SYS_sched_setaffinity, "sched_setaffinity"),
+        (SYS_sched_getparam, "sched_getparam"),
+        (SYS_sched_setparam, "sched_setparam"),
+        (SYS_sched_getscheduler, "sched_getscheduler"),
+        (SYS_sched_setscheduler, "sched_setscheduler"),
+        (SYS_sched_get_priority_max, "sched_get_priority_max"),
+        (SYS_sched_get_priority_min, "sched_get_priority_min"),
+        (SYS_sched_rr_get_interval, "sched_rr_get_interval"),
+        (SYS_sched_getattr, "sched_getattr"),
+        (SYS_sched_setattr, "sched_setattr"),
+        (SYS_getpriority, "getpriority"),
+        (SYS_setpriority, "setpriority"),
+        (SYS_ioprio_get, "ioprio_get"),
+        (SYS_ioprio_set, "ioprio_set"),
+        (SYS_capget, "capget"),
+        (SYS_capset, "capset"),
+        // Own identity: reading it, or changing it within the ids the run already has.
+        (SYS_getuid, "getuid"),
+        (SYS_geteuid, "geteuid"),
+        (SYS_getgid, "getgid"),
+        (SYS_getegid, "getegid"),
+        (SYS_getresuid, "getresuid"),
+        (SYS_getresgid, "getresgid"),
+        (SYS_getgroups, "getgroups"),
+        (SYS_setuid, "setuid"),
+        (SYS_setgid, "setgid"),
+        (SYS_setreuid, "setreuid"),
+        (SYS_setregid, "setregid"),
+        (SYS_setresuid, "setresuid"),
+        (SYS_setresgid, "setresgid"),
+        (SYS_setfsuid, "setfsuid"),
+        (SYS_setfsgid, "setfsgid"),
+        (SYS_setgroups, "setgroups"),
+        (SYS_getpgid, "getpgid"),
+        (SYS_setpgid, "setpgid"),
+        (SYS_getsid, "getsid"),
+        (SYS_setsid, "setsid"),
+        // Sockets the child already holds: the control fd and its own AF_UNIX pairs (no
+        // MSG_OOB; creating other sockets is denied).
+        (SYS_socketpair, "socketpair"),
+        (SYS_sendto, "sendto"),
+        (SYS_recvfrom, "recvfrom"),
+        (SYS_sendmsg, "sendmsg"),
+        (SYS_recvmsg, "recvmsg"),
+        (SYS_sendmmsg, "sendmmsg"),
+        (SYS_recvmmsg, "recvmmsg"),
+        (SYS_shutdown, "shutdown"),
+        (SYS_getsockname, "getsockname"),
+        (SYS_getpeername, "getpeername"),
+        (SYS_getsockopt, "getsockopt"),
+        (SYS_setsockopt, "setsockopt"),
+    ];
+    // The legacy x86_64 entry points of the calls above (glibc and CPython still use some).
+    #[cfg(target_arch = "x86_64")]
+    list.extend([
+        (SYS_open, "open"),
+        (SYS_creat, "creat"),
+        (SYS_stat, "stat"),
+        (SYS_lstat, "lstat"),
+        (SYS_access, "access"),
+        (SYS_readlink, "readlink"),
+        (SYS_mkdir, "mkdir"),
+        (SYS_rmdir, "rmdir"),
+        (SYS_unlink, "unlink"),
+        (SYS_rename, "rename"),
+        (SYS_link, "link"),
+        (SYS_symlink, "symlink"),
+        (SYS_chmod, "chmod"),
+        (SYS_chown, "chown"),
+        (SYS_lchown, "lchown"),
+        (SYS_utime, "utime"),
+        (SYS_utimes, "utimes"),
+        (SYS_futimesat, "futimesat"),
+        (SYS_getdents, "getdents"),
+        (SYS_dup2, "dup2"),
+        (SYS_pipe, "pipe"),
+        (SYS_poll, "poll"),
+        (SYS_select, "select"),
+        (SYS_epoll_create, "epoll_create"),
+        (SYS_epoll_wait, "epoll_wait"),
+        (SYS_eventfd, "eventfd"),
+        (SYS_signalfd, "signalfd"),
+        (SYS_pause, "pause"),
+        (SYS_alarm, "alarm"),
+        (SYS_time, "time"),
+        (SYS_getpgrp, "getpgrp"),
+        (SYS_arch_prctl, "arch_prctl"),
+    ]);
+    list
+}
+
+/// Syscalls answered with `EPERM` whatever their arguments. None is in [`allowed`]: the
+/// allowlist would answer `ENOSYS` already; listing them here makes the denial readable and
+/// documents why each one must never be allowed.
+fn denied_always() -> Vec<Syscall> {
     use libc::*;
     let mut list = vec![
         // Network: no socket may be created; the control fd is inherited.
@@ -54,22 +356,32 @@ fn denied_always() -> Vec<(i64, &'static str)> {
         (SYS_migrate_pages, "migrate_pages"),
         (SYS_memfd_create, "memfd_create"),
         (SYS_memfd_secret, "memfd_secret"),
-        // Mounts and file handles.
+        // Mounts, the mount table and file handles.
         (SYS_mount, "mount"),
         (SYS_umount2, "umount2"),
         (SYS_pivot_root, "pivot_root"),
         (SYS_chroot, "chroot"),
         (SYS_open_tree, "open_tree"),
+        (SYS_OPEN_TREE_ATTR, "open_tree_attr"),
         (SYS_move_mount, "move_mount"),
         (SYS_fsopen, "fsopen"),
         (SYS_fsconfig, "fsconfig"),
         (SYS_fsmount, "fsmount"),
         (SYS_fspick, "fspick"),
         (SYS_mount_setattr, "mount_setattr"),
+        (SYS_STATMOUNT, "statmount"),
+        (SYS_LISTMOUNT, "listmount"),
         (SYS_name_to_handle_at, "name_to_handle_at"),
         (SYS_open_by_handle_at, "open_by_handle_at"),
         (SYS_mknod, "mknod"),
         (SYS_mknodat, "mknodat"),
+        // Watching paths: inotify/fanotify report names in directories Landlock lets the
+        // script watch but not list.
+        (SYS_inotify_init1, "inotify_init1"),
+        (SYS_inotify_add_watch, "inotify_add_watch"),
+        (SYS_inotify_rm_watch, "inotify_rm_watch"),
+        (SYS_fanotify_init, "fanotify_init"),
+        (SYS_fanotify_mark, "fanotify_mark"),
         // Kernel attack surface.
         (SYS_bpf, "bpf"),
         (SYS_perf_event_open, "perf_event_open"),
@@ -77,7 +389,6 @@ fn denied_always() -> Vec<(i64, &'static str)> {
         (SYS_add_key, "add_key"),
         (SYS_request_key, "request_key"),
         (SYS_keyctl, "keyctl"),
-        (SYS_fanotify_init, "fanotify_init"),
         (SYS_lookup_dcookie, "lookup_dcookie"),
         (SYS_init_module, "init_module"),
         (SYS_finit_module, "finit_module"),
@@ -89,6 +400,7 @@ fn denied_always() -> Vec<(i64, &'static str)> {
         (SYS_swapoff, "swapoff"),
         (SYS_acct, "acct"),
         (SYS_quotactl, "quotactl"),
+        (SYS_quotactl_fd, "quotactl_fd"),
         (SYS_syslog, "syslog"),
         (SYS_vhangup, "vhangup"),
         (SYS_settimeofday, "settimeofday"),
@@ -116,6 +428,7 @@ fn denied_always() -> Vec<(i64, &'static str)> {
     list.extend([
         (SYS_fork, "fork"),
         (SYS_vfork, "vfork"),
+        (SYS_inotify_init, "inotify_init"),
         (SYS_iopl, "iopl"),
         (SYS_ioperm, "ioperm"),
         (SYS_modify_ldt, "modify_ldt"),
@@ -127,6 +440,29 @@ fn denied_always() -> Vec<(i64, &'static str)> {
     list
 }
 
+/// Syscalls answered with `ENOSYS` so the caller falls back to a checked sibling.
+fn enosys_always() -> Vec<Syscall> {
+    vec![
+        // Flags in a struct seccomp cannot read; glibc falls back to `clone`.
+        (libc::SYS_clone3, "clone3"),
+        // Mode in a struct seccomp cannot read (setuid bits on create); falls back to `openat`.
+        (libc::SYS_openat2, "openat2"),
+    ]
+}
+
+/// The `ioctl` requests a script may make, compared as the kernel does (32-bit `cmd`): what
+/// CPython and the stdlib issue on pipes, files, `/dev/null` and Unix sockets. Anything else
+/// (the `SIOCGIF*` requests that list host interfaces, addresses and MACs through any socket,
+/// terminal injection, filesystem and device ioctls) answers `EPERM`.
+pub const ALLOWED_IOCTLS: &[(u64, &str)] = &[
+    (0x5401, "TCGETS"),     // isatty(), io.open's buffering choice
+    (0x5413, "TIOCGWINSZ"), // os.get_terminal_size()
+    (0x541B, "FIONREAD"),   // bytes waiting on a pipe or socket
+    (0x5421, "FIONBIO"),    // socket.setblocking()
+    (0x5450, "FIONCLEX"),   // os.set_inheritable(fd, True)
+    (0x5451, "FIOCLEX"),    // os.set_inheritable(fd, False)
+];
+
 fn cond(arg: u8, len: Len, op: Op, value: u64) -> Cond {
     Cond::new(arg, len, op, value).expect("static seccomp condition")
 }
@@ -135,7 +471,36 @@ fn rule(conds: Vec<Cond>) -> SeccompRule {
     SeccompRule::new(conds).expect("static seccomp rule")
 }
 
-/// Syscalls denied (EPERM) only when their arguments match one of the rules.
+/// Rules matching a 32-bit argument with any of `bits` set.
+fn any_bit_set(arg: u8, bits: &[u64]) -> Vec<SeccompRule> {
+    bits.iter()
+        .map(|&bit| rule(vec![cond(arg, Len::Dword, Op::MaskedEq(bit), bit)]))
+        .collect()
+}
+
+/// The mode bits no file the script creates or changes may carry.
+const SETID_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
+
+/// The `open` flags that make the kernel apply the mode argument: `O_CREAT`, and `O_TMPFILE`'s
+/// own bit (`O_TMPFILE` also sets `O_DIRECTORY`). Without them the mode register is ignored
+/// (and may hold anything).
+const CREATING_FLAGS: [u64; 2] = [libc::O_CREAT as u64, 0o2000_0000];
+
+/// Rules matching an `open`-like call that creates a file with a setuid/setgid mode.
+fn creates_setid_file(flags_arg: u8, mode_arg: u8) -> Vec<SeccompRule> {
+    let mut rules = Vec::new();
+    for flag in CREATING_FLAGS {
+        for bit in SETID_BITS {
+            rules.push(rule(vec![
+                cond(flags_arg, Len::Dword, Op::MaskedEq(flag), flag),
+                cond(mode_arg, Len::Dword, Op::MaskedEq(bit), bit),
+            ]));
+        }
+    }
+    rules
+}
+
+/// Allowlisted syscalls denied (EPERM) when their arguments match one of the rules.
 fn denied_when() -> Vec<(i64, Vec<SeccompRule>)> {
     use libc::*;
     let mut list = Vec::new();
@@ -171,45 +536,71 @@ fn denied_when() -> Vec<(i64, Vec<SeccompRule>)> {
         SYS_personality,
         vec![rule(vec![cond(0, Len::Dword, Op::Ne, 0xffff_ffff)])],
     ));
-    // ioctl: no faking terminal input, no console tricks (compared as 32-bit values).
+    list.push((SYS_ioctl, vec![ioctl_outside_allowlist()]));
+    // getsockopt(SO_PEERPIDFD, Linux 6.5) on the control fd would hand the script a pidfd of
+    // the daemon.
+    list.push((SYS_getsockopt, socket_options(&[SO_PEERPIDFD])));
+    // Socket filters are classic BPF that the kernel translates and JITs: the bpf() surface
+    // without bpf() (the late filter closes the other door, prctl(PR_SET_SECCOMP)).
     list.push((
-        SYS_ioctl,
-        vec![
-            rule(vec![cond(1, Len::Dword, Op::Eq, TIOCSTI_NR)]),
-            rule(vec![cond(1, Len::Dword, Op::Eq, TIOCLINUX_NR)]),
-        ],
+        SYS_setsockopt,
+        socket_options(&[
+            SO_ATTACH_FILTER,
+            SO_ATTACH_BPF,
+            SO_ATTACH_REUSEPORT_CBPF,
+            SO_ATTACH_REUSEPORT_EBPF,
+        ]),
     ));
-    // chmod family: never set the setuid/setgid bits.
-    let suid = |arg: u8| {
-        vec![
-            rule(vec![cond(
-                arg,
-                Len::Dword,
-                Op::MaskedEq(S_ISUID as u64),
-                S_ISUID as u64,
-            )]),
-            rule(vec![cond(
-                arg,
-                Len::Dword,
-                Op::MaskedEq(S_ISGID as u64),
-                S_ISGID as u64,
-            )]),
-        ]
-    };
+    // Never a setuid/setgid file: neither by chmod nor at creation (open/openat/creat with
+    // O_CREAT or O_TMPFILE apply the mode as given; mkdir drops both bits itself).
     #[cfg(target_arch = "x86_64")]
-    list.push((SYS_chmod, suid(1)));
-    list.push((SYS_fchmod, suid(1)));
-    list.push((SYS_fchmodat, suid(2)));
-    list.push((SYS_FCHMODAT2, suid(2)));
+    {
+        list.push((SYS_chmod, any_bit_set(1, &SETID_BITS)));
+        list.push((SYS_open, creates_setid_file(1, 2)));
+        list.push((SYS_creat, any_bit_set(1, &SETID_BITS)));
+    }
+    list.push((SYS_fchmod, any_bit_set(1, &SETID_BITS)));
+    list.push((SYS_fchmodat, any_bit_set(2, &SETID_BITS)));
+    list.push((SYS_FCHMODAT2, any_bit_set(2, &SETID_BITS)));
+    list.push((SYS_openat, creates_setid_file(2, 3)));
+    // MSG_OOB on Unix stream sockets: a rarely used path with a history of use-after-frees
+    // (CVE-2025-38236), reachable through the control fd and socketpair().
+    let oob = [MSG_OOB as u64];
+    for (nr, flags_arg) in [
+        (SYS_sendto, 3),
+        (SYS_recvfrom, 3),
+        (SYS_sendmsg, 2),
+        (SYS_recvmsg, 2),
+        (SYS_sendmmsg, 3),
+        (SYS_recvmmsg, 3),
+    ] {
+        list.push((nr, any_bit_set(flags_arg, &oob)));
+    }
     list
 }
 
-/// `fchmodat2` (Linux 6.6, the same number on every architecture); not in every libc version.
-const SYS_FCHMODAT2: i64 = 452;
+/// Rules matching `get`/`setsockopt(fd, SOL_SOCKET, name, …)` for any of `names`.
+fn socket_options(names: &[libc::c_int]) -> Vec<SeccompRule> {
+    names
+        .iter()
+        .map(|&name| {
+            rule(vec![
+                cond(1, Len::Dword, Op::Eq, libc::SOL_SOCKET as u64),
+                cond(2, Len::Dword, Op::Eq, name as u64),
+            ])
+        })
+        .collect()
+}
 
-/// `ioctl` requests compared as 32-bit values (asm-generic/ioctls.h).
-const TIOCSTI_NR: u64 = 0x5412;
-const TIOCLINUX_NR: u64 = 0x541c;
+/// One rule: the request is none of [`ALLOWED_IOCTLS`] (conditions of a rule are and-ed).
+fn ioctl_outside_allowlist() -> SeccompRule {
+    rule(
+        ALLOWED_IOCTLS
+            .iter()
+            .map(|&(request, _)| cond(1, Len::Dword, Op::Ne, request))
+            .collect(),
+    )
+}
 
 fn arch() -> TargetArch {
     std::env::consts::ARCH
@@ -217,10 +608,19 @@ fn arch() -> TargetArch {
         .expect("seccompiler supports this architecture")
 }
 
-fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, action: SeccompAction) -> BpfProgram {
-    let filter = SeccompFilter::new(rules, SeccompAction::Allow, action, arch())
-        .expect("static seccomp filter");
-    filter.try_into().expect("seccomp filter compiles")
+/// A seccompiler program: `on_match` for the syscalls of `rules` whose rules match (an empty
+/// rule list always matches), `otherwise` for the rest; a foreign architecture kills.
+fn compile(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    otherwise: SeccompAction,
+    on_match: SeccompAction,
+) -> Vec<sock_filter> {
+    let filter =
+        SeccompFilter::new(rules, otherwise, on_match, arch()).expect("static seccomp filter");
+    let prog: BpfProgram = filter.try_into().expect("seccomp filter compiles");
+    let mut guarded = x32_guard();
+    guarded.extend(prog);
+    guarded
 }
 
 /// Kills the process on an x32 syscall number; placed in front of a seccompiler program (whose
@@ -248,54 +648,97 @@ fn x32_guard() -> Vec<sock_filter> {
     ]
 }
 
-/// The filters the launcher installs, in order (hex-encoded BPF programs).
+/// Filter 1: allows [`allowed`], answers `ENOSYS` to every other syscall number.
+pub fn allow_filter() -> Vec<sock_filter> {
+    let rules = allowed()
+        .into_iter()
+        .map(|(nr, _)| (nr, Vec::new()))
+        .collect();
+    compile(
+        rules,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        SeccompAction::Allow,
+    )
+}
+
+/// Filter 2: `EPERM` for [`denied_always`] and for the argument rules of [`denied_when`].
+pub fn deny_filter() -> Vec<sock_filter> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = denied_always()
+        .into_iter()
+        .map(|(nr, _)| (nr, Vec::new()))
+        .collect();
+    rules.extend(denied_when());
+    compile(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+    )
+}
+
+/// Filter 3: `ENOSYS` for [`enosys_always`].
+pub fn enosys_filter() -> Vec<sock_filter> {
+    let rules = enosys_always()
+        .into_iter()
+        .map(|(nr, _)| (nr, Vec::new()))
+        .collect();
+    compile(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+    )
+}
+
+/// The filters the launcher installs, in this order (hex-encoded BPF programs).
 pub fn early_filters() -> &'static [String] {
     static FILTERS: OnceLock<Vec<String>> = OnceLock::new();
     FILTERS.get_or_init(|| {
-        let mut rules: BTreeMap<i64, Vec<SeccompRule>> = denied_always()
-            .into_iter()
-            .map(|(nr, _)| (nr, Vec::new()))
-            .collect();
-        for (nr, r) in denied_when() {
-            rules.insert(nr, r);
-        }
-        let mut main = x32_guard();
-        main.extend(compile(rules, SeccompAction::Errno(libc::EPERM as u32)));
-        let clone3 = compile(
-            BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
-            SeccompAction::Errno(libc::ENOSYS as u32),
-        );
-        vec![to_hex(&main), to_hex(&clone3)]
+        [allow_filter(), deny_filter(), enosys_filter()]
+            .iter()
+            .map(|prog| to_hex(prog))
+            .collect()
     })
+}
+
+/// The program of [`late_filter`].
+fn late_program() -> Vec<sock_filter> {
+    let prctl_rules = vec![
+        rule(vec![cond(
+            0,
+            Len::Dword,
+            Op::Eq,
+            libc::PR_SET_PDEATHSIG as u64,
+        )]),
+        rule(vec![cond(
+            0,
+            Len::Dword,
+            Op::Eq,
+            libc::PR_SET_DUMPABLE as u64,
+        )]),
+        // No more filters once the shim's own is in: seccomp programs are classic BPF the
+        // kernel translates and JITs (the seccomp() syscall is not allowlisted at all).
+        rule(vec![cond(
+            0,
+            Len::Dword,
+            Op::Eq,
+            libc::PR_SET_SECCOMP as u64,
+        )]),
+    ];
+    let rules = BTreeMap::from([
+        (libc::SYS_execve, Vec::new()),
+        (libc::SYS_execveat, Vec::new()),
+        (libc::SYS_prctl, prctl_rules),
+    ]);
+    compile(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+    )
 }
 
 /// The filter the shim installs before user code (hex-encoded BPF program).
 pub fn late_filter() -> &'static str {
     static FILTER: OnceLock<String> = OnceLock::new();
-    FILTER.get_or_init(|| {
-        let prctl_rules = vec![
-            rule(vec![cond(
-                0,
-                Len::Dword,
-                Op::Eq,
-                libc::PR_SET_PDEATHSIG as u64,
-            )]),
-            rule(vec![cond(
-                0,
-                Len::Dword,
-                Op::Eq,
-                libc::PR_SET_DUMPABLE as u64,
-            )]),
-        ];
-        let rules = BTreeMap::from([
-            (libc::SYS_execve, Vec::new()),
-            (libc::SYS_execveat, Vec::new()),
-            (libc::SYS_prctl, prctl_rules),
-        ]);
-        let mut prog = x32_guard();
-        prog.extend(compile(rules, SeccompAction::Errno(libc::EPERM as u32)));
-        to_hex(&prog)
-    })
+    FILTER.get_or_init(|| to_hex(&late_program()))
 }
 
 /// Names of the syscalls denied without conditions (for `doctor` and the docs).
@@ -375,19 +818,82 @@ pub fn available() -> bool {
             .unwrap_or(true)
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+
+    /// A classic-BPF interpreter for the instructions seccompiler and [`x32_guard`] emit, run on
+    /// a `seccomp_data` for x86_64 (nr, arch, args).
+    fn run(prog: &[sock_filter], nr: u32, args: [u64; 6]) -> u32 {
+        let mut data = Vec::with_capacity(64);
+        data.extend_from_slice(&nr.to_ne_bytes());
+        data.extend_from_slice(&0xc000_003eu32.to_ne_bytes()); // AUDIT_ARCH_X86_64
+        data.extend_from_slice(&0u64.to_ne_bytes()); // instruction pointer
+        for a in args {
+            data.extend_from_slice(&a.to_ne_bytes());
+        }
+        let (mut acc, mut pc) = (0u32, 0usize);
+        loop {
+            let ins = &prog[pc];
+            pc += 1;
+            let k = ins.k;
+            let jump = |taken: bool| usize::from(if taken { ins.jt } else { ins.jf });
+            match ins.code {
+                0x20 => {
+                    let at = k as usize;
+                    acc = u32::from_ne_bytes(data[at..at + 4].try_into().unwrap());
+                }
+                0x54 => acc &= k,                 // ALU AND K
+                0x05 => pc += k as usize,         // JA
+                0x15 => pc += jump(acc == k),     // JEQ
+                0x25 => pc += jump(acc > k),      // JGT
+                0x35 => pc += jump(acc >= k),     // JGE
+                0x45 => pc += jump(acc & k != 0), // JSET
+                0x06 => return k,                 // RET K
+                other => panic!("unexpected BPF opcode {other:#x}"),
+            }
+        }
+    }
+
+    /// What the kernel answers with these filters stacked in install order: the most
+    /// restrictive action, and between equal actions the one of the filter installed last.
+    fn verdict(filters: &[Vec<sock_filter>], nr: u32, args: [u64; 6]) -> u32 {
+        let action = |ret: u32| (ret & 0xffff_0000) as i32;
+        let mut ret = libc::SECCOMP_RET_ALLOW;
+        for prog in filters.iter().rev() {
+            let cur = run(prog, nr, args);
+            if action(cur) < action(ret) {
+                ret = cur;
+            }
+        }
+        ret
+    }
+
+    fn early() -> Vec<Vec<sock_filter>> {
+        vec![allow_filter(), deny_filter(), enosys_filter()]
+    }
+
+    fn early_verdict(nr: i64, args: [u64; 6]) -> u32 {
+        verdict(&early(), nr as u32, args)
+    }
+
+    const RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+    const RET_EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    const RET_ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+    const RET_KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;
+    const NO_ARGS: [u64; 6] = [0; 6];
 
     #[test]
     fn filters_build_and_round_trip_through_hex() {
         let early = early_filters();
-        assert_eq!(early.len(), 2);
+        assert_eq!(early.len(), 3);
         for hex in early.iter().map(String::as_str).chain([late_filter()]) {
             let bytes = from_hex(hex).unwrap();
             assert!(bytes.len() / 8 < 4096);
             assert_eq!(to_hex_bytes(&bytes), hex);
         }
+        let decoded = from_hex(&early[0]).unwrap();
+        assert_eq!(decoded.len(), allow_filter().len() * 8);
     }
 
     fn to_hex_bytes(bytes: &[u8]) -> String {
@@ -395,19 +901,70 @@ mod tests {
     }
 
     #[test]
-    fn the_main_filter_starts_with_the_x32_guard() {
-        let bytes = from_hex(&early_filters()[0]).unwrap();
-        // second instruction: JSET 0x40000000
-        assert_eq!(u16::from_ne_bytes([bytes[8], bytes[9]]), BPF_JMP_JSET_K);
-        assert_eq!(
-            u32::from_ne_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]),
-            X32_SYSCALL_BIT
-        );
-        // third: kill the process
-        assert_eq!(
-            u32::from_ne_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]),
-            libc::SECCOMP_RET_KILL_PROCESS
-        );
+    fn every_filter_starts_with_the_x32_guard() {
+        for hex in early_filters()
+            .iter()
+            .map(String::as_str)
+            .chain([late_filter()])
+        {
+            let bytes = from_hex(hex).unwrap();
+            // second instruction: JSET 0x40000000
+            assert_eq!(u16::from_ne_bytes([bytes[8], bytes[9]]), BPF_JMP_JSET_K);
+            assert_eq!(
+                u32::from_ne_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]),
+                X32_SYSCALL_BIT
+            );
+            // third: kill the process
+            assert_eq!(
+                u32::from_ne_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]),
+                libc::SECCOMP_RET_KILL_PROCESS
+            );
+        }
+    }
+
+    #[test]
+    fn x32_syscall_numbers_kill_the_process() {
+        for nr in [libc::SYS_getpid, libc::SYS_read, libc::SYS_socket] {
+            let x32 = (nr as u32) | X32_SYSCALL_BIT;
+            assert_eq!(verdict(&early(), x32, NO_ARGS), RET_KILL, "x32 {nr}");
+        }
+    }
+
+    #[test]
+    fn syscalls_of_future_kernels_are_enosys() {
+        // 470 is past the newest number this list was reviewed against (file_setattr, 469).
+        for nr in [470, 471, 500, 511, 1000, 4095] {
+            assert_eq!(early_verdict(nr, NO_ARGS), RET_ENOSYS, "syscall {nr}");
+        }
+    }
+
+    #[test]
+    fn recent_syscalls_nobody_needs_are_enosys() {
+        for (nr, name) in [
+            (libc::SYS_io_setup, "io_setup"),
+            (libc::SYS_pidfd_send_signal, "pidfd_send_signal"),
+            (libc::SYS_landlock_create_ruleset, "landlock_create_ruleset"),
+            (libc::SYS_set_mempolicy, "set_mempolicy"),
+            (libc::SYS_vmsplice, "vmsplice"),
+            (libc::SYS_mincore, "mincore"),
+            (libc::SYS_sync, "sync"),
+            (libc::SYS_syncfs, "syncfs"),
+            (451, "cachestat"),
+            (459, "lsm_get_self_attr"),
+            (461, "lsm_list_modules"),
+            (463, "setxattrat"),
+            (468, "file_getattr"),
+            (469, "file_setattr"),
+        ] {
+            assert_eq!(early_verdict(nr, NO_ARGS), RET_ENOSYS, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_deny_list_entry_answers_eperm_not_enosys() {
+        for (nr, name) in denied_always() {
+            assert_eq!(early_verdict(nr, NO_ARGS), RET_EPERM, "{name}");
+        }
     }
 
     #[test]
@@ -427,6 +984,13 @@ mod tests {
             "pidfd_getfd",
             "execveat",
             "memfd_create",
+            "listmount",
+            "statmount",
+            "inotify_init1",
+            "inotify_add_watch",
+            "fanotify_mark",
+            "quotactl_fd",
+            "open_tree_attr",
         ] {
             assert!(names.contains(&must), "{must} is not denied");
         }
@@ -436,7 +1000,200 @@ mod tests {
         );
         assert!(
             !names.contains(&"clone3"),
-            "clone3 must answer ENOSYS, not EPERM"
+            "clone3 must answer RET_ENOSYS, not RET_EPERM"
         );
+    }
+
+    #[test]
+    fn allowlist_and_deny_list_are_disjoint() {
+        let allowed = allowed();
+        for (nr, name) in denied_always().into_iter().chain(enosys_always()) {
+            assert!(
+                !allowed.iter().any(|(a, _)| *a == nr),
+                "{name} is allowlisted"
+            );
+        }
+        let mut numbers: Vec<i64> = allowed.iter().map(|(nr, _)| *nr).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(numbers.len(), allowed.len(), "a syscall is listed twice");
+    }
+
+    #[test]
+    fn argument_checked_syscalls_are_allowlisted() {
+        let allowed = allowed();
+        for (nr, _) in denied_when() {
+            assert!(allowed.iter().any(|(a, _)| *a == nr), "syscall {nr}");
+        }
+    }
+
+    #[test]
+    fn what_the_launcher_and_the_shim_need_is_allowed() {
+        use libc::*;
+        for nr in [
+            SYS_read,
+            SYS_write,
+            SYS_openat,
+            SYS_close,
+            SYS_mmap,
+            SYS_execve,
+            SYS_prctl,
+            SYS_futex,
+            SYS_rseq,
+            SYS_epoll_create1,
+            SYS_getrandom,
+            SYS_exit_group,
+        ] {
+            assert_eq!(early_verdict(nr, NO_ARGS), RET_ALLOW, "syscall {nr}");
+        }
+        let thread = (CLONE_VM | CLONE_THREAD | CLONE_SIGHAND) as u64;
+        assert_eq!(early_verdict(SYS_clone, [thread, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(
+            early_verdict(SYS_clone, NO_ARGS),
+            RET_EPERM,
+            "fork via clone"
+        );
+        assert_eq!(early_verdict(SYS_clone3, NO_ARGS), RET_ENOSYS);
+        assert_eq!(early_verdict(SYS_openat2, NO_ARGS), RET_ENOSYS);
+    }
+
+    #[test]
+    fn socket_ioctls_listing_host_interfaces_are_eperm() {
+        // SIOCGIFCONF, SIOCGIFHWADDR, SIOCGIFADDR, SIOCGIFNAME, SIOCGIFINDEX, SIOCETHTOOL.
+        for request in [0x8912u64, 0x8927, 0x8915, 0x8910, 0x8933, 0x8946] {
+            let args = [3, request, 0, 0, 0, 0];
+            assert_eq!(
+                early_verdict(libc::SYS_ioctl, args),
+                RET_EPERM,
+                "{request:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn terminal_injection_ioctls_are_eperm_even_with_high_bits_set() {
+        for request in [0x5412u64, 0x541c, 0xffff_ffff_0000_5412] {
+            let args = [0, request, 0, 0, 0, 0];
+            assert_eq!(
+                early_verdict(libc::SYS_ioctl, args),
+                RET_EPERM,
+                "{request:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn stdlib_ioctls_are_allowed() {
+        for &(request, name) in ALLOWED_IOCTLS {
+            let args = [3, request, 0, 0, 0, 0];
+            assert_eq!(early_verdict(libc::SYS_ioctl, args), RET_ALLOW, "{name}");
+        }
+    }
+
+    #[test]
+    fn creating_setuid_or_setgid_files_is_eperm() {
+        use libc::*;
+        let create = (O_CREAT | O_WRONLY) as u64;
+        for mode in [0o4755u64, 0o2755, 0o6777] {
+            assert_eq!(
+                early_verdict(SYS_open, [0, create, mode, 0, 0, 0]),
+                RET_EPERM
+            );
+            assert_eq!(
+                early_verdict(SYS_openat, [0, 0, create, mode, 0, 0]),
+                RET_EPERM
+            );
+            assert_eq!(early_verdict(SYS_creat, [0, mode, 0, 0, 0, 0]), RET_EPERM);
+            assert_eq!(early_verdict(SYS_fchmod, [0, mode, 0, 0, 0, 0]), RET_EPERM);
+            assert_eq!(
+                early_verdict(SYS_fchmodat, [0, 0, mode, 0, 0, 0]),
+                RET_EPERM
+            );
+            assert_eq!(
+                early_verdict(SYS_FCHMODAT2, [0, 0, mode, 0, 0, 0]),
+                RET_EPERM
+            );
+        }
+        for mode in [0o644u64, 0o755, 0o1777] {
+            assert_eq!(
+                early_verdict(SYS_openat, [0, 0, create, mode, 0, 0]),
+                RET_ALLOW
+            );
+            assert_eq!(early_verdict(SYS_creat, [0, mode, 0, 0, 0, 0]), RET_ALLOW);
+        }
+    }
+
+    #[test]
+    fn msg_oob_on_every_send_and_recv_is_eperm() {
+        use libc::*;
+        let oob = MSG_OOB as u64;
+        let peek_oob = (MSG_OOB | MSG_PEEK) as u64;
+        for (nr, at) in [
+            (SYS_sendto, 3),
+            (SYS_recvfrom, 3),
+            (SYS_sendmsg, 2),
+            (SYS_recvmsg, 2),
+            (SYS_sendmmsg, 3),
+            (SYS_recvmmsg, 3),
+        ] {
+            for flags in [oob, peek_oob] {
+                let mut args = NO_ARGS;
+                args[at] = flags;
+                assert_eq!(
+                    early_verdict(nr, args),
+                    RET_EPERM,
+                    "syscall {nr} flags {flags}"
+                );
+            }
+            let mut args = NO_ARGS;
+            args[at] = MSG_DONTWAIT as u64;
+            assert_eq!(early_verdict(nr, args), RET_ALLOW, "syscall {nr} plain");
+        }
+    }
+
+    #[test]
+    fn a_pidfd_of_the_daemon_through_so_peerpidfd_is_eperm() {
+        use libc::*;
+        let peer_pidfd = [3, SOL_SOCKET as u64, SO_PEERPIDFD as u64, 0, 0, 0];
+        assert_eq!(early_verdict(SYS_getsockopt, peer_pidfd), RET_EPERM);
+        let so_type = [3, SOL_SOCKET as u64, SO_TYPE as u64, 0, 0, 0];
+        assert_eq!(early_verdict(SYS_getsockopt, so_type), RET_ALLOW);
+    }
+
+    #[test]
+    fn attaching_classic_bpf_socket_filters_is_eperm() {
+        use libc::*;
+        for name in [
+            SO_ATTACH_FILTER,
+            SO_ATTACH_BPF,
+            SO_ATTACH_REUSEPORT_CBPF,
+            SO_ATTACH_REUSEPORT_EBPF,
+        ] {
+            let args = [3, SOL_SOCKET as u64, name as u64, 0, 0, 0];
+            assert_eq!(early_verdict(SYS_setsockopt, args), RET_EPERM, "{name}");
+        }
+        let sndbuf = [3, SOL_SOCKET as u64, SO_SNDBUF as u64, 0, 0, 0];
+        assert_eq!(early_verdict(SYS_setsockopt, sndbuf), RET_ALLOW);
+    }
+
+    #[test]
+    fn the_late_filter_denies_exec_on_top_of_the_early_ones() {
+        let mut all = early();
+        all.push(late_program());
+        let denied = |nr: i64, arg0: u64| verdict(&all, nr as u32, [arg0, 0, 0, 0, 0, 0]);
+        assert_eq!(denied(libc::SYS_execve, 0), RET_EPERM);
+        assert_eq!(denied(libc::SYS_execveat, 0), RET_EPERM);
+        assert_eq!(
+            denied(libc::SYS_prctl, libc::PR_SET_DUMPABLE as u64),
+            RET_EPERM
+        );
+        assert_eq!(
+            denied(libc::SYS_prctl, libc::PR_GET_DUMPABLE as u64),
+            RET_ALLOW
+        );
+        assert_eq!(denied(libc::SYS_prctl, 22), RET_EPERM); // PR_SET_SECCOMP
+        assert_eq!(denied(libc::SYS_prctl, 21), RET_ALLOW); // PR_GET_SECCOMP
+        assert_eq!(denied(libc::SYS_read, 0), RET_ALLOW);
+        assert_eq!(denied(470, 0), RET_ENOSYS);
     }
 }

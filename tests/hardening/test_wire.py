@@ -19,8 +19,11 @@ MIB = 1024  # RSS is read in KiB
 
 
 def assert_next_run_works(client: RpcClient) -> None:
+    """The daemon is alive, serves the next run, and no run is left counted as active/queued."""
     r = client.run("1 + 1")
     assert (r["status"], r["value"]) == ("ok", 2), r
+    status = client.call("daemon/status")["result"]
+    assert (status["runs_active"], status["runs_queued"]) == (0, 0), status
 
 
 def open_fds(pid: int) -> int:

@@ -56,6 +56,8 @@ pub struct Relay {
     tools: HashSet<String>,
     permits: Arc<Semaphore>,
     in_flight: JoinSet<Answer>,
+    /// Which call each task relays, so that a task that panicked still answers its call.
+    tasks: HashMap<tokio::task::Id, u64>,
     /// call id → daemon request id, for the calls sent and not yet answered.
     sent: Arc<Mutex<HashMap<u64, String>>>,
     seen_ids: HashSet<u64>,
@@ -99,6 +101,7 @@ impl Relay {
             tools,
             permits: Arc::new(Semaphore::new(max_concurrent.clamp(1, 1 << 20) as usize)),
             in_flight: JoinSet::new(),
+            tasks: HashMap::new(),
             sent: Arc::default(),
             seen_ids: HashSet::new(),
             limits,
@@ -167,7 +170,8 @@ impl Relay {
             }
             (call_id, outcome, permit)
         };
-        self.in_flight.spawn(task.instrument(span));
+        let handle = self.in_flight.spawn(task.instrument(span));
+        self.tasks.insert(handle.id(), call_id);
         Admission::Started
     }
 
@@ -180,13 +184,24 @@ impl Relay {
     /// Cancel-safe (`JoinSet::join_next` is).
     pub async fn next_answer(&mut self) -> Answer {
         loop {
-            match self.in_flight.join_next().await {
-                Some(Ok(answer)) => return answer,
-                Some(Err(e)) if e.is_panic() => {
-                    tracing::error!("a tool call task panicked; its call gets no answer");
-                    continue;
+            match self.in_flight.join_next_with_id().await {
+                Some(Ok((task, answer))) => {
+                    self.tasks.remove(&task);
+                    return answer;
                 }
-                Some(Err(_)) => continue, // a call task was aborted; nothing to deliver
+                Some(Err(e)) => {
+                    let call = self.tasks.remove(&e.id());
+                    match call {
+                        // Exactly one answer per call: a panic becomes an error for the script.
+                        Some(call_id) if e.is_panic() => {
+                            tracing::error!(call = call_id, "a tool call task panicked");
+                            // Its request (if sent) stays in `sent`: `cancel_all` withdraws it.
+                            let error = crate::unwind::panic_error("tool call", "task panicked");
+                            return (call_id, Err(error), None);
+                        }
+                        _ => continue, // aborted: the run is ending, nothing to deliver
+                    }
+                }
                 None => std::future::pending().await,
             }
         }
@@ -196,6 +211,7 @@ impl Relay {
     pub async fn cancel_all(&mut self) {
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
+        self.tasks.clear();
         let ids: Vec<String> = lock(&self.sent).drain().map(|(_, id)| id).collect();
         for id in ids {
             self.peer.cancel(&id).await;

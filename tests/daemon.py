@@ -93,9 +93,11 @@ class Daemon:
 
 
 def run_dirs(scratch: Path) -> list[Path]:
-    """The scratch dirs of runs and sessions: those of idle warm interpreters (`<pid>-w-N`,
-    owned by the warm pool until a run takes one) are left out."""
-    return [p for p in scratch.iterdir() if "-w-" not in p.name] if scratch.exists() else []
+    """The scratch dirs of runs and sessions: those of idle warm interpreters (`<tag>-w-N`,
+    owned by the warm pool until a run takes one) and the daemon's own `<tag>.lock` are left out."""
+    if not scratch.exists():
+        return []
+    return [p for p in scratch.iterdir() if "-w-" not in p.name and not p.name.endswith(".lock")]
 
 
 def wait_pool_full(client: RpcClient) -> int:

@@ -61,6 +61,10 @@ class Sandbox:
         rid = self.client.request("run", {"code": code, **params})
         return self.client.wait_response(rid, handlers)
 
+    def scratch_mode(self) -> str:
+        """How the daemon caps scratch dirs: "tmpfs" (one mount per run) or "measured"."""
+        return self.client.call("initialize")["result"]["sandbox"]["scratch"]
+
     def assert_still_serves(self) -> None:
         """A trivial run on the default policy still works, and the daemon process is alive."""
         assert self.daemon.proc.poll() is None, f"the daemon died:\n{self.daemon.log()}"

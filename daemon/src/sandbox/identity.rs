@@ -185,7 +185,10 @@ mod tests {
         let freed = a.uid;
         drop(a);
         assert_eq!(
-            two.lease(4_000_000_000, 4_000_000_001).unwrap().unwrap().uid,
+            two.lease(4_000_000_000, 4_000_000_001)
+                .unwrap()
+                .unwrap()
+                .uid,
             freed
         );
         let _ = std::fs::remove_dir_all(&path);

@@ -279,7 +279,15 @@ mod tests {
         let leases = super::super::identity::LeaseDir::open(&dir).expect("lease dir");
         let lease = Arc::new(leases.lease(64000, 64999).unwrap().expect("a free uid"));
         let leased = Leased::Uid(lease);
-        let plan = build(&python(), &policy, &policy.limits, scratch, "r-1", &[], &leased);
+        let plan = build(
+            &python(),
+            &policy,
+            &policy.limits,
+            scratch,
+            "r-1",
+            &[],
+            &leased,
+        );
         let ll = plan.landlock.as_ref().expect("landlock on");
         assert_eq!(ll.min_abi, 6);
         assert!(ll
@@ -317,7 +325,15 @@ mod tests {
     fn a_refused_lease_refuses_the_plan() {
         let policy = PolicySet::builtin().get(None).unwrap();
         let leased = Leased::Refused("every uid in 1-2 is in use".into());
-        let plan = build(&python(), &policy, &policy.limits, Path::new("/s"), "r-4", &[], &leased);
+        let plan = build(
+            &python(),
+            &policy,
+            &policy.limits,
+            Path::new("/s"),
+            "r-4",
+            &[],
+            &leased,
+        );
         assert!(plan.identity.is_none());
         let refusal = plan.refuse.expect("refused");
         assert_eq!(refusal.mechanism, "identity");

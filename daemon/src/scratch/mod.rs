@@ -230,11 +230,7 @@ impl ScratchRoot {
                 }
             }
         }
-        tree::remove_tree(
-            self.dir.as_raw_fd(),
-            name,
-            Instant::now() + REMOVE_DEADLINE,
-        )
+        tree::remove_tree(self.dir.as_raw_fd(), name, Instant::now() + REMOVE_DEADLINE)
     }
 
     /// Removes the scratch dirs of daemons that are gone (crash, `kill -9`): those whose
@@ -259,7 +255,8 @@ impl ScratchRoot {
             let valid = tag.split_once('.').map_or_else(
                 || tag.bytes().all(|b| b.is_ascii_digit()),
                 |(pid, n)| {
-                    pid.bytes().all(|b| b.is_ascii_digit()) && n.bytes().all(|b| b.is_ascii_hexdigit())
+                    pid.bytes().all(|b| b.is_ascii_digit())
+                        && n.bytes().all(|b| b.is_ascii_hexdigit())
                 },
             );
             if valid && !tag.is_empty() && tag != self.tag {
@@ -390,6 +387,21 @@ fn mount_tmpfs(target: &CStr, size_mb: u64, uid: u32, gid: u32) -> io::Result<()
     })
 }
 
+/// The mode a daemon started like this process would use (for `ptcd doctor`): tries to mount
+/// a tmpfs on a fresh private dir under `$TMPDIR`.
+pub fn probe_mode() -> Mode {
+    let dir = std::env::temp_dir().join(format!("ptcd-doctor-{}", std::process::id()));
+    if std::fs::create_dir(&dir).is_err() {
+        return Mode::Measured;
+    }
+    let mode = match tree::open_dir(&dir) {
+        Ok(fd) => probe_tmpfs(&fd, "probe"),
+        Err(_) => Mode::Measured,
+    };
+    let _ = std::fs::remove_dir(&dir);
+    mode
+}
+
 /// Whether this daemon may mount a tmpfs in the root: tries once, on a probe dir.
 fn probe_tmpfs(dir: &OwnedFd, tag: &str) -> Mode {
     let Ok(name) = CString::new(format!("{tag}-probe")) else {
@@ -492,7 +504,11 @@ mod tests {
         let root = ScratchRoot::open(&path).expect("root");
         let scratch = root.create("r-1", None, 8).expect("create");
         let dir = scratch.path().to_path_buf();
-        let mode = std::fs::metadata(&dir).expect("exists").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&dir)
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o700);
         std::fs::write(dir.join("f"), b"x").expect("write");
         scratch.remove().await;
@@ -506,7 +522,11 @@ mod tests {
     fn reclaim_removes_dirs_of_dead_daemons_only() {
         let path = temp_root("reclaim");
         let dead = ScratchRoot::open(&path).expect("dead daemon's root");
-        let dead_dir = dead.create("r-1", None, 8).expect("dead dir").path().to_path_buf();
+        let dead_dir = dead
+            .create("r-1", None, 8)
+            .expect("dead dir")
+            .path()
+            .to_path_buf();
         // Simulate the crash: its lock fd closes, its dirs stay (the guard is leaked).
         let leftover = dead.create("r-2", None, 8).expect("dir");
         let leftover_path = leftover.path().to_path_buf();
@@ -518,7 +538,10 @@ mod tests {
         assert!(!dead_dir.exists());
         assert_eq!(me.reclaim(), 1);
         assert!(!leftover_path.exists());
-        assert!(live_dir.path().exists(), "a live daemon's dir was reclaimed");
+        assert!(
+            live_dir.path().exists(),
+            "a live daemon's dir was reclaimed"
+        );
         drop(live_dir);
         let _ = std::fs::remove_dir_all(&path);
     }
@@ -530,10 +553,16 @@ mod tests {
         std::os::unix::fs::symlink(base.join("elsewhere"), base.join("link")).expect("symlink");
         let err = ScratchRoot::open(&base.join("link")).expect_err("symlink");
         assert!(err.to_string().contains("symlink"), "{err}");
-        std::fs::set_permissions(base.join("elsewhere"), std::fs::Permissions::from_mode(0o777))
-            .expect("chmod");
+        std::fs::set_permissions(
+            base.join("elsewhere"),
+            std::fs::Permissions::from_mode(0o777),
+        )
+        .expect("chmod");
         let err = ScratchRoot::open(&base.join("elsewhere")).expect_err("world-writable");
-        assert!(err.to_string().contains("lets group or others write"), "{err}");
+        assert!(
+            err.to_string().contains("lets group or others write"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -57,7 +57,9 @@ impl DiskWatch {
                     self.pending.insert(tokio::task::spawn_blocking(move || {
                         match tree::open_dir(&dir) {
                             Ok(fd) => tree::usage(fd, MAX_SCRATCH_ENTRIES),
-                            Err(e) => Usage::Unreadable(format!("its directory could not be opened: {e}")),
+                            Err(e) => {
+                                Usage::Unreadable(format!("its directory could not be opened: {e}"))
+                            }
                         }
                     }))
                 }
@@ -72,11 +74,9 @@ impl DiskWatch {
                         n >> 20
                     )
                 }
-                Ok(Usage::TooManyEntries) => {
-                    return format!(
-                        "the scratch dir holds more than {MAX_SCRATCH_ENTRIES} files and directories"
-                    )
-                }
+                Ok(Usage::TooManyEntries) => return format!(
+                    "the scratch dir holds more than {MAX_SCRATCH_ENTRIES} files and directories"
+                ),
                 Ok(Usage::TooDeep) => {
                     return format!(
                         "the scratch dir nests directories deeper than {} levels",

@@ -297,11 +297,7 @@ fn remove_once(parent: RawFd, name: &CStr, deadline: Instant) -> Result<bool, Re
         // into the first directory that is not empty.
         let fd = cur.fd.as_raw_fd();
         let mut down = None;
-        loop {
-            let entry = match cur.next()? {
-                Some(e) => e,
-                None => break,
-            };
+        while let Some(entry) = cur.next()? {
             let name = entry.name;
             if entry.kind != libc::DT_DIR {
                 match unlink_at(fd, name, 0) {
@@ -391,12 +387,7 @@ fn remove_once(parent: RawFd, name: &CStr, deadline: Instant) -> Result<bool, Re
         };
         match unlink_at(parent_level.fd.as_raw_fd(), &child_name, libc::AT_REMOVEDIR) {
             // Refilled meanwhile: the next scan of the parent goes down into it again.
-            Err(e)
-                if !matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENOENT) | Some(libc::ENOTEMPTY)
-                ) =>
-            {
+            Err(e) if !matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTEMPTY)) => {
                 return Err(e.into())
             }
             _ => {}

@@ -9,7 +9,7 @@
 //! Two modes, decided once at start-up ([`Mode`]):
 //! - **tmpfs** (the daemon may mount: root with CAP_SYS_ADMIN): each scratch dir is a fresh tmpfs
 //!   `size=<scratch_mb>m,nr_inodes=<MAX_SCRATCH_ENTRIES>,mode=0700,uid=<run uid>` mounted
-//!   `nosuid,nodev,noexec`. The kernel enforces `scratch_mb`: a write past it (or `fallocate`)
+//!   `nosuid,nodev` (not `noexec`: see [`mount_tmpfs`]). The kernel enforces `scratch_mb`: a write past it (or `fallocate`)
 //!   fails with `ENOSPC`, an ordinary `OSError` in the script; the run is not ended. Hard links
 //!   and renames out of it are impossible (another filesystem). Cleanup is `umount2(MNT_DETACH)`
 //!   plus `rmdir`: the daemon never walks or removes what the child built.
@@ -381,7 +381,12 @@ fn mount_tmpfs(target: &CStr, size_mb: u64, uid: u32, gid: u32) -> io::Result<()
             c"tmpfs".as_ptr(),
             target.as_ptr(),
             c"tmpfs".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            // Not MS_NOEXEC: under MemoryDenyWriteExecute (the unit's PR_SET_MDWE) libffi makes
+            // ctypes callbacks by mapping a temp file in TMPDIR (the scratch dir) executable;
+            // noexec turned that into MemoryError. Executing a scratch file stays impossible:
+            // Landlock grants execute on the interpreter only and the late seccomp filter
+            // denies execve.
+            libc::MS_NOSUID | libc::MS_NODEV,
             options.as_ptr().cast(),
         )
     })

@@ -74,9 +74,11 @@ impl DiskWatch {
                         n >> 20
                     )
                 }
-                Ok(Usage::TooManyEntries) => return format!(
+                Ok(Usage::TooManyEntries) => {
+                    return format!(
                     "the scratch dir holds more than {MAX_SCRATCH_ENTRIES} files and directories"
-                ),
+                )
+                }
                 Ok(Usage::TooDeep) => {
                     return format!(
                         "the scratch dir nests directories deeper than {} levels",

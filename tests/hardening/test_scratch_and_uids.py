@@ -61,6 +61,11 @@ def shared_root() -> Iterator[Path]:
     shutil.rmtree(d, ignore_errors=True)
 
 
+def inside(d: Daemon, path: Path | str) -> Path:
+    """`path` as the daemon sees it: its scratch tmpfs mounts live in its own mount namespace."""
+    return Path(f"/proc/{d.pid}/root") / Path(path).relative_to("/")
+
+
 def alive_and_serving(d: Daemon, rss_before: int) -> None:
     assert d.proc.poll() is None, f"the daemon died:\n{d.log()}"
     with closing(d.connect()) as c:
@@ -102,7 +107,7 @@ def test_survives_deep_scratch_tree(start, mode: str) -> None:
         # grows there, then closing the session removes it.
         sid = session(c)
         scratch = Path(c.run(DEEP_THREAD, session_id=sid)["value"])
-        wait_until(lambda: (scratch / "built").exists(), f"a {DEPTH}-level tree", timeout=120)
+        wait_until(lambda: (inside(d, scratch) / "built").exists(), f"a {DEPTH}-level tree", timeout=120)
         assert c.call("session/close", {"session_id": sid})["result"] == {}
         wait_until(lambda: not scratch.exists(), "the deep scratch dir is removed", timeout=120)
     alive_and_serving(d, rss)
@@ -115,8 +120,15 @@ def test_survives_deep_scratch_tree_left_for_start_up_reclaim(start, shared_root
     with closing(d.connect()) as c:
         sid = session(c)
         scratch = Path(c.run(DEEP_THREAD, session_id=sid)["value"])
-        wait_until(lambda: (scratch / "built").exists(), f"a {DEPTH}-level tree", timeout=120)
-    d.proc.kill()  # a crash: the deep tree stays for the next daemon's reclaim
+        wait_until(lambda: (inside(d, scratch) / "built").exists(), f"a {DEPTH}-level tree", timeout=120)
+        if mode == "tmpfs":
+            # The tmpfs is mounted in the daemon's own mount namespace, never in the host's.
+            assert str(scratch) in Path(f"/proc/{d.pid}/mounts").read_text()
+            assert str(scratch) not in Path("/proc/self/mounts").read_text()
+    # A crash. Measured: the deep tree stays for the next daemon's reclaim. tmpfs: the kernel
+    # frees the tmpfs with the daemon's namespace once its children are gone; an empty mount
+    # point stays for the reclaim.
+    d.proc.kill()
     d.proc.wait()
     assert scratch.exists()
     again = start(mode, scratch=shared_root)
@@ -177,7 +189,7 @@ os.getcwd()
         sid = session(c, SMALL)
         scratch = Path(c.run(code, session_id=sid)["value"])
         # The thread writes while no run of the session executes.
-        wait_until(lambda: (scratch / "stopped").exists(), "the writer hits the cap", timeout=60)
+        wait_until(lambda: (inside(d, scratch) / "stopped").exists(), "the writer hits the cap", timeout=60)
         r = c.run("import os\n[open('stopped').read().strip(), os.path.getsize('fill')]", session_id=sid)
         assert r["status"] == "ok", r
         assert r["value"][0] == "ENOSPC"
@@ -283,8 +295,8 @@ except OSError:
             other_uid, touched = b.run(probe)["value"]
             assert other_uid != uid
             assert not touched
-        assert (Path(scratch) / "mine").read_text() == "tenant A"
-        assert Path(scratch).stat().st_uid == uid
+        assert (inside(d, scratch) / "mine").read_text() == "tenant A"
+        assert inside(d, scratch).stat().st_uid == uid
         # The session's next interpreter runs as the same uid, with its files.
         again = a.run("import os\n[os.getuid(), open('mine').read()]", session_id=sid)["value"]
         assert again == [uid, "tenant A"]

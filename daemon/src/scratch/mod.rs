@@ -392,6 +392,43 @@ fn mount_tmpfs(target: &CStr, size_mb: u64, uid: u32, gid: u32) -> io::Result<()
     })
 }
 
+/// What [`enter_private_mount_namespace`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Namespace {
+    /// The daemon now has a mount namespace of its own (host mounts still propagate in).
+    Private,
+    /// Not permitted (unprivileged, or no CAP_SYS_ADMIN): scratch dirs will be measured anyway.
+    Shared,
+}
+
+/// Moves the daemon into a mount namespace of its own, before any thread exists (a
+/// multi-threaded process may not unshare it). Its scratch tmpfs mounts (and its children, which
+/// inherit the namespace) then live only there: they never appear in the host's mount table, and
+/// when the daemon dies (even by `kill -9`) and its children with it, the kernel frees the
+/// namespace and every tmpfs in it; what is left are empty mount-point dirs that the next
+/// start-up reclaims. `/` is made a recursive slave: host mounts still propagate in, ours never
+/// out. Under systemd, `PrivateMounts=yes` has already done the same.
+pub fn enter_private_mount_namespace() -> Namespace {
+    // SAFETY: unshare and mount with constant arguments; called while single-threaded.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            return Namespace::Shared;
+        }
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ) != 0
+        {
+            // Still private enough to be safe (mounts may propagate out): say so in the log.
+            return Namespace::Shared;
+        }
+    }
+    Namespace::Private
+}
+
 /// The mode a daemon started like this process would use (for `ptcd doctor`): tries to mount
 /// a tmpfs on a fresh private dir under `$TMPDIR`.
 pub fn probe_mode() -> Mode {

@@ -334,7 +334,8 @@ async fn start_one(
     let leased = identity::for_policy(policy);
     let scratch = daemon
         .scratch
-        .create(&id, leased.lease().cloned(), policy.rlimits.scratch_mb)
+        .create_off_runtime(&id, leased.lease().cloned(), policy.rlimits.scratch_mb)
+        .await
         .map_err(WarmError::Scratch)?;
     let mut interpreter = match Interpreter::spawn(
         daemon,

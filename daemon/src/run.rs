@@ -279,7 +279,12 @@ impl Execution<'_> {
                     let leased = identity::for_policy(policy);
                     let scratch = daemon
                         .scratch
-                        .create(run_id, leased.lease().cloned(), policy.rlimits.scratch_mb)
+                        .create_off_runtime(
+                            run_id,
+                            leased.lease().cloned(),
+                            policy.rlimits.scratch_mb,
+                        )
+                        .await
                         .map_err(|e| {
                             RpcError::internal(format!("cannot create scratch dir: {e}"))
                         })?;

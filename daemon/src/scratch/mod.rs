@@ -207,6 +207,20 @@ impl ScratchRoot {
         Ok(guard)
     }
 
+    /// [`ScratchRoot::create`] on a blocking thread (a mount takes the kernel's namespace lock,
+    /// which other mounts on the host may hold).
+    pub async fn create_off_runtime(
+        self: &Arc<Self>,
+        id: &str,
+        lease: Option<Arc<UidLease>>,
+        size_mb: u64,
+    ) -> io::Result<Scratch> {
+        let (root, id) = (self.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || root.create(&id, lease, size_mb))
+            .await
+            .map_err(io::Error::other)?
+    }
+
     /// `/proc/self/fd/<root fd>/<name>`: a path that reaches exactly the verified root.
     fn at(&self, name: &CStr) -> io::Result<CString> {
         CString::new(format!(

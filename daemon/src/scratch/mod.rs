@@ -9,7 +9,7 @@
 //! Two modes, decided once at start-up ([`Mode`]):
 //! - **tmpfs** (the daemon may mount: root with CAP_SYS_ADMIN): each scratch dir is a fresh tmpfs
 //!   `size=<scratch_mb>m,nr_inodes=<MAX_SCRATCH_ENTRIES>,mode=0700,uid=<run uid>` mounted
-//!   `nosuid,nodev` (not `noexec`: see [`mount_tmpfs`]). The kernel enforces `scratch_mb`: a write past it (or `fallocate`)
+//!   `nosuid,nodev` (not `noexec`: see [`tmpfs::mount_tmpfs`]). The kernel enforces `scratch_mb`: a write past it (or `fallocate`)
 //!   fails with `ENOSPC`, an ordinary `OSError` in the script; the run is not ended. Hard links
 //!   and renames out of it are impossible (another filesystem). Cleanup is `umount2(MNT_DETACH)`
 //!   plus `rmdir`: the daemon never walks or removes what the child built.
@@ -27,6 +27,7 @@
 //! guard dropped without it (a panic) still removes the dir, on a detached blocking task.
 
 pub mod quota;
+pub mod tmpfs;
 pub mod tree;
 
 use std::ffi::{CStr, CString};
@@ -37,6 +38,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use quota::{DiskWatch, MAX_SCRATCH_ENTRIES};
+pub use tmpfs::{enter_private_mount_namespace, probe_mode, Namespace};
+
+use tmpfs::{mount_tmpfs, probe_tmpfs};
 
 use crate::sandbox::identity::UidLease;
 
@@ -71,7 +75,7 @@ pub enum RootError {
     Unsafe { path: String, problem: String },
 }
 
-fn cvt(r: libc::c_int) -> io::Result<()> {
+pub(crate) fn cvt(r: libc::c_int) -> io::Result<()> {
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -381,113 +385,6 @@ fn take_lock(dir: &OwnedFd, tag: &str) -> io::Result<OwnedFd> {
         )
     })?;
     Ok(fd)
-}
-
-fn mount_tmpfs(target: &CStr, size_mb: u64, uid: u32, gid: u32) -> io::Result<()> {
-    let options = CString::new(format!(
-        "size={size_mb}m,nr_inodes={},mode=0700,uid={uid},gid={gid}",
-        MAX_SCRATCH_ENTRIES + 1
-    ))
-    .map_err(io::Error::other)?;
-    // SAFETY: NUL-terminated strings; the data argument is the option string tmpfs parses.
-    cvt(unsafe {
-        libc::mount(
-            c"tmpfs".as_ptr(),
-            target.as_ptr(),
-            c"tmpfs".as_ptr(),
-            // Not MS_NOEXEC: under MemoryDenyWriteExecute (the unit's PR_SET_MDWE) libffi makes
-            // ctypes callbacks by mapping a temp file in TMPDIR (the scratch dir) executable;
-            // noexec turned that into MemoryError. Executing a scratch file stays impossible:
-            // Landlock grants execute on the interpreter only and the late seccomp filter
-            // denies execve.
-            libc::MS_NOSUID | libc::MS_NODEV,
-            options.as_ptr().cast(),
-        )
-    })
-}
-
-/// What [`enter_private_mount_namespace`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Namespace {
-    /// The daemon now has a mount namespace of its own (host mounts still propagate in).
-    Private,
-    /// Not permitted (unprivileged, or no CAP_SYS_ADMIN): scratch dirs will be measured anyway.
-    Shared,
-}
-
-/// Moves the daemon into a mount namespace of its own, before any thread exists (a
-/// multi-threaded process may not unshare it). Its scratch tmpfs mounts (and its children, which
-/// inherit the namespace) then live only there: they never appear in the host's mount table, and
-/// when the daemon dies (even by `kill -9`) and its children with it, the kernel frees the
-/// namespace and every tmpfs in it; what is left are empty mount-point dirs that the next
-/// start-up reclaims. `/` is made a recursive slave: host mounts still propagate in, ours never
-/// out. Under systemd, `PrivateMounts=yes` has already done the same.
-pub fn enter_private_mount_namespace() -> Namespace {
-    // SAFETY: unshare and mount with constant arguments; called while single-threaded.
-    unsafe {
-        if libc::unshare(libc::CLONE_NEWNS) != 0 {
-            return Namespace::Shared;
-        }
-        if libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_SLAVE,
-            std::ptr::null(),
-        ) != 0
-        {
-            // Still private enough to be safe (mounts may propagate out): say so in the log.
-            return Namespace::Shared;
-        }
-    }
-    Namespace::Private
-}
-
-/// The mode a daemon started like this process would use (for `ptcd doctor`): tries to mount
-/// a tmpfs on a fresh private dir under `$TMPDIR`.
-pub fn probe_mode() -> Mode {
-    let dir = std::env::temp_dir().join(format!("ptcd-doctor-{}", std::process::id()));
-    if std::fs::create_dir(&dir).is_err() {
-        return Mode::Measured;
-    }
-    let mode = match tree::open_dir(&dir) {
-        Ok(fd) => probe_tmpfs(&fd, "probe"),
-        Err(_) => Mode::Measured,
-    };
-    let _ = std::fs::remove_dir(&dir);
-    mode
-}
-
-/// Whether this daemon may mount a tmpfs in the root: tries once, on a probe dir.
-fn probe_tmpfs(dir: &OwnedFd, tag: &str) -> Mode {
-    let Ok(name) = CString::new(format!("{tag}-probe")) else {
-        return Mode::Measured;
-    };
-    // SAFETY: NUL-terminated names.
-    if cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o700) }).is_err() {
-        return Mode::Measured;
-    }
-    let Ok(target) = CString::new(format!(
-        "/proc/self/fd/{}/{}",
-        dir.as_raw_fd(),
-        name.to_string_lossy()
-    )) else {
-        return Mode::Measured;
-    };
-    let mode = match mount_tmpfs(&target, 1, 0, 0) {
-        Ok(()) => {
-            // SAFETY: as above.
-            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) };
-            Mode::Tmpfs
-        }
-        Err(e) => {
-            tracing::info!(error = %e, "cannot mount a tmpfs; scratch dirs are measured instead");
-            Mode::Measured
-        }
-    };
-    // SAFETY: as above.
-    unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) };
-    mode
 }
 
 /// A scratch dir, removed by [`Scratch::remove`] or, failing that, on drop.

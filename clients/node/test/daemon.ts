@@ -23,18 +23,21 @@ export function daemonBinary(): string {
 export interface Daemon {
   socket: string;
   process: ChildProcess;
+  /** Resolves once the process has exited (and so closed its listening socket). */
+  exited: Promise<void>;
   /** Everything the daemon logged so far (for failure messages). */
   stderr(): string;
   stop(): Promise<void>;
 }
 
-export async function startDaemon(extraArgs: string[] = []): Promise<Daemon> {
+/** Starts a daemon; `options.socket` reuses a path (e.g. to restart a daemon where the last one was). */
+export async function startDaemon(extraArgs: string[] = [], options: { socket?: string } = {}): Promise<Daemon> {
   const bin = daemonBinary();
   if (!existsSync(bin)) {
     throw new Error(`ptcd binary not found at ${bin}: run \`cargo build\` at the repo root or set PTCD_BIN`);
   }
-  const dir = mkdtempSync(path.join(tmpdir(), "ptcd-node-test-"));
-  const socket = path.join(dir, "ptcd.sock");
+  const dir = options.socket ? undefined : mkdtempSync(path.join(tmpdir(), "ptcd-node-test-"));
+  const socket = options.socket ?? path.join(dir!, "ptcd.sock");
   const args = ["serve", "--socket", socket, ...extraArgs];
   const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
@@ -76,6 +79,7 @@ export async function startDaemon(extraArgs: string[] = []): Promise<Daemon> {
   return {
     socket,
     process: child,
+    exited: exitedPromise,
     stderr: () => log,
     async stop() {
       if (!exited) {
@@ -84,7 +88,7 @@ export async function startDaemon(extraArgs: string[] = []): Promise<Daemon> {
         await exitedPromise;
         clearTimeout(timer);
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

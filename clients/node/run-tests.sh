@@ -30,13 +30,20 @@ node scripts/check-pack.mjs "$tarball"
     echo '{"name": "pack-check", "private": true, "type": "module"}' >package.json
     ai_version="$(node -p "require('$here/node_modules/ai/package.json').version")"
     zod_version="$(node -p "require('$here/node_modules/zod/package.json').version")"
-    npm install --no-audit --no-fund --prefer-offline --silent "$tarball" "ai@$ai_version" "zod@$zod_version"
+    agents_version="$(node -p "require('$here/node_modules/@openai/agents-core/package.json').version")"
+    # First the core alone: it must import with no framework installed.
+    npm install --no-audit --no-fund --prefer-offline --silent "$tarball"
     node --input-type=module -e '
         import { connect, tool, VERSION, ToolError } from "ptcd";
-        import { runCodeTool, fromAiSdkTools } from "ptcd/ai-sdk";
-        const t = tool({ name: "x" }, () => 1);
-        if (typeof connect !== "function" || typeof runCodeTool !== "function" || typeof fromAiSdkTools !== "function" || t.name !== "x" || !VERSION || !ToolError) process.exit(1);
-        console.log(`packed ptcd ${VERSION}: both entry points import from the installed tarball`);
+        if (typeof connect !== "function" || tool({ name: "x" }, () => 1).name !== "x" || !VERSION || !ToolError) process.exit(1);
+    '
+    npm install --no-audit --no-fund --prefer-offline --silent "ai@$ai_version" "zod@$zod_version" "@openai/agents-core@$agents_version"
+    node --input-type=module -e '
+        import { VERSION } from "ptcd";
+        import * as aiSdk from "ptcd/ai-sdk";
+        import * as agents from "ptcd/openai-agents";
+        if (typeof aiSdk.runCodeTool !== "function" || typeof agents.runCodeTool !== "function") process.exit(1);
+        console.log(`packed ptcd ${VERSION}: the core imports alone, the adapters next to their frameworks`);
     '
 )
 # The examples depend on this package through a file: link, so install them after the build.

@@ -11,7 +11,7 @@ const files = execFileSync("tar", ["-tzf", tarball], { encoding: "utf8" })
 const pkg = JSON.parse(execFileSync("tar", ["-xzOf", tarball, "package/package.json"], { encoding: "utf8" }));
 
 const problems = [];
-for (const must of ["package.json", "README.md", "dist/src/index.js", "dist/src/index.d.ts", "dist/src/ai-sdk.js", "dist/src/ai-sdk.d.ts"]) {
+for (const must of ["package.json", "README.md", "dist/src/index.js", "dist/src/index.d.ts", "dist/src/ai-sdk.js", "dist/src/ai-sdk.d.ts", "dist/src/openai-agents.js", "dist/src/openai-agents.d.ts"]) {
   if (!files.includes(must)) problems.push(`missing ${must}`);
 }
 for (const [entry, target] of Object.entries(pkg.exports ?? {})) {
@@ -23,7 +23,9 @@ for (const f of files) {
   if (/^(test|dist\/test|node_modules|scripts)\//.test(f) || f.endsWith(".tgz")) problems.push(`should not ship ${f}`);
 }
 if (Object.keys(pkg.dependencies ?? {}).length > 0) problems.push(`runtime dependencies: ${Object.keys(pkg.dependencies).join(", ")} (the core client has none)`);
-if (!pkg.peerDependenciesMeta?.ai?.optional) problems.push("the AI SDK must be an optional peer dependency");
+for (const peer of Object.keys(pkg.peerDependencies ?? {})) {
+  if (!pkg.peerDependenciesMeta?.[peer]?.optional) problems.push(`${peer} must be an optional peer dependency (only its adapter needs it)`);
+}
 for (const field of ["name", "version", "description", "license", "engines"]) if (!pkg[field]) problems.push(`package.json lacks ${field}`);
 
 if (problems.length > 0) {

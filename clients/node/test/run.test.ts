@@ -383,6 +383,7 @@ describe("daemon goes away", { timeout: SUITE_TIMEOUT_MS }, () => {
     try {
       const c = await connect({ socket: first.socket });
       assert.equal((await c.run("1 + 1")).value, 2);
+      const session = await c.createSession({ persistent: true });
 
       // A run in flight, with a tool call being served and an AbortSignal listening.
       const called = deferred();
@@ -411,6 +412,7 @@ describe("daemon goes away", { timeout: SUITE_TIMEOUT_MS }, () => {
 
       // While nothing listens, a call says so (and does not poison the client).
       await assert.rejects(c.run("1"), DaemonNotRunningError);
+      await session.close(); // gone with the old connection: closing it is a no-op, not an error
 
       second = await startDaemon([], { socket: first.socket });
       // Two calls at once share one reconnection.
@@ -418,6 +420,7 @@ describe("daemon goes away", { timeout: SUITE_TIMEOUT_MS }, () => {
       assert.equal(a.value, "again", a.render());
       assert.equal(b.value, 5, b.render());
       assert.equal(c.connected, true);
+      await assert.rejects(session.run("1"), UnknownSessionError); // sessions do not survive a restart
       await c.close();
     } finally {
       await second?.stop();

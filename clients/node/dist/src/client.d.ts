@@ -154,7 +154,10 @@ export declare class Client {
     run(code: string, options?: RunOptions): Promise<RunResult>;
     /** Creates a session: tools, policy, env shared by its runs; `persistent` keeps interpreter state. */
     createSession(options?: SessionOptions): Promise<Session>;
-    /** @internal used by {@link Session.close}. */
+    /**
+     * @internal used by {@link Session.close}. Idempotent: a session already closed, or
+     * gone with the connection it was created on (the daemon closed it then), is done.
+     */
     closeSession(id: string): Promise<void>;
     /**
      * `tools/definition`: the tool list to hand the model in a provider's format

@@ -183,10 +183,15 @@ export class Client {
         link.sessions.set(session.id, session);
         return session;
     }
-    /** @internal used by {@link Session.close}. */
+    /**
+     * @internal used by {@link Session.close}. Idempotent: a session already closed, or
+     * gone with the connection it was created on (the daemon closed it then), is done.
+     */
     async closeSession(id) {
-        this.#link?.sessions.delete(id);
-        await this.#call("session/close", { session_id: id });
+        const link = this.#link;
+        if (!link || link.rpc.closed || !link.sessions.delete(id))
+            return;
+        await link.rpc.request("session/close", { session_id: id }).response;
     }
     /**
      * `tools/definition`: the tool list to hand the model in a provider's format

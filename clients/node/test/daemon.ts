@@ -38,7 +38,10 @@ export async function startDaemon(extraArgs: string[] = [], options: { socket?: 
   }
   const dir = options.socket ? undefined : mkdtempSync(path.join(tmpdir(), "ptcd-node-test-"));
   const socket = options.socket ?? path.join(dir!, "ptcd.sock");
-  const args = ["serve", "--socket", socket, ...extraArgs];
+  // A private scratch root (the daemon makes it mode 0711): runs of this daemon never share
+  // a directory with another daemon's, whatever else runs on the machine.
+  const scratch = mkdtempSync(path.join(tmpdir(), "ptcd-node-scratch-"));
+  const args = ["serve", "--socket", socket, "--scratch-dir", scratch, ...extraArgs];
   const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   child.stderr!.setEncoding("utf8").on("data", (d: string) => {
@@ -89,6 +92,7 @@ export async function startDaemon(extraArgs: string[] = [], options: { socket?: 
         clearTimeout(timer);
       }
       if (dir) rmSync(dir, { recursive: true, force: true });
+      rmSync(scratch, { recursive: true, force: true });
     },
   };
 }

@@ -89,6 +89,17 @@ describe("run", { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.match(r.render(), /line 2/);
   });
 
+  it("what the model reads: warnings kept on success, a multi-line error shown once", async () => {
+    const warned = await client.run("import warnings\nwarnings.warn('rate is an estimate')\n41 + 1");
+    assert.equal(warned.ok, true, warned.render());
+    assert.equal(warned.render().split("\n")[0], "[stderr]");
+    assert.match(warned.render(), /UserWarning: rate is an estimate/);
+    assert.match(warned.render(), /\n42$/);
+    const multi = await client.run("raise ValueError('first line\\nsecond line')");
+    assert.ok(multi.render().startsWith("error: ValueError: first line\nsecond line\nTraceback"), multi.render());
+    assert.equal(multi.render().split("\n").filter((l) => l === "second line").length, 1, multi.render());
+  });
+
   it("carries multi-byte text intact through stdout, inputs and tools", async () => {
     const big = "héllo wörld 🌍 ".repeat(20_000);
     const echo = tool({ name: "echo" }, ({ s }: { s: string }) => s);

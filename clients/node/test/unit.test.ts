@@ -178,6 +178,42 @@ describe("RunResult", () => {
     assert.equal(t.render(), "timeout: Timeout: run exceeded 1000 ms");
   });
 
+  it("keeps stderr (warnings) on success, before the value, like the Python client", () => {
+    const r = new RunResult({ ...base, stdout: "out\n", stderr: "<script>:2: UserWarning: rate is an estimate\n", value: 42 });
+    assert.equal(r.render(), "out\n[stderr]\n<script>:2: UserWarning: rate is an estimate\n42");
+  });
+
+  it("shows a multi-line or module-qualified error once", () => {
+    const multi = new RunResult({
+      ...base,
+      status: "error",
+      error: {
+        type: "ValueError",
+        message: "first line\nsecond line",
+        traceback: 'Traceback (most recent call last):\n  File "<script>", line 1, in <module>\nValueError: first line\nsecond line\n',
+        line: 1,
+      },
+    });
+    assert.equal(multi.render(), 'error: ValueError: first line\nsecond line\nTraceback (most recent call last):\n  File "<script>", line 1, in <module>');
+    const qualified = new RunResult({
+      ...base,
+      status: "error",
+      error: {
+        type: "JSONDecodeError",
+        message: "Expecting value: line 1 column 1 (char 0)",
+        traceback: 'Traceback (most recent call last):\n  File "<script>", line 2, in <module>\njson.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)\n',
+        line: 2,
+      },
+    });
+    assert.equal(qualified.render().split("Expecting value").length - 1, 1, qualified.render());
+    const bare = new RunResult({
+      ...base,
+      status: "error",
+      error: { type: "KeyError", message: "", traceback: 'Traceback (most recent call last):\n  File "<script>", line 1, in <module>\n    raise KeyError\nKeyError\n', line: 1 },
+    });
+    assert.equal(bare.render(), 'error: KeyError\nTraceback (most recent call last):\n  File "<script>", line 1, in <module>\n    raise KeyError');
+  });
+
   it("gives the wire form back from toJSON", () => {
     const r = new RunResult({ ...base, value: [1] });
     assert.deepEqual(JSON.parse(JSON.stringify(r)), { ...base, value: [1] });

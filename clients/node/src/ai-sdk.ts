@@ -140,7 +140,7 @@ export async function runCodeTool(
   const prepared = await prepare(tools);
   const defs = await client.toolDefinitions({
     format: "openai",
-    tools: prepared.map((p) => p.bind(undefined)),
+    tools: prepared.map((p) => p.spec),
     ...(options.sessionId !== undefined ? { sessionId: options.sessionId } : {}),
   });
   const runCode = defs.tools.find((d) => d.function.name === "run_code");

@@ -4,7 +4,7 @@
 import { ConnectionClosedError, ErrorCode, PtcdError, ToolError } from "./errors.js";
 import { defaultSocketPath } from "./paths.js";
 import { RunResult, type WireRunResult } from "./result.js";
-import { indexTools, lookupTool, toWireSpec, type JsonSchema, type Tool, type ToolCallContext } from "./tools.js";
+import { indexTools, lookupTool, toWireSpec, type JsonSchema, type Tool, type ToolCallContext, type ToolSpec } from "./tools.js";
 import { openSocket, RpcConnection, type RequestOutcome, type RpcId } from "./transport.js";
 
 /** Resource limits; each may only tighten the policy's (looser → {@link LimitsExceedPolicyError}). */
@@ -317,16 +317,26 @@ export class Client {
 
   /**
    * `tools/definition`: the tool list to hand the model in a provider's format
-   * (one `run_code` tool whose description shows every tool as a typed stub).
+   * (one `run_code` tool whose description shows every tool as a typed stub), typed
+   * per format. Tools need no handler here (only their specs are sent), so the
+   * definitions can be built where the tools are not served.
    */
   async toolDefinitions<F extends DefinitionFormat>(options: {
     format: F;
-    tools?: readonly Tool[];
+    tools?: readonly ToolSpec[];
     sessionId?: string;
   }): Promise<ToolDefinitions<F>> {
     const params: Record<string, unknown> = { format: options.format };
     if (options.sessionId !== undefined) params.session_id = options.sessionId;
-    if (options.tools !== undefined) params.tools = [...indexTools(options.tools).values()].map(toWireSpec);
+    if (options.tools !== undefined) {
+      const seen = new Set<string>();
+      params.tools = options.tools.map((t) => {
+        if (typeof t?.name !== "string" || t.name === "") throw new TypeError("each tool needs a `name`");
+        if (seen.has(t.name)) throw new TypeError(`duplicate tool name: ${t.name}`);
+        seen.add(t.name);
+        return toWireSpec(t);
+      });
+    }
     return (await this.#call("tools/definition", params)) as ToolDefinitions<F>;
   }
 

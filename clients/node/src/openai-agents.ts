@@ -103,7 +103,7 @@ export async function runCodeTool<Context = unknown>(
   const fns = functionTools(tools);
   const defs = await client.toolDefinitions({
     format: "openai_responses",
-    tools: fns.map((t) => ({ ...specOf(t as AnyFunctionTool<unknown>), handler: () => null })),
+    tools: fns.map((t) => specOf(t as AnyFunctionTool<unknown>)),
     ...(options.sessionId !== undefined ? { sessionId: options.sessionId } : {}),
   });
   const runCode = defs.tools.find((d) => d.name === "run_code");

@@ -140,8 +140,11 @@ export function tool<Args = Record<string, unknown>, Result = unknown>(
   return result;
 }
 
+/** A tool without its handler: what the daemon and the model see of it. */
+export type ToolSpec = Omit<Tool, "handler">;
+
 /** The spec sent to the daemon for a tool (handlers never leave this process). */
-export function toWireSpec(t: Tool): WireToolSpec {
+export function toWireSpec(t: ToolSpec): WireToolSpec {
   const spec: WireToolSpec = { name: t.name };
   if (t.description !== undefined) spec.description = t.description;
   if (t.inputSchema !== undefined) spec.input_schema = t.inputSchema;

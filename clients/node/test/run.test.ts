@@ -345,6 +345,9 @@ describe("sessions and definitions", { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.ok(names.includes("run_code"), JSON.stringify(defs.tools));
     assert.equal(defs.tools[0]?.input_schema.type, "object");
     assert.match(defs.stubs, /async def query_database/);
+    // Specs without handlers are enough to build definitions.
+    const bare = await client.toolDefinitions({ format: "openai_responses", tools: [{ name: "lookup", description: "Look up.", inputSchema: { type: "object", properties: { key: { type: "string" } } } }] });
+    assert.match(bare.tools[0]?.description ?? "", /async def lookup\(key:/);
     const openai = await client.toolDefinitions({ format: "openai", tools: [] });
     assert.equal(openai.tools[0]?.function.name, "run_code"); // OpenAIChatToolDefinition[]
     const mcp = await client.toolDefinitions({ format: "mcp", tools: [] });

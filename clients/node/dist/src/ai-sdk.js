@@ -94,7 +94,7 @@ export async function runCodeTool(client, tools, options = {}) {
     const prepared = await prepare(tools);
     const defs = await client.toolDefinitions({
         format: "openai",
-        tools: prepared.map((p) => p.bind(undefined)),
+        tools: prepared.map((p) => p.spec),
         ...(options.sessionId !== undefined ? { sessionId: options.sessionId } : {}),
     });
     const runCode = defs.tools.find((d) => d.function.name === "run_code");

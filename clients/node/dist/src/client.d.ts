@@ -1,5 +1,5 @@
 import { RunResult } from "./result.js";
-import { type JsonSchema, type Tool } from "./tools.js";
+import { type JsonSchema, type Tool, type ToolSpec } from "./tools.js";
 /** Resource limits; each may only tighten the policy's (looser → {@link LimitsExceedPolicyError}). */
 export interface Limits {
     timeoutMs?: number;
@@ -161,11 +161,13 @@ export declare class Client {
     closeSession(id: string): Promise<void>;
     /**
      * `tools/definition`: the tool list to hand the model in a provider's format
-     * (one `run_code` tool whose description shows every tool as a typed stub).
+     * (one `run_code` tool whose description shows every tool as a typed stub), typed
+     * per format. Tools need no handler here (only their specs are sent), so the
+     * definitions can be built where the tools are not served.
      */
     toolDefinitions<F extends DefinitionFormat>(options: {
         format: F;
-        tools?: readonly Tool[];
+        tools?: readonly ToolSpec[];
         sessionId?: string;
     }): Promise<ToolDefinitions<F>>;
     /**

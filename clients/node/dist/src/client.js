@@ -195,14 +195,25 @@ export class Client {
     }
     /**
      * `tools/definition`: the tool list to hand the model in a provider's format
-     * (one `run_code` tool whose description shows every tool as a typed stub).
+     * (one `run_code` tool whose description shows every tool as a typed stub), typed
+     * per format. Tools need no handler here (only their specs are sent), so the
+     * definitions can be built where the tools are not served.
      */
     async toolDefinitions(options) {
         const params = { format: options.format };
         if (options.sessionId !== undefined)
             params.session_id = options.sessionId;
-        if (options.tools !== undefined)
-            params.tools = [...indexTools(options.tools).values()].map(toWireSpec);
+        if (options.tools !== undefined) {
+            const seen = new Set();
+            params.tools = options.tools.map((t) => {
+                if (typeof t?.name !== "string" || t.name === "")
+                    throw new TypeError("each tool needs a `name`");
+                if (seen.has(t.name))
+                    throw new TypeError(`duplicate tool name: ${t.name}`);
+                seen.add(t.name);
+                return toWireSpec(t);
+            });
+        }
         return (await this.#call("tools/definition", params));
     }
     /**

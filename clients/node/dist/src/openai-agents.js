@@ -74,7 +74,7 @@ export async function runCodeTool(client, tools, options = {}) {
     const fns = functionTools(tools);
     const defs = await client.toolDefinitions({
         format: "openai_responses",
-        tools: fns.map((t) => ({ ...specOf(t), handler: () => null })),
+        tools: fns.map((t) => specOf(t)),
         ...(options.sessionId !== undefined ? { sessionId: options.sessionId } : {}),
     });
     const runCode = defs.tools.find((d) => d.name === "run_code");

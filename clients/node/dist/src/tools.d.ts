@@ -101,8 +101,10 @@ export interface ToolDefinitionLike<Args = any, Result = any> {
  * ```
  */
 export declare function tool<Args = Record<string, unknown>, Result = unknown>(definition: ToolDefinitionLike<Args, Result>, handler?: ToolHandler<Args, Result>): Tool<Args, Result>;
+/** A tool without its handler: what the daemon and the model see of it. */
+export type ToolSpec = Omit<Tool, "handler">;
 /** The spec sent to the daemon for a tool (handlers never leave this process). */
-export declare function toWireSpec(t: Tool): WireToolSpec;
+export declare function toWireSpec(t: ToolSpec): WireToolSpec;
 /**
  * The Python identifier the daemon makes of a tool name (invalid characters →
  * `_`, keywords get a trailing `_`). Used only as a fallback when matching an

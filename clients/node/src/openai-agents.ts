@@ -135,5 +135,9 @@ export async function runCodeTool<Context = unknown>(
       options.onRun?.(result, code);
       return result.render();
     },
+    // The daemon refused the run or went away (a script's own errors are results, above):
+    // say what happened rather than the SDK's generic "An error occurred…".
+    errorFunction: (_runContext: unknown, error: unknown) =>
+      `run_code failed before the script could finish: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
   }) as FunctionTool<Context, any, string>;
 }

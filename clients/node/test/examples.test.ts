@@ -84,6 +84,16 @@ describe("examples", { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.ok(b && Number(b[1]) * 10 < Number(b[2]), out);
   });
 
+  it("openai-agents.mjs: the Agents SDK Runner with runCodeTool, turns and context measured on the model's input", async () => {
+    const out = await runExample("openai-agents.mjs");
+    assert.equal(out.split("\n").filter((l) => l.includes("failed: upstream timeout")).length, 5, out);
+    const turns = /model turns \(Runner model calls\) with ptcd: (\d+) \| without: (\d+)/.exec(out);
+    assert.ok(turns, out);
+    assert.deepEqual([Number(turns[1]), Number(turns[2])], [2, 2]);
+    const b = /context with ptcd: (\d+) \| without: (\d+)/.exec(out);
+    assert.ok(b && Number(b[1]) * 100 < Number(b[2]), out);
+  });
+
   it("message-loop.mjs: OpenAI- and Anthropic-style loops with a scripted model", async () => {
     const out = await runExample("message-loop.mjs");
     assert.match(out, /\[openai\] answer: acme has the most revenue/);

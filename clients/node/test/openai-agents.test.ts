@@ -162,4 +162,11 @@ describe("openai-agents adapter (Runner + scripted Model + real daemon)", { time
     assert.match(out, /error: ToolError: Error: pay needs approval for these arguments/);
     assert.match(out, /line 2/);
   });
+
+  it("a run the daemon refuses reaches the model as what happened, not the SDK's generic error", async () => {
+    const model = new ScriptedModel("1");
+    const agent = new Agent({ name: "refused", model, tools: [await runCodeTool(client, [], { policy: "no-such-policy" })] });
+    const result = await runner.run(agent, "go");
+    assert.match(String(result.finalOutput), /^answer: run_code failed before the script could finish: UnknownPolicyError: /);
+  });
 });

@@ -18,11 +18,13 @@
 //! - [`runtime`]: the embedded Python shim and the messages it exchanges with the daemon.
 //! - [`python`]: finding the real CPython binary once at start-up.
 
+pub mod budget;
 pub mod config;
 pub mod connection;
 pub mod definitions;
 pub mod interpreter;
 pub mod limits;
+pub mod memory;
 pub mod params;
 pub mod policy;
 pub mod pool;
@@ -33,6 +35,7 @@ pub mod run;
 pub mod runtime;
 pub mod sandbox;
 pub mod scratch;
+pub mod secure_dir;
 pub mod server;
 pub mod service;
 pub mod session;

@@ -37,7 +37,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::rpc::error::{self, RpcError};
-use crate::rpc::inbound::{ClientLines, Frame, InboundLimits, ReadError};
+use crate::rpc::inbound::{hangup, ClientLines, Frame, InboundLimits, ReadError};
 use crate::rpc::message::Rejected;
 use crate::rpc::peer::{outbox, OutboxReader};
 use crate::rpc::{Id, Incoming, Peer};
@@ -112,7 +112,8 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
             line_timeout: Duration::from_millis(daemon.config.line_timeout_ms),
             budget: daemon.client_in.clone(),
         },
-    );
+    )
+    .watch_hangup(raw_fd);
 
     // Once the daemon drains, the connection ends as soon as its runs have (new requests are
     // refused meanwhile, so no run can start).
@@ -164,30 +165,13 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
     tokio::select! {
         _ = tasks.wait() => {}
         _ = closed.cancelled() => {}
-        _ = watch_hangup(raw_fd) => tracing::info!("client hung up; cancelling its runs"),
+        _ = hangup(Some(raw_fd)) => tracing::info!("client hung up; cancelling its runs"),
     }
     closed.cancel();
     tasks.wait().await;
     tables.sessions.close_all().await;
     drop(ctx);
     let _ = writer.await;
-}
-
-/// Resolves when the socket is fully closed by the peer (POLLHUP), as opposed to half-closed.
-async fn watch_hangup(fd: i32) {
-    loop {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, zero timeout; the fd stays open while the connection lives.
-        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-        if n < 0 || pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Writes queued lines until every sender is gone. A write error, or a client still not

@@ -15,7 +15,7 @@
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -92,14 +92,33 @@ fn open_nofollow(path: &Path) -> Result<OwnedFd, SecureDirError> {
                 Ok(m) if m.file_type().is_symlink() => SecureDirError::Symlink(path.to_path_buf()),
                 _ => SecureDirError::NotADirectory(path.to_path_buf()),
             },
-            _ => SecureDirError::Io {
-                path: path.to_path_buf(),
-                source: e,
+            // Cannot even open it: say who owns it when that is the reason.
+            _ => match std::fs::symlink_metadata(path) {
+                Ok(m) if owner_mismatch(m.uid()).is_some() => SecureDirError::Owner {
+                    path: path.to_path_buf(),
+                    owner: m.uid(),
+                    euid: euid(),
+                },
+                _ => SecureDirError::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                },
             },
         });
     }
     // SAFETY: open returned a fresh fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// `Some(euid)` when `owner` is neither the daemon's euid nor root.
+fn owner_mismatch(owner: u32) -> Option<u32> {
+    let euid = euid();
+    (owner != euid && owner != 0).then_some(euid)
 }
 
 /// Owner and mode checks on the opened directory.
@@ -112,9 +131,7 @@ fn verify(path: &Path, dir: &OwnedFd) -> Result<(), SecureDirError> {
             source: std::io::Error::last_os_error(),
         });
     }
-    // SAFETY: geteuid cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if st.st_uid != euid && st.st_uid != 0 {
+    if let Some(euid) = owner_mismatch(st.st_uid) {
         return Err(SecureDirError::Owner {
             path: path.to_path_buf(),
             owner: st.st_uid,

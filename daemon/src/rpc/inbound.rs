@@ -16,6 +16,7 @@
 //! A line longer than `max_line_bytes` is discarded as it streams in and reported as
 //! [`Frame::TooLong`]; the connection goes on.
 
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ pub enum ReadError {
     LineTimeout(u128),
     #[error("the input budget is closed")]
     BudgetClosed,
+    #[error("the client hung up while its line waited for the input budget")]
+    HungUp,
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -76,6 +79,9 @@ pub struct ClientLines<R> {
     /// When the first byte of the current partial line arrived.
     line_started: Option<Instant>,
     eof: bool,
+    /// The socket, watched for a full close while the reader waits for budget (it reads
+    /// nothing then, so it would not see the end of stream).
+    hangup_fd: Option<RawFd>,
 }
 
 impl<R: AsyncRead + Unpin> ClientLines<R> {
@@ -90,7 +96,14 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
             handed_out: Charge::default(),
             line_started: None,
             eof: false,
+            hangup_fd: None,
         }
+    }
+
+    /// Ends a wait for budget with [`ReadError::HungUp`] when `fd` is fully closed by the peer.
+    pub fn watch_hangup(mut self, fd: RawFd) -> Self {
+        self.hangup_fd = Some(fd);
+        self
     }
 
     /// True while part of a line has arrived and its end has not.
@@ -204,10 +217,16 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
             let needed = cap.saturating_sub(FREE_BYTES);
             if needed > self.charge.bytes() {
                 let extra = needed - self.charge.bytes();
-                let charge = self
-                    .until(deadline, self.limits.budget.acquire(extra))
-                    .await?
-                    .map_err(|_| ReadError::BudgetClosed)?;
+                let fd = self.hangup_fd;
+                let wait = async {
+                    tokio::select! {
+                        charge = self.limits.budget.acquire(extra) => {
+                            charge.map_err(|_| ReadError::BudgetClosed)
+                        }
+                        _ = hangup(fd) => Err(ReadError::HungUp),
+                    }
+                };
+                let charge = self.until(deadline, wait).await??;
                 self.charge.merge(charge);
             }
             self.buf.reserve_exact(cap - self.buf.len());
@@ -238,6 +257,27 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
                 .map_err(|_| ReadError::LineTimeout(self.limits.line_timeout.as_millis())),
             None => Ok(fut.await),
         }
+    }
+}
+
+/// Resolves when the socket `fd` is fully closed by the peer (POLLHUP), as opposed to
+/// half-closed; never for `None`. Polls every 50 ms (a zero-timeout `poll`, no blocking).
+pub async fn hangup(fd: Option<RawFd>) {
+    let Some(fd) = fd else {
+        return std::future::pending().await;
+    };
+    loop {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout; the caller keeps the fd open while it waits.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        if n < 0 || pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

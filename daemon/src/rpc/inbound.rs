@@ -76,8 +76,12 @@ pub struct ClientLines<R> {
     charge: Charge,
     /// Charged for the line handed out by the previous call (the caller is still using it).
     handed_out: Charge,
-    /// When the first byte of the current partial line arrived.
+    /// When the first byte of the current partial line arrived (or, for bytes that came with
+    /// the previous line, when the caller asked for the next frame).
     line_started: Option<Instant>,
+    /// `buf` holds the start of a line whose clock starts at the next call: the time the caller
+    /// spends handling the previous line is not the client's.
+    clock_pending: bool,
     eof: bool,
     /// The socket, watched for a full close while the reader waits for budget (it reads
     /// nothing then, so it would not see the end of stream).
@@ -95,6 +99,7 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
             charge: Charge::default(),
             handed_out: Charge::default(),
             line_started: None,
+            clock_pending: false,
             eof: false,
             hangup_fd: None,
         }
@@ -108,7 +113,7 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
 
     /// True while part of a line has arrived and its end has not.
     pub fn mid_line(&self) -> bool {
-        self.line_started.is_some()
+        self.line_started.is_some() || self.clock_pending
     }
 
     /// Bytes read and kept (buffered input plus the line last handed out).
@@ -121,6 +126,9 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
     pub async fn next_frame(&mut self) -> Result<Option<Frame>, ReadError> {
         // The caller is done with the previous line.
         self.handed_out = Charge::default();
+        if std::mem::take(&mut self.clock_pending) {
+            self.line_started = Some(Instant::now());
+        }
         loop {
             if let Some(frame) = self.take_line() {
                 return Ok(Some(frame));
@@ -168,7 +176,8 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
             self.fit_buffer();
             Frame::Line(line)
         };
-        self.line_started = (!self.buf.is_empty()).then(Instant::now);
+        self.line_started = None;
+        self.clock_pending = !self.buf.is_empty();
         Some(frame)
     }
 
@@ -187,6 +196,7 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
         };
         self.discarding = false;
         self.line_started = None;
+        self.clock_pending = false;
         self.scanned = 0;
         self.buf = Vec::new();
         self.fit_buffer();
@@ -426,5 +436,27 @@ mod tests {
         client.write_all(b"{\"jsonrpc\"").await.expect("write");
         let err = reader.next_frame().await.expect_err("deadline");
         assert!(matches!(err, ReadError::LineTimeout(200)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn time_spent_handling_the_previous_line_is_not_the_clients() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut reader = ClientLines::new(
+            server,
+            InboundLimits {
+                max_line: 1024,
+                line_timeout: Duration::from_millis(200),
+                budget: ByteBudget::new(1 << 20),
+            },
+        );
+        client.write_all(b"first\n{\"next\":").await.expect("write");
+        let first = reader.next_frame().await.expect("read");
+        assert_eq!(first, Some(Frame::Line(b"first".to_vec())));
+        // The daemon is slow with "first" (its client's queue is full, say): longer than the
+        // line deadline, while the start of the next line already waits in the buffer.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        client.write_all(b"1}\n").await.expect("write");
+        let next = reader.next_frame().await.expect("not a timeout");
+        assert_eq!(next, Some(Frame::Line(b"{\"next\":1}".to_vec())));
     }
 }

@@ -428,7 +428,9 @@ def test_connect_burst_cannot_exceed_max_connections(start_daemon, tmp_path: Pat
         else:
             assert "max_connections" in reply["error"]["message"] or "maximum" in reply["error"]["message"]
             refused += 1
-    assert admitted == 4 and refused == 60, (admitted, refused)
+    # At most the limit (the probe's own slot may not be back yet, so possibly one fewer); every
+    # other connection got the one-line refusal. Before, 58 of 64 were admitted.
+    assert 1 <= admitted <= 4 and admitted + refused == 64, (admitted, refused)
     for s in socks:
         s.close()
     # The slots come back as the daemon sees the closes; until then a connect may be refused.

@@ -44,6 +44,10 @@ pub struct FileConfig {
     pub max_line_bytes: Option<usize>,
     pub shutdown_grace_ms: Option<u64>,
     pub warm_pool: Option<usize>,
+    pub client_queue_bytes: Option<usize>,
+    pub client_queue_total_bytes: Option<usize>,
+    pub partial_lines_total_bytes: Option<usize>,
+    pub line_timeout_ms: Option<u64>,
     pub allowed_uids: Option<Vec<u32>>,
     pub allowed_gids: Option<Vec<u32>>,
     pub max_tool_argument_bytes: Option<usize>,
@@ -195,6 +199,22 @@ fn positive(key: &'static str, value: Option<usize>) -> Result<Option<usize>, Co
     }
 }
 
+/// `value` (or `default`), refused with a message naming `key` when below `min`.
+fn at_least(
+    key: &'static str,
+    value: Option<usize>,
+    min: usize,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    match value {
+        Some(v) if v < min => Err(ConfigError::Invalid {
+            key,
+            message: format!("must be at least {min}"),
+        }),
+        v => Ok(v.unwrap_or(default)),
+    }
+}
+
 impl Settings {
     /// Combines the file and the flags (flags win) into validated settings.
     pub fn resolve(
@@ -251,6 +271,41 @@ impl Settings {
                 file.max_queued_tool_argument_bytes,
             )?
             .unwrap_or(defaults.max_queued_tool_argument_bytes),
+            client_queue_bytes: at_least(
+                "client_queue_bytes",
+                file.client_queue_bytes,
+                64 * 1024,
+                defaults.client_queue_bytes,
+            )?,
+            client_queue_total_bytes: 0,
+            partial_lines_total_bytes: 0,
+            line_timeout_ms: match file.line_timeout_ms {
+                Some(ms) if ms < 100 => {
+                    return Err(ConfigError::Invalid {
+                        key: "line_timeout_ms",
+                        message: "must be at least 100".into(),
+                    })
+                }
+                ms => ms.unwrap_or(defaults.line_timeout_ms),
+            },
+        };
+        // The totals must let one connection use its whole own allowance.
+        let serve = ServeConfig {
+            client_queue_total_bytes: at_least(
+                "client_queue_total_bytes",
+                file.client_queue_total_bytes,
+                serve.client_queue_bytes,
+                defaults
+                    .client_queue_total_bytes
+                    .max(serve.client_queue_bytes),
+            )?,
+            partial_lines_total_bytes: at_least(
+                "partial_lines_total_bytes",
+                file.partial_lines_total_bytes,
+                serve.max_line_bytes,
+                defaults.partial_lines_total_bytes.max(serve.max_line_bytes),
+            )?,
+            ..serve
         };
         let access = match (file.allowed_uids, file.allowed_gids) {
             (None, None) => Access::default(),
@@ -362,6 +417,27 @@ mod tests {
         assert!(settings("warm_pool = 1000")
             .unwrap_err()
             .contains("warm_pool"));
+    }
+
+    #[test]
+    fn client_memory_limits_have_defaults_and_minimums() {
+        let s = settings("").expect("valid");
+        assert_eq!(s.serve.client_queue_bytes, 8 << 20);
+        assert_eq!(s.serve.client_queue_total_bytes, 256 << 20);
+        assert_eq!(s.serve.partial_lines_total_bytes, 256 << 20);
+        assert_eq!(s.serve.line_timeout_ms, 30_000);
+        let err =
+            settings("max_line_bytes = 4194304\npartial_lines_total_bytes = 1048576").unwrap_err();
+        assert!(err.contains("partial_lines_total_bytes"), "{err}");
+        let err =
+            settings("client_queue_bytes = 1048576\nclient_queue_total_bytes = 65536").unwrap_err();
+        assert!(err.contains("client_queue_total_bytes"), "{err}");
+        assert!(settings("line_timeout_ms = 5")
+            .unwrap_err()
+            .contains("line_timeout_ms"));
+        // A larger max_line_bytes raises the default total so one line always fits.
+        let s = settings("max_line_bytes = 536870912").expect("valid");
+        assert_eq!(s.serve.partial_lines_total_bytes, 512 << 20);
     }
 
     #[test]

@@ -11,31 +11,39 @@
 //! - full close (or a write error): every run of the connection is cancelled — children killed
 //!   and reaped, scratch dirs removed, `$/cancelRequest` for the client's pending tool calls.
 //!
+//! - a request line started and not finished within `line_timeout_ms`: the connection is closed
+//!   like a full close, with the reason logged (an idle connection has no deadline);
+//! - shutdown: after the grace period the writer gets [`WRITE_DEADLINE_AFTER_STOP`] more; a
+//!   client that still does not read is dropped, so no client can hold the daemon.
+//!
 //! Either way, once the connection's runs have ended its sessions are closed (persistent
 //! interpreters killed and reaped, their scratch dirs removed).
+//!
+//! Memory: lines read are bounded by `max_line_bytes` each and by `partial_lines_total_bytes`
+//! together (`rpc::inbound`); replies queued by `client_queue_bytes` per connection and
+//! `client_queue_total_bytes` together (`rpc::peer`). Both stop the producer, never grow a queue.
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::rpc::codec::{Frame, LineReader};
 use crate::rpc::error::{self, RpcError};
+use crate::rpc::inbound::{hangup, ClientLines, Frame, InboundLimits, ReadError};
 use crate::rpc::message::Rejected;
+use crate::rpc::peer::{outbox, OutboxReader};
 use crate::rpc::{Id, Incoming, Peer};
 use crate::run::SessionTicket;
 use crate::session::Sessions;
-use crate::state::Daemon;
+use crate::state::{ConnectionSlot, Daemon};
 
 /// What a run task needs from its connection.
 #[derive(Clone)]
@@ -56,18 +64,19 @@ struct Tables {
     tasks: TaskTracker,
 }
 
-/// Serves one client until it disconnects and its runs have ended.
-pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream, conn_id: u64) {
+/// How long the writer keeps trying after `stop` (the end of the shutdown grace): long enough
+/// for the runs' `cancelled` results to reach a client that reads, short enough that one that
+/// does not cannot hold the daemon.
+pub const WRITE_DEADLINE_AFTER_STOP: Duration = Duration::from_secs(2);
+
+/// Serves one client until it disconnects and its runs have ended. `slot` is its place in the
+/// `max_connections` count, taken at accept and given back when this returns.
+pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream, conn_id: u64, slot: ConnectionSlot) {
     let span = tracing::info_span!("connection", conn = conn_id);
     async move {
-        daemon.stats.connections.fetch_add(1, Ordering::Relaxed);
-        daemon
-            .stats
-            .connections_total
-            .fetch_add(1, Ordering::Relaxed);
         tracing::info!("connected");
         serve_inner(&daemon, stream).await;
-        daemon.stats.connections.fetch_sub(1, Ordering::Relaxed);
+        drop(slot);
         tracing::info!("disconnected");
     }
     .instrument(span)
@@ -77,12 +86,17 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream, conn_id: u64) {
 async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
     let raw_fd = stream.as_raw_fd();
     let (read_half, write_half) = stream.into_split();
-    let (tx, rx) = mpsc::channel(1024);
+    let (outbox, queue) = outbox(daemon.config.client_queue_bytes, daemon.client_out.clone());
     let closed = daemon.stop.child_token();
-    let writer = tokio::spawn(write_loop(write_half, rx, closed.clone()));
+    let writer = tokio::spawn(write_loop(
+        write_half,
+        queue,
+        closed.clone(),
+        daemon.clone(),
+    ));
     let ctx = ConnectionCtx {
         daemon: daemon.clone(),
-        peer: Arc::new(Peer::new(tx)),
+        peer: Arc::new(Peer::new(outbox)),
         closed: closed.clone(),
     };
     let tables = Tables {
@@ -91,7 +105,15 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
         tasks: TaskTracker::new(),
     };
     let tasks = &tables.tasks;
-    let mut reader = LineReader::new(BufReader::new(read_half), daemon.config.max_line_bytes);
+    let mut reader = ClientLines::new(
+        read_half,
+        InboundLimits {
+            max_line: daemon.config.max_line_bytes,
+            line_timeout: Duration::from_millis(daemon.config.line_timeout_ms),
+            budget: daemon.client_in.clone(),
+        },
+    )
+    .watch_hangup(raw_fd);
 
     // Once the daemon drains, the connection ends as soon as its runs have (new requests are
     // refused meanwhile, so no run can start).
@@ -102,25 +124,40 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
     };
     tokio::pin!(drained);
     loop {
+        // `next_frame` is cancel-safe: a branch that wins mid-line loses no bytes.
         let frame = tokio::select! {
             _ = closed.cancelled() => break,
             _ = &mut drained => break,
             frame = reader.next_frame() => frame,
         };
         match frame {
-            Ok(Some(Frame::Line(line))) if line.iter().all(u8::is_ascii_whitespace) => {}
-            Ok(Some(Frame::Line(line))) => handle_line(&ctx, &tables, &line).await,
+            Ok(Some(Frame::Line(line))) => {
+                daemon.activity.note(line.len());
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    handle_line(&ctx, &tables, &line).await;
+                }
+            }
             Ok(Some(Frame::TooLong)) => {
+                daemon.activity.note(daemon.config.max_line_bytes);
                 let message = format!(
-                    "line longer than {} bytes; it was discarded",
+                    "line longer than {} bytes (max_line_bytes); it was discarded",
                     daemon.config.max_line_bytes
                 );
                 let err = RpcError::new(error::INVALID_REQUEST, message);
                 let _ = ctx.peer.respond_error(&Id::Null, &err).await;
             }
-            Ok(None) | Err(_) => break,
+            Ok(None) => break,
+            Err(e @ ReadError::LineTimeout(_)) => {
+                tracing::warn!(reason = %e, "closing the connection");
+                break;
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "read from client failed");
+                break;
+            }
         }
     }
+    drop(reader);
 
     // The client sends nothing more: its pending tool calls can never be answered.
     ctx.peer.close_input();
@@ -128,7 +165,7 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
     tokio::select! {
         _ = tasks.wait() => {}
         _ = closed.cancelled() => {}
-        _ = watch_hangup(raw_fd) => tracing::info!("client hung up; cancelling its runs"),
+        _ = hangup(Some(raw_fd)) => tracing::info!("client hung up; cancelling its runs"),
     }
     closed.cancel();
     tasks.wait().await;
@@ -137,37 +174,48 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
     let _ = writer.await;
 }
 
-/// Resolves when the socket is fully closed by the peer (POLLHUP), as opposed to half-closed.
-async fn watch_hangup(fd: i32) {
-    loop {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, zero timeout; the fd stays open while the connection lives.
-        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-        if n < 0 || pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Writes queued lines until every sender is gone; a write error cancels the connection's runs.
+/// Writes queued lines until every sender is gone. A write error, or a client still not
+/// reading [`WRITE_DEADLINE_AFTER_STOP`] after `stop`, cancels the connection's runs; then the
+/// queue is closed so nothing waits for room in it any more.
 async fn write_loop(
     mut out: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut queue: OutboxReader,
     closed: CancellationToken,
+    daemon: Arc<Daemon>,
 ) {
-    while let Some(line) = rx.recv().await {
-        if let Err(e) = out.write_all(&line).await {
+    let give_up = async {
+        daemon.stop.cancelled().await;
+        tokio::time::sleep(WRITE_DEADLINE_AFTER_STOP).await;
+    };
+    tokio::pin!(give_up);
+    loop {
+        let line = tokio::select! {
+            line = queue.recv() => match line {
+                Some(line) => line,
+                None => break,
+            },
+            _ = &mut give_up => {
+                closed.cancel();
+                break;
+            }
+        };
+        let written = tokio::select! {
+            written = out.write_all(&line.bytes) => written,
+            _ = &mut give_up => {
+                tracing::warn!("the client did not read its replies after shutdown; dropping it");
+                closed.cancel();
+                break;
+            }
+        };
+        daemon.activity.note(line.bytes.len());
+        if let Err(e) = written {
             tracing::info!(error = %e, "write to client failed");
             closed.cancel();
             break;
         }
     }
-    let _ = out.shutdown().await;
+    queue.close();
+    let _ = tokio::time::timeout(Duration::from_secs(1), out.shutdown()).await;
 }
 
 async fn handle_line(ctx: &ConnectionCtx, tables: &Tables, line: &[u8]) {

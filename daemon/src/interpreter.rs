@@ -27,7 +27,7 @@ use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::budget::ByteBudget;
+use crate::budget::ByteGauge;
 use crate::control::{self, ControlReader};
 use crate::limits::Limits;
 use crate::policy::Policy;
@@ -89,7 +89,7 @@ pub struct Interpreter {
     reader: LineReader<BufReader<ControlReader>>,
     to_child: mpsc::UnboundedSender<Vec<u8>>,
     /// Bytes sent to `to_child` and not yet written to the socket.
-    outbox: ByteBudget,
+    outbox: ByteGauge,
     _writer: AbortOnDrop,
     sink: Sink,
     pipes: Vec<JoinHandle<()>>,
@@ -133,7 +133,7 @@ impl Interpreter {
         // Unbounded as a channel, bounded in bytes by `outbox`: the run loop stops producing
         // (reading the child, taking answers) while the outbox is full.
         let (to_child, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
-        let outbox = ByteBudget::new(OUTBOX_BYTES);
+        let outbox = ByteGauge::new(OUTBOX_BYTES);
         let written = outbox.clone();
         let writer = tokio::spawn(async move {
             while let Some(line) = queue.recv().await {
@@ -186,7 +186,7 @@ impl Interpreter {
     }
 
     /// The bytes waiting to be written to the child.
-    pub fn outbox(&self) -> &ByteBudget {
+    pub fn outbox(&self) -> &ByteGauge {
         &self.outbox
     }
 

@@ -78,7 +78,7 @@ fn main() -> anyhow::Result<()> {
     // the interpreter, before any runtime or logger exists.
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(ptcd::sandbox::spawn::LAUNCH_ARG) {
-        ptcd::sandbox::launcher::main(args.get(2).map(String::as_str).unwrap_or(""));
+        ptcd::sandbox::launcher::main();
     }
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
@@ -121,7 +121,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let namespace = ptcd::scratch::enter_private_mount_namespace();
     init_logging(settings.log_format);
     tracing::debug!(?namespace, "mount namespace");
+    ptcd::memory::configure_allocator();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(ptcd::service::serve(settings, flags))?;
+    let served = runtime.block_on(ptcd::service::serve(settings, flags));
+    // Blocking tasks still running (a stuck cleanup) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served?;
     Ok(())
 }

@@ -8,7 +8,7 @@
 //! Memory is bounded in bytes, not calls:
 //! - a call's `arguments` stay the raw JSON text the child sent (about 1× their size), and one
 //!   call's arguments may not exceed `max_tool_argument_bytes`;
-//! - the arguments of calls not yet sent to the client are counted in a per-run [`ByteBudget`]
+//! - the arguments of calls not yet sent to the client are counted in a per-run [`ByteGauge`]
 //!   (`max_queued_tool_argument_bytes`); the run loop stops reading the child while it is full;
 //! - a call keeps its concurrency permit until its answer has been handed to the child's
 //!   writer, so answers the child does not read hold at most `max_concurrent_tool_calls` slots.
@@ -24,7 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::budget::{ByteBudget, Held};
+use crate::budget::{ByteGauge, Held};
 use crate::rpc::error::{self, RpcError};
 use crate::rpc::peer::{Outcome, PeerGone};
 use crate::rpc::{Id, Peer, Raw};
@@ -62,7 +62,7 @@ pub struct Relay {
     sent: Arc<Mutex<HashMap<u64, String>>>,
     seen_ids: HashSet<u64>,
     limits: ArgumentLimits,
-    queued: ByteBudget,
+    queued: ByteGauge,
     /// `tool_call` messages received so far (started or refused).
     pub count: u64,
 }
@@ -105,13 +105,13 @@ impl Relay {
             sent: Arc::default(),
             seen_ids: HashSet::new(),
             limits,
-            queued: ByteBudget::new(limits.queued),
+            queued: ByteGauge::new(limits.queued),
             count: 0,
         }
     }
 
     /// The arguments of calls not yet sent to the client, against their per-run budget.
-    pub fn queued_arguments(&self) -> &ByteBudget {
+    pub fn queued_arguments(&self) -> &ByteGauge {
         &self.queued
     }
 

@@ -2,7 +2,9 @@
 //!
 //! Binding is careful because a socket path outlives crashes: a live daemon on the path is never
 //! displaced (start-up fails with a clear message), a stale socket file left by a dead one is
-//! replaced, and any other kind of file is left alone.
+//! replaced, and any other kind of file is left alone. Because the default path can be under
+//! `/tmp`, the socket's directory is checked first (`secure_dir`): a symlink, or a directory
+//! another user owns or can write, is refused before anything is created in it.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -11,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::state::Daemon;
+use crate::state::{ConnectionSlot, Daemon};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -19,6 +21,8 @@ pub enum BindError {
     InUse(PathBuf),
     #[error("{0} exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
+    #[error("socket directory {0}")]
+    Directory(#[from] crate::secure_dir::SecureDirError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -46,12 +50,13 @@ pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, BindError> {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.exists() {
-            std::fs::create_dir_all(parent).map_err(io)?;
-            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
-        }
-    }
+    // The directory is created 0700 if missing, and must not be a symlink nor controlled by
+    // another user (see `secure_dir`): otherwise nothing is created, chmod-ed or removed in it.
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let _dir = crate::secure_dir::ensure_dir(parent)?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             match std::os::unix::net::UnixStream::connect(path) {
@@ -102,14 +107,17 @@ pub async fn accept_loop(daemon: Arc<Daemon>, listener: UnixListener) {
             _ = daemon.draining.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    if let Err(reason) = admit(&daemon, &stream) {
-                        tracing::warn!(%reason, "connection refused");
-                        tokio::spawn(refuse(stream, reason));
-                        continue;
-                    }
+                    let slot = match admit(&daemon, &stream) {
+                        Ok(slot) => slot,
+                        Err(reason) => {
+                            tracing::warn!(%reason, "connection refused");
+                            tokio::spawn(refuse(stream, reason));
+                            continue;
+                        }
+                    };
                     let id = daemon.new_connection_id();
                     let d = daemon.clone();
-                    daemon.connections.spawn(crate::connection::serve(d, stream, id));
+                    daemon.connections.spawn(crate::connection::serve(d, stream, id, slot));
                 }
                 Err(e) => {
                     // EMFILE and friends: log, back off briefly, keep serving existing clients.
@@ -121,23 +129,18 @@ pub async fn accept_loop(daemon: Arc<Daemon>, listener: UnixListener) {
     }
 }
 
-/// Checks the peer's credentials and the connection limit.
-fn admit(daemon: &Daemon, stream: &UnixStream) -> Result<(), String> {
+/// Checks the peer's credentials, then takes a connection slot (counted here, at accept).
+fn admit(daemon: &Arc<Daemon>, stream: &UnixStream) -> Result<ConnectionSlot, String> {
     let cred = stream
         .peer_cred()
         .map_err(|e| format!("connection refused: cannot read peer credentials: {e}"))?;
     daemon.access().check(cred.uid(), cred.gid())?;
-    let open = daemon
-        .stats
-        .connections
-        .load(std::sync::atomic::Ordering::Relaxed);
-    if open >= daemon.max_connections as u64 {
-        return Err(format!(
-            "connection refused: {} connections are open, the configured maximum",
+    daemon.admit_connection().ok_or_else(|| {
+        format!(
+            "connection refused: {} connections are open, the configured maximum (max_connections)",
             daemon.max_connections
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 /// Tells a refused client why, in one JSON-RPC error line, and closes.

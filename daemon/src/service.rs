@@ -1,6 +1,6 @@
 //! The life of a serving daemon: start-up, readiness, reloads and the shutdown sequence.
 //!
-//! Start-up: resolve the interpreter, load the policies, reclaim scratch dirs of dead daemons,
+//! Start-up: install the signal handlers, resolve the interpreter, load the policies, reclaim scratch dirs of dead daemons,
 //! take the listener (socket activation or bind), then tell systemd `READY=1`.
 //!
 //! Shutdown (SIGTERM or SIGINT), in this order:
@@ -9,6 +9,11 @@
 //! 3. then every remaining run is cancelled: children killed and reaped, scratch dirs removed,
 //!    results (`status: "cancelled"`) written;
 //! 4. connections close, the socket file is removed (unless systemd owns it), exit 0.
+//!
+//! Every wait after step 3 has a deadline: a client that does not read its replies is dropped
+//! [`crate::connection::WRITE_DEADLINE_AFTER_STOP`] after `stop`, and the daemon exits at most
+//! [`STOP_DEADLINE`] after the grace period whatever is left. Signal handlers are installed before
+//! anything else, so a SIGTERM that arrives as soon as the socket exists is a clean shutdown.
 //!
 //! Idle warm interpreters (`pool.rs`) are killed and reaped, and their scratch dirs removed, as
 //! soon as step 1 begins; the daemon waits for that before it exits.
@@ -65,6 +70,11 @@ pub fn load_policies(dir: Option<&std::path::Path>) -> Result<PolicySet, Service
 
 /// Serves until SIGTERM/SIGINT, then runs the shutdown sequence.
 pub async fn serve(settings: Settings, flags: config::Overrides) -> Result<(), ServiceError> {
+    // First, before the socket exists: a SIGTERM sent as soon as a client can see the socket
+    // must find the handler installed (the default action would kill the daemon mid-start).
+    let mut term = signal(SignalKind::terminate()).map_err(ServiceError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServiceError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(ServiceError::Signals)?;
     let python = Interpreter::resolve(settings.python.as_deref())?;
     let policies = load_policies(settings.policy_dir.as_deref())?;
     let root = settings.serve.scratch_root.clone();
@@ -98,9 +108,6 @@ pub async fn serve(settings: Settings, flags: config::Overrides) -> Result<(), S
                 (listener, Some(settings.socket.clone()))
             }
         };
-    let mut term = signal(SignalKind::terminate()).map_err(ServiceError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(ServiceError::Signals)?;
-    let mut hup = signal(SignalKind::hangup()).map_err(ServiceError::Signals)?;
 
     let daemon = Daemon::new(
         settings.serve.clone(),
@@ -114,6 +121,10 @@ pub async fn serve(settings: Settings, flags: config::Overrides) -> Result<(), S
     // A task on the runtime's worker threads, which live as long as the daemon: the children it
     // forks get their parent-death signal only when the daemon dies.
     let warm = tokio::spawn(crate::pool::fill(daemon.clone()));
+    let trimmer = tokio::spawn(crate::memory::trim_when_idle(
+        daemon.activity.clone(),
+        daemon.draining.clone(),
+    ));
     tracing::info!(
         socket = %settings.socket.display(),
         activated = owned_path.is_none(),
@@ -136,9 +147,12 @@ pub async fn serve(settings: Settings, flags: config::Overrides) -> Result<(), S
     shutdown(&daemon, accept).await;
     // The filler drains as soon as `draining` fires: idle children killed and reaped, their
     // scratch dirs removed.
-    let _ = warm.await;
+    if tokio::time::timeout(STOP_DEADLINE, warm).await.is_err() {
+        tracing::error!("the warm pool did not drain in time; its children die with the daemon");
+    }
     // Every scratch dir is gone: drop this daemon's lock in the root.
     daemon.scratch.release();
+    let _ = trimmer.await;
     if let Some(path) = owned_path {
         let _ = std::fs::remove_file(path);
     }
@@ -175,6 +189,12 @@ fn reload(daemon: &Daemon, settings: &Settings, flags: &config::Overrides) {
     }
 }
 
+/// How long the daemon waits, after the grace period, for cancelled runs to be reaped and
+/// connections to end (a client that does not read is dropped after
+/// [`crate::connection::WRITE_DEADLINE_AFTER_STOP`]). Past it the daemon exits anyway; children
+/// still alive then die with it (parent-death signal).
+pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Steps 1–4 of the shutdown sequence (see the module docs).
 async fn shutdown(daemon: &Arc<Daemon>, accept: tokio::task::JoinHandle<()>) {
     daemon.draining.cancel();
@@ -187,6 +207,14 @@ async fn shutdown(daemon: &Arc<Daemon>, accept: tokio::task::JoinHandle<()>) {
     {
         tracing::info!("grace period over: cancelling the remaining runs");
         daemon.stop.cancel();
-        daemon.connections.wait().await;
+        if tokio::time::timeout(STOP_DEADLINE, daemon.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                left = daemon.connections.len(),
+                "connections did not end within the stop deadline; exiting anyway"
+            );
+        }
     }
 }

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::budget::ByteBudget;
 use crate::config::Access;
 use crate::policy::PolicySet;
 use crate::pool::WarmPool;
@@ -39,6 +40,14 @@ pub struct ServeConfig {
     /// Tool-call arguments one run may have waiting in the daemon (calls not yet sent to the
     /// client); over it, the daemon stops reading the child until calls go out.
     pub max_queued_tool_argument_bytes: usize,
+    /// Bytes of replies queued for one client that has not read them yet.
+    pub client_queue_bytes: usize,
+    /// Bytes of replies queued for all clients together.
+    pub client_queue_total_bytes: usize,
+    /// Bytes of unfinished request lines buffered for all clients together.
+    pub partial_lines_total_bytes: usize,
+    /// How long a started request line may take to finish before the connection is closed.
+    pub line_timeout_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -53,6 +62,10 @@ impl Default for ServeConfig {
             warm_pool: 2,
             max_tool_argument_bytes: 8 << 20,
             max_queued_tool_argument_bytes: 32 << 20,
+            client_queue_bytes: 8 << 20,
+            client_queue_total_bytes: 256 << 20,
+            partial_lines_total_bytes: 256 << 20,
+            line_timeout_ms: 30_000,
         }
     }
 }
@@ -91,6 +104,18 @@ impl Stats {
     }
 }
 
+/// One admitted connection's place in the `max_connections` count; freed on drop, however the
+/// connection ends (even if its task panics).
+pub struct ConnectionSlot {
+    daemon: Arc<Daemon>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.daemon.stats.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The daemon: everything a connection needs, behind one `Arc`.
 pub struct Daemon {
     pub config: ServeConfig,
@@ -114,6 +139,12 @@ pub struct Daemon {
     pub stop: CancellationToken,
     /// Every connection task, so shutdown can wait for all of them.
     pub connections: TaskTracker,
+    /// Replies queued for clients, all connections together (`client_queue_total_bytes`).
+    pub client_out: Arc<ByteBudget>,
+    /// Unfinished request lines, all connections together (`partial_lines_total_bytes`).
+    pub client_in: Arc<ByteBudget>,
+    /// Bytes moved for clients, so memory is given back to the OS after bursts.
+    pub activity: Arc<crate::memory::Activity>,
     next_run: AtomicU64,
     next_connection: AtomicU64,
     started: Instant,
@@ -128,6 +159,8 @@ impl Daemon {
         max_connections: usize,
         scratch: Arc<ScratchRoot>,
     ) -> Arc<Daemon> {
+        let client_out = ByteBudget::new(config.client_queue_total_bytes);
+        let client_in = ByteBudget::new(config.partial_lines_total_bytes);
         Arc::new(Daemon {
             scratch,
             run_slots: Arc::new(Semaphore::new(config.max_concurrent_runs)),
@@ -142,6 +175,9 @@ impl Daemon {
             draining: CancellationToken::new(),
             stop: CancellationToken::new(),
             connections: TaskTracker::new(),
+            client_out,
+            client_in,
+            activity: Arc::default(),
             next_run: AtomicU64::new(1),
             next_connection: AtomicU64::new(1),
             started: Instant::now(),
@@ -175,6 +211,21 @@ impl Daemon {
         format!("r-{}", self.next_run.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// Takes a connection slot if fewer than `max_connections` are open. Counted at accept, so
+    /// a burst of connects cannot overshoot the limit before the connection tasks start.
+    pub fn admit_connection(self: &Arc<Self>) -> Option<ConnectionSlot> {
+        let open = &self.stats.connections;
+        let taken = open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < self.max_connections as u64).then_some(n + 1)
+        });
+        taken.ok().map(|_| {
+            self.stats.connections_total.fetch_add(1, Ordering::Relaxed);
+            ConnectionSlot {
+                daemon: self.clone(),
+            }
+        })
+    }
+
     pub fn new_connection_id(&self) -> u64 {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
@@ -200,6 +251,8 @@ impl Daemon {
             "warm_pool": self.pool.target(),
             "max_concurrent_runs": self.config.max_concurrent_runs,
             "scratch": self.scratch.mode().name(),
+            "client_queued_bytes": self.client_out.in_use(),
+            "client_partial_line_bytes": self.client_in.in_use(),
             "draining": self.draining.is_cancelled(),
             "uptime_ms": self.started.elapsed().as_millis() as u64,
         })

@@ -379,6 +379,13 @@ def test_units_wire_socket_activation_readiness_and_mixed_kill() -> None:
         assert "PrivateUsers" not in svc, "the daemon must keep real root to give runs their own uid"
 
 
+def test_system_unit_makes_the_daemon_a_late_oom_victim() -> None:
+    """The daemon serves every agent: the OOM killer must take a run's interpreter (whose
+    launcher sets oom_score_adj 1000, see tests/hardening) long before it."""
+    svc = unit_settings(SYSTEMD_DIR / "ptcd.service")
+    assert int(svc["OOMScoreAdjust"][0]) <= -500, svc.get("OOMScoreAdjust")
+
+
 def test_system_service_exposure_stays_low() -> None:
     """`systemd-analyze security` (offline) scores the hardening; a regression fails here."""
     exe = systemd_analyze()

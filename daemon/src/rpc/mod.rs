@@ -3,6 +3,8 @@
 //! jsonrpsee has no Unix-socket server and cannot send server→client requests, which is the heart
 //! of ptcd (the `tool/call` relay). The protocol surface is small, so the daemon owns it here:
 //! - [`codec`]: a bounded line reader (an oversize line is reported, skipped, and the stream goes on);
+//! - [`inbound`]: the client connection's line reader (cancel-safe, charged to a global byte
+//!   budget, with a deadline for a started line);
 //! - [`message`]: classifying one line into a request, notification or response;
 //! - [`error`]: the wire error codes, the one place internal errors become JSON-RPC errors;
 //! - [`peer`]: the outbound side — one writer per connection, and the table of requests the
@@ -10,6 +12,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod inbound;
 pub mod message;
 pub mod peer;
 

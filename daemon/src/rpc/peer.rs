@@ -1,8 +1,11 @@
 //! The outbound side of one connection.
 //!
 //! Every line the daemon writes to a client — responses, notifications and its own `tool/call`
-//! requests — goes through one bounded queue to one writer task, so lines never interleave and a
-//! client that stops reading slows down only its own runs.
+//! requests — goes through one queue to one writer task, so lines never interleave. The queue is
+//! bounded in bytes, twice: per connection (`client_queue_bytes`) and across all connections
+//! (`client_queue_total_bytes`). A line waits for both charges before it is queued, so a client
+//! that stops reading stops its own producers (its runs and its reader) instead of growing the
+//! daemon; the charges are given back when the writer has written the line.
 //!
 //! Requests the daemon sends wait in a table keyed by their string id (`"t-1"`, `"t-2"`, …).
 //! An answer is delivered at most once, to the call that is still waiting for it; an answer for an
@@ -10,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::json;
@@ -18,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::error::RpcError;
 use super::message::{error_line, request_line, response_line, Id, Raw};
+use crate::budget::{ByteBudget, Charge};
 
 /// The outcome of a request the daemon sent: the client's result (raw JSON, forwarded as it
 /// came) or error.
@@ -34,9 +38,85 @@ pub enum PeerGone {
     InputClosed,
 }
 
+/// What a queued line costs beyond its bytes (the queue slot and the `Vec` header).
+const LINE_OVERHEAD: usize = 64;
+
+/// One line waiting for the writer, with the bytes it holds in both budgets.
+pub struct QueuedLine {
+    pub bytes: Vec<u8>,
+    _conn: Charge,
+    _global: Charge,
+}
+
+/// The producing side of a connection's outbound queue.
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<QueuedLine>,
+    conn: Arc<ByteBudget>,
+    global: Arc<ByteBudget>,
+}
+
+/// The writer's side of the queue.
+pub struct OutboxReader {
+    rx: mpsc::UnboundedReceiver<QueuedLine>,
+    conn: Arc<ByteBudget>,
+}
+
+/// A queue holding at most `per_connection` bytes, charged to `global` as well.
+pub fn outbox(per_connection: usize, global: Arc<ByteBudget>) -> (Outbox, OutboxReader) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let conn = ByteBudget::new(per_connection);
+    (
+        Outbox {
+            tx,
+            conn: conn.clone(),
+            global,
+        },
+        OutboxReader { rx, conn },
+    )
+}
+
+impl Outbox {
+    /// Waits for room in both budgets, then queues the line.
+    async fn push(&self, bytes: Vec<u8>) -> Result<(), PeerGone> {
+        let cost = bytes.len() + LINE_OVERHEAD;
+        let conn = self
+            .conn
+            .acquire(cost)
+            .await
+            .map_err(|_| PeerGone::Closed)?;
+        let global = tokio::select! {
+            charge = self.global.acquire(cost) => charge.map_err(|_| PeerGone::Closed)?,
+            // The writer gave up while this line waited for the global budget.
+            _ = self.tx.closed() => return Err(PeerGone::Closed),
+        };
+        let line = QueuedLine {
+            bytes,
+            _conn: conn,
+            _global: global,
+        };
+        // A failed send drops the line, and with it its charges.
+        self.tx.send(line).map_err(|_| PeerGone::Closed)
+    }
+}
+
+impl OutboxReader {
+    /// The next line; `None` once every producer is gone.
+    pub async fn recv(&mut self) -> Option<QueuedLine> {
+        self.rx.recv().await
+    }
+
+    /// The writer stops: producers waiting for room fail at once, queued lines are dropped and
+    /// their bytes given back.
+    pub fn close(&mut self) {
+        self.conn.close();
+        self.rx.close();
+        while self.rx.try_recv().is_ok() {}
+    }
+}
+
 /// The writer queue and the table of the daemon's pending requests for one connection.
 pub struct Peer {
-    out: mpsc::Sender<Vec<u8>>,
+    out: Outbox,
     next_id: AtomicU64,
     /// `None` once the client can no longer answer.
     pending: Mutex<Option<HashMap<String, oneshot::Sender<Outcome>>>>,
@@ -56,7 +136,7 @@ impl PendingRequest {
 }
 
 impl Peer {
-    pub fn new(out: mpsc::Sender<Vec<u8>>) -> Self {
+    pub fn new(out: Outbox) -> Self {
         Peer {
             out,
             next_id: AtomicU64::new(1),
@@ -72,7 +152,7 @@ impl Peer {
     }
 
     async fn send(&self, line: Vec<u8>) -> Result<(), PeerGone> {
-        self.out.send(line).await.map_err(|_| PeerGone::Closed)
+        self.out.push(line).await
     }
 
     pub async fn respond<T: Serialize>(&self, id: &Id, result: &T) -> Result<(), PeerGone> {
@@ -162,8 +242,8 @@ mod tests {
     }
 
     /// A peer with one `tool/call` sent, its outbound queue, and the pending request.
-    async fn peer_with_request() -> (Peer, mpsc::Receiver<Vec<u8>>, PendingRequest) {
-        let (tx, rx) = mpsc::channel(8);
+    async fn peer_with_request() -> (Peer, OutboxReader, PendingRequest) {
+        let (tx, rx) = outbox(1 << 20, ByteBudget::new(1 << 20));
         let peer = Peer::new(tx);
         let pending = peer
             .request(peer.new_request_id(), "tool/call", &json!({}))
@@ -175,7 +255,7 @@ mod tests {
     #[tokio::test]
     async fn answer_is_delivered_once_to_its_request() {
         let (peer, mut rx, pending) = peer_with_request().await;
-        let line = rx.recv().await.expect("request written");
+        let line = rx.recv().await.expect("request written").bytes;
         assert!(String::from_utf8_lossy(&line).contains("\"id\":\"t-1\""));
         assert!(peer.deliver(&Id::from("t-1"), Ok(raw("42"))));
         assert!(
@@ -191,7 +271,7 @@ mod tests {
         let (peer, mut rx, pending) = peer_with_request().await;
         let _request = rx.recv().await;
         peer.cancel(&pending.id).await;
-        let note = rx.recv().await.expect("cancel written");
+        let note = rx.recv().await.expect("cancel written").bytes;
         assert!(String::from_utf8_lossy(&note).contains("$/cancelRequest"));
         assert!(!peer.deliver(&Id::from("t-1"), Ok(raw("1"))));
     }
@@ -207,5 +287,54 @@ mod tests {
                 .err(),
             Some(PeerGone::InputClosed)
         );
+    }
+
+    #[tokio::test]
+    async fn queue_is_bounded_in_bytes_per_connection_and_globally() {
+        let global = ByteBudget::new(10_000);
+        let (a, mut a_rx) = outbox(4_000, global.clone());
+        let (b, _b_rx) = outbox(20_000, global.clone());
+        let a = Peer::new(a);
+        let b = Peer::new(b);
+        let big = "x".repeat(3_000);
+        a.notify("n", &big).await.expect("fits");
+        // A second 3 kB line does not fit in a's 4 kB: it waits until the writer takes the first.
+        let second = a.notify("n", &big);
+        tokio::pin!(second);
+        assert!(poll_once(second.as_mut()).await.is_none());
+        let first = a_rx.recv().await.expect("queued");
+        assert!(
+            poll_once(second.as_mut()).await.is_none(),
+            "still charged until written"
+        );
+        drop(first);
+        second.await.expect("room after the write");
+        // b is within its own budget but the global one (10 kB) is used up by a + b.
+        b.notify("n", &big).await.expect("fits");
+        b.notify("n", &big).await.expect("fits");
+        assert!(global.in_use() > 9_000);
+        let third = b.notify("n", &big);
+        tokio::pin!(third);
+        assert!(
+            poll_once(third.as_mut()).await.is_none(),
+            "global budget full"
+        );
+        a_rx.close();
+        third.await.expect("a's queued line gave its bytes back");
+        assert_eq!(
+            a.notify("n", &big).await,
+            Err(PeerGone::Closed),
+            "a closed writer fails producers at once"
+        );
+    }
+
+    async fn poll_once<F: std::future::Future + Unpin>(mut f: F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut f).poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
     }
 }

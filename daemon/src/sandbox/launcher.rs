@@ -1,7 +1,9 @@
 //! The child side of a launch: a fresh, single-threaded process that confines itself according
 //! to the plan and then becomes the interpreter.
 //!
-//! Order (see `SECURITY.md`): refuse early if the plan says so → close fds → cgroup → network
+//! Order (see `SECURITY.md`): read the plan from fd 4 (never the command line: it holds the
+//! client's `env` values) → refuse early if the plan says so → close fds →
+//! `oom_score_adj` 1000 (the child, not the daemon, is the OOM killer's pick) → cgroup → network
 //! namespace → open the Landlock ruleset and its path fds (still root) → drop groups/gid/uid →
 //! `PR_SET_PDEATHSIG` + `getppid` re-check → `setsid` → rlimits → `no_new_privs` → Landlock
 //! `restrict_self` → seccomp → `chdir` + `execve` with the plan's environment only.
@@ -18,14 +20,18 @@ use serde_json::json;
 use super::landlock;
 use super::plan::{CgroupPlan, Identity, Resource, SandboxPlan};
 use super::seccomp;
+use super::spawn::PLAN_FD;
 use crate::runtime::CONTROL_FD;
 
 /// Exit status of a launcher that refused to start the interpreter.
 pub const EXIT_REFUSED: i32 = 126;
 
-/// Runs the launcher with the plan given on the command line. Never returns.
-pub fn main(plan_json: &str) -> ! {
-    let plan: SandboxPlan = match serde_json::from_str(plan_json) {
+/// Largest plan the launcher reads (a plan is a few kB plus the run's `env`).
+const MAX_PLAN_BYTES: u64 = 64 << 20;
+
+/// Runs the launcher with the plan on [`PLAN_FD`]. Never returns.
+pub fn main() -> ! {
+    let plan: SandboxPlan = match read_plan() {
         Ok(plan) => plan,
         Err(e) => fail("launch_error", None, &format!("bad sandbox plan: {e}")),
     };
@@ -33,6 +39,7 @@ pub fn main(plan_json: &str) -> ! {
         fail("sandbox_error", Some(&r.mechanism), &r.message);
     }
     close_other_fds();
+    prefer_as_oom_victim();
     if let Some(cg) = &plan.cgroup {
         join_cgroup(cg).unwrap_or_else(|m| fail("sandbox_error", Some("cgroup"), &m));
     }
@@ -87,6 +94,28 @@ pub fn main(plan_json: &str) -> ! {
         });
     }
     exec(&plan)
+}
+
+/// Reads and closes the plan fd.
+fn read_plan() -> Result<SandboxPlan, String> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    // SAFETY: the daemon put the plan on PLAN_FD for this process; nothing else owns it, and the
+    // `File` closes it when dropped here.
+    let file = unsafe { std::fs::File::from_raw_fd(PLAN_FD) };
+    let mut bytes = Vec::new();
+    file.take(MAX_PLAN_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("reading fd {PLAN_FD}: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+}
+
+/// `oom_score_adj` = 1000: under memory pressure the kernel kills the script, not the daemon
+/// (whose unit lowers its own score). Raising one's own score needs no privilege; done while
+/// still root, before `/proc` is out of reach. Best effort: a host without `/proc` only loses
+/// the preference.
+fn prefer_as_oom_victim() {
+    let _ = std::fs::write("/proc/self/oom_score_adj", b"1000");
 }
 
 /// No supplementary groups, then gid, then uid; verifies that root cannot be regained.

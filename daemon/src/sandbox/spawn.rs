@@ -23,41 +23,78 @@ pub enum SandboxError {
 /// The hidden argument that turns the daemon binary into the launcher.
 pub const LAUNCH_ARG: &str = "__launch";
 
-/// Starts `ptcd __launch <plan>` with `control` as its fd 3 and piped stdout/stderr.
+/// The launcher's fd that holds the plan (a sealed memfd), read and closed before anything else.
+/// Never on the command line: the plan carries the client's `env` values, and every local user
+/// can read `/proc/<pid>/cmdline`.
+pub const PLAN_FD: i32 = 4;
+
+/// Fds are parked here (and above) while being moved to [`CONTROL_FD`] and [`PLAN_FD`].
+const PARK_FD: i32 = 10;
+
+/// Starts `ptcd __launch` with `control` as its fd 3, the plan on fd 4 and piped stdout/stderr.
 pub fn spawn(plan: &SandboxPlan, control: OwnedFd) -> Result<Child, SandboxError> {
     // /proc/self/exe, not the path we were started from: it still works after the binary on
     // disk is replaced by an upgrade or a rebuild.
     let exe = std::path::Path::new("/proc/self/exe");
-    let plan_json = serde_json::to_string(plan)?;
+    let plan_fd = plan_memfd(&serde_json::to_vec(plan)?)?;
     let control_raw = control.as_raw_fd();
+    let plan_raw = plan_fd.as_raw_fd();
     #[allow(clippy::disallowed_methods)] // the one place allowed to create a child process
     let mut command = Command::new(exe);
     command
         .arg(LAUNCH_ARG)
-        .arg(plan_json)
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // SAFETY: between fork and exec only async-signal-safe calls: dup2 and fcntl on an fd that
-    // the parent keeps open until `spawn` returns.
+    // SAFETY: between fork and exec only async-signal-safe calls (fcntl, dup2, close) on fds the
+    // parent keeps open until `spawn` returns. Both fds are first parked above PARK_FD so that
+    // moving one into place can never close the other.
     unsafe {
         command.pre_exec(move || {
-            if control_raw == CONTROL_FD {
-                let flags = libc::fcntl(CONTROL_FD, libc::F_GETFD);
-                if flags < 0
-                    || libc::fcntl(CONTROL_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(control_raw, CONTROL_FD) < 0 {
+            let control = libc::fcntl(control_raw, libc::F_DUPFD_CLOEXEC, PARK_FD);
+            let plan = libc::fcntl(plan_raw, libc::F_DUPFD_CLOEXEC, PARK_FD);
+            if control < 0
+                || plan < 0
+                || libc::dup2(control, CONTROL_FD) < 0
+                || libc::dup2(plan, PLAN_FD) < 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
+            libc::close(control);
+            libc::close(plan);
             Ok(())
         });
     }
     let child = command.spawn()?;
     drop(control);
+    drop(plan_fd);
     Ok(child)
+}
+
+/// A memfd holding `bytes`, sealed against any change and rewound for the launcher to read.
+fn plan_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    use std::io::{Seek, Write};
+    use std::os::fd::FromRawFd;
+    // SAFETY: a NUL-terminated name and flags; the result is checked.
+    let raw = unsafe {
+        libc::memfd_create(
+            c"ptcd-plan".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: memfd_create returned a fresh fd that nothing else owns.
+    let mut file = unsafe { std::fs::File::from_raw_fd(raw) };
+    file.write_all(bytes)?;
+    file.rewind()?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on our own fd with integer arguments.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(file.into())
 }

@@ -261,7 +261,7 @@ mod tests {
         .await
     }
 
-#[tokio::test]
+    #[tokio::test]
     async fn has_room_waits_until_bytes_are_released() {
         let budget = ByteGauge::new(10);
         let held = Held::new(&budget, 12);

@@ -475,6 +475,13 @@ def _error_info(exc: BaseException) -> Dict[str, Any]:
             "traceback": "".join(te.format())[-MAX_TEXT:], "line": line}
 
 
+def _name_error_hint(exc: BaseException, state: State) -> None:
+    """An unknown name (often a misspelt or missing tool) lists the tools this run has."""
+    if type(exc) is NameError and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        tools = ", ".join(sorted(state.tools)) or "none"
+        exc.args = (f"{exc.args[0]}; available tools: {tools}",)
+
+
 def _done_line(outcome: Tuple[bool, Any]) -> bytes:
     ok, payload = outcome
     if ok:
@@ -536,6 +543,7 @@ def main() -> None:
         try:
             outcome = (True, _run_script(job, channel, state))
         except BaseException as exc:  # SystemExit and KeyboardInterrupt are results too
+            _name_error_hint(exc, state)
             outcome = (False, exc)
         _flush_std()
         channel.send_blocking(_done_line(outcome))

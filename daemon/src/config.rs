@@ -46,6 +46,8 @@ pub struct FileConfig {
     pub warm_pool: Option<usize>,
     pub allowed_uids: Option<Vec<u32>>,
     pub allowed_gids: Option<Vec<u32>>,
+    pub max_tool_argument_bytes: Option<usize>,
+    pub max_queued_tool_argument_bytes: Option<usize>,
 }
 
 /// Command-line values that override the file.
@@ -239,6 +241,16 @@ impl Settings {
                 }
                 n => n.unwrap_or(defaults.warm_pool),
             },
+            max_tool_argument_bytes: positive(
+                "max_tool_argument_bytes",
+                file.max_tool_argument_bytes,
+            )?
+            .unwrap_or(defaults.max_tool_argument_bytes),
+            max_queued_tool_argument_bytes: positive(
+                "max_queued_tool_argument_bytes",
+                file.max_queued_tool_argument_bytes,
+            )?
+            .unwrap_or(defaults.max_queued_tool_argument_bytes),
         };
         let access = match (file.allowed_uids, file.allowed_gids) {
             (None, None) => Access::default(),

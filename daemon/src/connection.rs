@@ -116,7 +116,7 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
                     daemon.config.max_line_bytes
                 );
                 let err = RpcError::new(error::INVALID_REQUEST, message);
-                let _ = ctx.peer.respond_error(&Value::Null, &err).await;
+                let _ = ctx.peer.respond_error(&Id::Null, &err).await;
             }
             Ok(None) | Err(_) => break,
         }
@@ -182,7 +182,7 @@ async fn handle_line(ctx: &ConnectionCtx, tables: &Tables, line: &[u8]) {
                 tracing::info!(%id, "answer for a call that is no longer pending was ignored");
             }
         }
-        Ok(Incoming::Notification { method, .. }) => {
+        Ok(Incoming::Notification { method }) => {
             tracing::debug!(%method, "notification ignored");
         }
         Ok(Incoming::Request { id, method, params }) => {
@@ -191,10 +191,24 @@ async fn handle_line(ctx: &ConnectionCtx, tables: &Tables, line: &[u8]) {
                 let _ = peer.respond_error(&id, &err).await;
                 return;
             }
+            if method == "run/cancel" {
+                let reply = cancel_run(&tables.runs, params.as_deref());
+                let _ = match reply {
+                    Ok(result) => peer.respond(&id, &result).await,
+                    Err(err) => peer.respond_error(&id, &err).await,
+                };
+                return;
+            }
+            let params = match params_value(params.as_deref()) {
+                Ok(params) => params,
+                Err(err) => {
+                    let _ = peer.respond_error(&id, &err).await;
+                    return;
+                }
+            };
             let reply = match method.as_str() {
                 "initialize" => Ok(ctx.daemon.describe()),
                 "daemon/status" => Ok(ctx.daemon.status()),
-                "run/cancel" => cancel_run(&tables.runs, &params),
                 "run" => return start_run(ctx, tables, id, params),
                 "tools/definition" => tool_definitions(&tables.sessions, params),
                 "session/create" => tables.sessions.create(ctx, params),
@@ -222,10 +236,33 @@ async fn handle_line(ctx: &ConnectionCtx, tables: &Tables, line: &[u8]) {
     }
 }
 
-fn cancel_run(runs: &RunTable, params: &Value) -> Result<Value, RpcError> {
-    let id = match params.get("request_id") {
-        Some(id @ (Value::String(_) | Value::Number(_))) => id,
-        _ => {
+/// A request's `params` as a `Value` (`null` when absent). JSON nested deeper than serde_json's
+/// recursion limit (128) is refused with `-32602`, never forwarded half-parsed.
+fn params_value(params: Option<&serde_json::value::RawValue>) -> Result<Value, RpcError> {
+    match params {
+        None => Ok(Value::Null),
+        Some(raw) => serde_json::from_str(raw.get()).map_err(|e| {
+            RpcError::invalid_params("params", format!("params could not be read: {e}"))
+        }),
+    }
+}
+
+/// `run/cancel`: reads `request_id` from the raw params, so a big numeric id keeps its digits.
+fn cancel_run(
+    runs: &RunTable,
+    params: Option<&serde_json::value::RawValue>,
+) -> Result<Value, RpcError> {
+    #[derive(serde::Deserialize)]
+    struct CancelParams<'a> {
+        #[serde(borrow)]
+        request_id: Option<&'a serde_json::value::RawValue>,
+    }
+    let raw_id = params
+        .and_then(|p| serde_json::from_str::<CancelParams<'_>>(p.get()).ok())
+        .and_then(|p| p.request_id);
+    let id = match raw_id.and_then(Id::from_raw) {
+        Some(id) => id,
+        None => {
             return Err(RpcError::invalid_params(
                 "request_id",
                 "request_id (the id of the run request) must be a string or a number",
@@ -325,7 +362,14 @@ fn start_run(ctx: &ConnectionCtx, tables: &Tables, id: Id, params: Value) {
     let ctx = ctx.clone();
     let runs = runs.clone();
     tasks.spawn(async move {
-        let outcome = crate::run::execute(&ctx, &id, params, cancel, ticket).await;
+        // A panic in the run still gets its answer (and the run's guards restore the counters).
+        let run = crate::run::execute(&ctx, &id, params, cancel, ticket);
+        let outcome = crate::unwind::catch_panic(run)
+            .await
+            .unwrap_or_else(|panic| {
+                tracing::error!(%id, panic = %panic, "a run panicked");
+                Err(crate::unwind::panic_error("run", &panic))
+            });
         runs.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         let _ = match outcome {
             Ok(result) => ctx.peer.respond(&id, &result).await,

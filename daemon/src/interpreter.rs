@@ -2,8 +2,10 @@
 //!
 //! One [`Interpreter`] serves one run, or — in a persistent session — every run of the session
 //! until one of them ends abnormally. That is why the channels live here and not in a run:
-//! - the control socket (fd 3): a bounded line reader, and a writer task so that a child that
-//!   stops reading can never stall the run loop;
+//! - the control socket (fd 3, see [`crate::control`]): a bounded, cancel-safe line reader, and
+//!   a writer task so that a child that stops reading can never stall the run loop. What waits
+//!   for that writer is counted in bytes ([`Interpreter::outbox`]); while it is over
+//!   [`OUTBOX_BYTES`] the run loop stops reading the child (back-pressure, not a queue);
 //! - the output pipes (fd 1/2): one reader task each, for the interpreter's whole life. They put
 //!   what they read into the *current run's* output channel ([`Interpreter::attach`]); bytes read
 //!   while no run is attached (between the runs of a persistent session) are dropped.
@@ -21,11 +23,12 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::OwnedReadHalf;
 use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::budget::ByteBudget;
+use crate::control::{self, ControlReader};
 use crate::limits::Limits;
 use crate::policy::Policy;
 use crate::rpc::codec::{Frame, LineReader};
@@ -35,8 +38,15 @@ use crate::sandbox::plan::SandboxPlan;
 use crate::sandbox::{self, SandboxError};
 use crate::state::Daemon;
 
-/// Longest control line the daemon accepts from a child (a tool call's arguments).
+/// Longest control line the daemon accepts from a child (a tool call with its arguments, the
+/// script's value), unless `max_tool_argument_bytes` asks for more.
 const MAX_CONTROL_LINE: usize = 16 << 20;
+/// Room for a call's envelope around its arguments in a control line.
+const CONTROL_ENVELOPE: usize = 64 << 10;
+/// Control lines for the child (tool answers) the daemon holds before it stops reading the
+/// child: a script that never reads its answers cannot make the daemon queue more than this
+/// (plus one line).
+pub const OUTBOX_BYTES: usize = 1 << 20;
 /// Chunks of output waiting for the collector; a full channel stops the pipe readers, and with
 /// them a child that writes faster than the client reads.
 const OUTPUT_QUEUE: usize = 16;
@@ -75,8 +85,10 @@ impl Drop for AbortOnDrop {
 /// A confined child running the shim.
 pub struct Interpreter {
     child: Child,
-    reader: LineReader<BufReader<OwnedReadHalf>>,
+    reader: LineReader<BufReader<ControlReader>>,
     to_child: mpsc::UnboundedSender<Vec<u8>>,
+    /// Bytes sent to `to_child` and not yet written to the socket.
+    outbox: ByteBudget,
     _writer: AbortOnDrop,
     sink: Sink,
     pipes: Vec<JoinHandle<()>>,
@@ -116,17 +128,27 @@ impl Interpreter {
             }
             other => RpcError::internal(other.to_string()),
         })?;
-        let control = ours
+        let (read_half, mut write_half) = ours
             .set_nonblocking(true)
-            .and_then(|()| tokio::net::UnixStream::from_std(ours))
+            .and_then(|()| control::split(ours.into()))
             .map_err(|e| RpcError::internal(format!("control channel: {e}")))?;
-        let (read_half, mut write_half) = control.into_split();
+        // Unbounded as a channel, bounded in bytes by `outbox`: the run loop stops producing
+        // (reading the child, taking answers) while the outbox is full.
         let (to_child, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
+        let outbox = ByteBudget::new(OUTBOX_BYTES);
+        let written = outbox.clone();
         let writer = tokio::spawn(async move {
             while let Some(line) = queue.recv().await {
-                if write_half.write_all(&line).await.is_err() {
+                let ok = write_half.write_all(&line).await.is_ok();
+                written.release(line.len());
+                if !ok {
                     break;
                 }
+            }
+            // The child is gone: nothing will be written, nothing is held.
+            queue.close();
+            while let Some(line) = queue.recv().await {
+                written.release(line.len());
             }
         });
         let sink: Sink = Arc::default();
@@ -137,10 +159,17 @@ impl Interpreter {
         if let Some(err) = child.stderr.take() {
             pipes.push(tokio::spawn(read_pipe(err, Stream::Stderr, sink.clone())));
         }
+        let max_line = MAX_CONTROL_LINE.max(
+            daemon
+                .config
+                .max_tool_argument_bytes
+                .saturating_add(CONTROL_ENVELOPE),
+        );
         Ok(Interpreter {
             child,
-            reader: LineReader::new(BufReader::new(read_half), MAX_CONTROL_LINE),
+            reader: LineReader::new(BufReader::with_capacity(64 << 10, read_half), max_line),
             to_child,
+            outbox,
             _writer: AbortOnDrop(writer),
             sink,
             pipes,
@@ -149,9 +178,18 @@ impl Interpreter {
         })
     }
 
-    /// Sends one control line to the child (never blocks).
+    /// Sends one control line to the child (never blocks; counted in [`Interpreter::outbox`]).
     pub fn send(&self, line: Vec<u8>) {
-        let _ = self.to_child.send(line);
+        let len = line.len();
+        self.outbox.add(len);
+        if self.to_child.send(line).is_err() {
+            self.outbox.release(len);
+        }
+    }
+
+    /// The bytes waiting to be written to the child.
+    pub fn outbox(&self) -> &ByteBudget {
+        &self.outbox
     }
 
     /// The next control line from the child.

@@ -18,8 +18,10 @@
 //! - [`runtime`]: the embedded Python shim and the messages it exchanges with the daemon.
 //! - [`python`]: finding the real CPython binary once at start-up.
 
+pub mod budget;
 pub mod config;
 pub mod connection;
+pub mod control;
 pub mod definitions;
 pub mod interpreter;
 pub mod limits;
@@ -38,3 +40,4 @@ pub mod service;
 pub mod session;
 pub mod state;
 pub mod tools;
+pub mod unwind;

@@ -339,13 +339,16 @@ async fn start_one(
     let first = tokio::time::timeout(READY_TIMEOUT, interpreter.next_frame()).await;
     let outcome = match first {
         Err(_) => Err(WarmError::NotReady("no `ready` within 10 s".into())),
-        Ok(Ok(Some(Frame::Line(line)))) => match serde_json::from_slice::<FromShim>(&line) {
+        Ok(Ok(Some(Frame::Line(line)))) => match FromShim::parse(&line) {
             Ok(FromShim::Ready) => Ok(()),
             Ok(FromShim::SandboxError { mechanism, message }) => {
                 Err(WarmError::Refused { mechanism, message })
             }
             Ok(FromShim::LaunchError { message }) => Err(WarmError::NotReady(message)),
-            Ok(other) => Err(WarmError::NotReady(format!("unexpected {other:?}"))),
+            Ok(other) => Err(WarmError::NotReady(format!(
+                "unexpected {}",
+                other.describe()
+            ))),
             Err(e) => Err(WarmError::NotReady(format!("invalid control message: {e}"))),
         },
         Ok(Ok(Some(Frame::TooLong))) => Err(WarmError::NotReady("oversize message".into())),

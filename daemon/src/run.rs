@@ -26,10 +26,11 @@ use crate::interpreter::{collect_output, finish_output, Chunk, Interpreter, Stre
 use crate::limits::Limits;
 use crate::params::{check_inputs, limits_error, RunParams};
 use crate::policy::Policy;
-use crate::relay::{Admission, Relay, RunRef};
+use crate::relay::{Admission, ArgumentLimits, Relay, RunRef};
 use crate::rpc::codec::Frame;
 use crate::rpc::error::{self, RpcError};
-use crate::rpc::Id;
+use crate::rpc::message::raw_null;
+use crate::rpc::{Id, Raw};
 use crate::runtime::{self, DoneStatus, Exec, FromShim, ScriptError};
 use crate::scratch::{DiskWatch, Scratch};
 use crate::session::{unknown_session, Session, Turn};
@@ -47,7 +48,8 @@ pub struct RunResult {
     pub stdout: String,
     pub stderr: String,
     pub truncated: Truncated,
-    pub value: Value,
+    /// The script's value, as the raw JSON the shim sent (forwarded, never re-parsed).
+    pub value: Raw,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ScriptError>,
     pub tool_calls: u64,
@@ -68,7 +70,7 @@ impl RunResult {
             stdout: String::new(),
             stderr: String::new(),
             truncated: Truncated::default(),
-            value: Value::Null,
+            value: raw_null(),
             error: Some(plain_error("Cancelled", why.into())),
             tool_calls: 0,
             duration_ms: 0.0,
@@ -139,7 +141,7 @@ pub async fn execute(
     let run_id = daemon.new_run_id();
     let span = tracing::info_span!("run", run = %run_id, request = %request_id);
     async {
-        daemon.stats.runs_active.fetch_add(1, Ordering::Relaxed);
+        let _active = ActiveRun::count(daemon);
         let run = Execution {
             ctx,
             request_id,
@@ -150,7 +152,6 @@ pub async fn execute(
             session: session.as_deref(),
         };
         let result = run.start(cancel).await;
-        daemon.stats.runs_active.fetch_sub(1, Ordering::Relaxed);
         if let Ok(r) = &result {
             daemon.stats.runs_total.fetch_add(1, Ordering::Relaxed);
             daemon
@@ -169,6 +170,31 @@ pub async fn execute(
     }
     .instrument(span)
     .await
+}
+
+/// Counts a run in `runs_active` for as long as it lives, even if its task panics or is dropped.
+struct ActiveRun<'a>(&'a crate::state::Daemon);
+
+impl<'a> ActiveRun<'a> {
+    fn count(daemon: &'a crate::state::Daemon) -> ActiveRun<'a> {
+        daemon.stats.runs_active.fetch_add(1, Ordering::Relaxed);
+        ActiveRun(daemon)
+    }
+}
+
+impl Drop for ActiveRun<'_> {
+    fn drop(&mut self) {
+        self.0.stats.runs_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Gives back a queue place when dropped (a cancelled or panicking waiter too).
+struct QueuePlace<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Takes a run slot, waiting in the queue if there is room. `Ok(None)`: cancelled while queued.
@@ -197,11 +223,11 @@ async fn admit(
     if reserved.is_err() {
         return Err(overloaded());
     }
+    let _place = QueuePlace(&daemon.queued);
     let permit = tokio::select! {
         permit = daemon.run_slots.clone().acquire_owned() => permit.ok(),
         _ = cancel.cancelled() => None,
     };
-    daemon.queued.fetch_sub(1, Ordering::AcqRel);
     Ok(permit)
 }
 
@@ -209,7 +235,7 @@ async fn admit(
 enum Ending {
     Done {
         status: DoneStatus,
-        value: Value,
+        value: Raw,
         error: Option<ScriptError>,
     },
     Cancelled,
@@ -303,6 +329,10 @@ impl Execution<'_> {
             run,
             names,
             limits.max_concurrent_tool_calls,
+            ArgumentLimits {
+                per_call: daemon.config.max_tool_argument_bytes,
+                queued: daemon.config.max_queued_tool_argument_bytes,
+            },
         );
         let mut environ: Map<String, Value> = env
             .iter()
@@ -318,6 +348,7 @@ impl Execution<'_> {
             late_seccomp: interpreter.late_seccomp(),
             persistent: persistent.is_some(),
             environ,
+            max_argument_bytes: daemon.config.max_tool_argument_bytes,
         };
         let mut exec_line = serde_json::to_vec(&exec)
             .map_err(|e| RpcError::internal(format!("cannot encode the job: {e}")))?;
@@ -380,7 +411,7 @@ impl Execution<'_> {
                 ..
             } => (
                 "error",
-                Value::Null,
+                raw_null(),
                 Some(error.unwrap_or_else(|| {
                     plain_error("Error", "the script failed without details".into())
                 })),
@@ -397,13 +428,13 @@ impl Execution<'_> {
                 };
                 (
                     "cancelled",
-                    Value::Null,
+                    raw_null(),
                     Some(plain_error("Cancelled", why.into())),
                 )
             }
             Ending::Timeout => (
                 "timeout",
-                Value::Null,
+                raw_null(),
                 Some(plain_error(
                     "Timeout",
                     format!(
@@ -414,7 +445,7 @@ impl Execution<'_> {
             ),
             Ending::TooManyToolCalls => (
                 "limit_exceeded",
-                Value::Null,
+                raw_null(),
                 Some(plain_error(
                     "LimitExceeded",
                     format!(
@@ -425,7 +456,7 @@ impl Execution<'_> {
             ),
             Ending::DiskFull(why) => (
                 "limit_exceeded",
-                Value::Null,
+                raw_null(),
                 Some(plain_error("LimitExceeded", why)),
             ),
             Ending::ChildGone(detail) => child_gone(exit, detail, &limits, cpu_used_ms),
@@ -461,9 +492,14 @@ struct Bounds {
     disk: DiskWatch,
 }
 
-/// The run loop: reacts to the child, tool answers, the deadline and cancellation. Output the
-/// child sends as control messages goes to `output`; while the collector is behind, no further
-/// control message is read (the child waits, the deadline still fires).
+/// The run loop: reacts to the child, tool answers, the deadline and cancellation.
+///
+/// Back-pressure instead of queues: output the child sends as control messages goes to
+/// `output`, and while the collector is behind no further control message is read; while the
+/// child's outbox (answers not yet written to it) or the relay's queued arguments are over their
+/// byte budgets, the loop neither reads the child nor takes answers (the child waits; the
+/// deadline and cancellation still fire). Every branch is cancel-safe: the line reader keeps its
+/// partial line, `join_next` and `reserve` lose nothing when another branch wins.
 async fn drive(
     interpreter: &mut Interpreter,
     mut exec_line: Vec<u8>,
@@ -477,31 +513,40 @@ async fn drive(
         // A persistent interpreter that finished its previous run waits for this one.
         interpreter.send(std::mem::take(&mut exec_line));
     }
+    let outbox = interpreter.outbox().clone();
+    let queued = relay.queued_arguments().clone();
     let mut unsent: Option<Chunk> = None;
     loop {
+        let outbox_full = outbox.is_full();
+        let read_child = unsent.is_none() && !outbox_full && !queued.is_full();
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return Ending::Cancelled,
             _ = tokio::time::sleep_until(bounds.deadline) => return Ending::Timeout,
             why = bounds.disk.exceeded() => return Ending::DiskFull(why),
-            (call_id, outcome) = relay.next_answer(), if !relay.is_idle() => {
+            _ = outbox.has_room(), if outbox_full => {}
+            _ = queued.has_room(), if queued.is_full() => {}
+            (call_id, outcome, permit) = relay.next_answer(), if !relay.is_idle() && !outbox_full => {
                 interpreter.send(runtime::tool_result_line(call_id, &outcome));
+                // The call's slot is free once its answer is the writer's.
+                drop(permit);
             }
             permit = output.reserve(), if unsent.is_some() => {
                 if let (Ok(permit), Some(chunk)) = (permit, unsent.take()) {
                     permit.send(chunk);
                 }
             }
-            frame = interpreter.next_frame(), if unsent.is_none() => {
+            frame = interpreter.next_frame(), if read_child => {
                 let line = match frame {
                     Ok(Some(Frame::Line(line))) => line,
                     Ok(Some(Frame::TooLong)) => return Ending::ChildGone(Some("the child sent an oversize control message".into())),
                     Ok(None) | Err(_) => return Ending::ChildGone(None),
                 };
-                let message = match serde_json::from_slice::<FromShim>(&line) {
+                let message = match FromShim::parse(&line) {
                     Ok(m) => m,
                     Err(e) => return Ending::ChildGone(Some(format!("the child sent an invalid control message: {e}"))),
                 };
+                drop(line);
                 let ready = interpreter.ready;
                 match message {
                     FromShim::Ready if !ready => {
@@ -532,7 +577,7 @@ async fn drive(
                         return Ending::Refused(RpcError::internal(format!("could not start the interpreter: {message}")));
                     }
                     other => {
-                        return Ending::ChildGone(Some(format!("unexpected control message from the child: {other:?}")));
+                        return Ending::ChildGone(Some(format!("unexpected control message from the child: {}", other.describe())));
                     }
                 }
             }
@@ -555,7 +600,7 @@ fn child_gone(
     detail: Option<String>,
     limits: &Limits,
     cpu_used_ms: Option<u64>,
-) -> (&'static str, Value, Option<ScriptError>) {
+) -> (&'static str, Raw, Option<ScriptError>) {
     use std::os::unix::process::ExitStatusExt;
     let signal = exit.and_then(|s| s.signal());
     // SIGXCPU at the soft CPU limit, or SIGKILL at the hard one (one second later) when the
@@ -568,7 +613,7 @@ fn child_gone(
         );
         return (
             "limit_exceeded",
-            Value::Null,
+            raw_null(),
             Some(plain_error("LimitExceeded", message)),
         );
     }
@@ -583,11 +628,7 @@ fn child_gone(
         Some(d) => format!("{d}; {how}"),
         None => how,
     };
-    (
-        "crashed",
-        Value::Null,
-        Some(plain_error("Crashed", message)),
-    )
+    ("crashed", raw_null(), Some(plain_error("Crashed", message)))
 }
 
 fn signal_name(sig: i32) -> String {

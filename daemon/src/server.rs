@@ -144,7 +144,7 @@ fn admit(daemon: &Daemon, stream: &UnixStream) -> Result<(), String> {
 async fn refuse(mut stream: UnixStream, reason: String) {
     use tokio::io::AsyncWriteExt;
     let error = crate::rpc::RpcError::new(crate::rpc::error::INVALID_REQUEST, reason);
-    let line = crate::rpc::message::error_line(&serde_json::Value::Null, &error);
+    let line = crate::rpc::message::error_line(&crate::rpc::Id::Null, &error);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
         let _ = stream.write_all(&line).await;
         let _ = stream.shutdown().await;

@@ -32,6 +32,12 @@ pub struct ServeConfig {
     pub shutdown_grace_ms: u64,
     /// Idle pre-started interpreters kept for the default policy (0: none).
     pub warm_pool: usize,
+    /// Largest `arguments` of one tool call, in bytes of JSON; a bigger call fails in the
+    /// script with a `ToolError` naming this limit.
+    pub max_tool_argument_bytes: usize,
+    /// Tool-call arguments one run may have waiting in the daemon (calls not yet sent to the
+    /// client); over it, the daemon stops reading the child until calls go out.
+    pub max_queued_tool_argument_bytes: usize,
 }
 
 impl Default for ServeConfig {
@@ -45,6 +51,8 @@ impl Default for ServeConfig {
                 .join(format!("ptcd-scratch-{}", unsafe { libc::getuid() })),
             shutdown_grace_ms: 5_000,
             warm_pool: 2,
+            max_tool_argument_bytes: 8 << 20,
+            max_queued_tool_argument_bytes: 32 << 20,
         }
     }
 }

@@ -14,5 +14,5 @@ pub mod message;
 pub mod peer;
 
 pub use error::RpcError;
-pub use message::{Id, Incoming};
+pub use message::{Id, Incoming, Raw};
 pub use peer::Peer;

@@ -13,14 +13,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::RpcError;
-use super::message::{error_line, request_line, response_line, Id};
+use super::message::{error_line, request_line, response_line, Id, Raw};
 
-/// The outcome of a request the daemon sent: the client's result or error.
-pub type Outcome = Result<Value, RpcError>;
+/// The outcome of a request the daemon sent: the client's result (raw JSON, forwarded as it
+/// came) or error.
+pub type Outcome = Result<Raw, RpcError>;
 
 /// Why an outbound request has no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,11 +106,7 @@ impl Peer {
             None => return Err(PeerGone::InputClosed),
         };
         if let Err(gone) = self
-            .send(request_line(
-                Some(&Value::String(id.clone())),
-                method,
-                params,
-            ))
+            .send(request_line(Some(&Id::String(id.clone())), method, params))
             .await
         {
             self.forget(&id);
@@ -121,7 +118,7 @@ impl Peer {
     /// Delivers a client's answer. Returns false (and drops it) if nothing waits for that id.
     pub fn deliver(&self, id: &Id, outcome: Outcome) -> bool {
         let waiting = match (id, self.table().as_mut()) {
-            (Value::String(id), Some(table)) => table.remove(id),
+            (Id::String(id), Some(table)) => table.remove(id),
             _ => None,
         };
         match waiting {
@@ -160,6 +157,10 @@ impl Peer {
 mod tests {
     use super::*;
 
+    fn raw(text: &str) -> Raw {
+        serde_json::value::RawValue::from_string(text.into()).expect("valid JSON")
+    }
+
     /// A peer with one `tool/call` sent, its outbound queue, and the pending request.
     async fn peer_with_request() -> (Peer, mpsc::Receiver<Vec<u8>>, PendingRequest) {
         let (tx, rx) = mpsc::channel(8);
@@ -176,12 +177,13 @@ mod tests {
         let (peer, mut rx, pending) = peer_with_request().await;
         let line = rx.recv().await.expect("request written");
         assert!(String::from_utf8_lossy(&line).contains("\"id\":\"t-1\""));
-        assert!(peer.deliver(&json!("t-1"), Ok(json!(42))));
+        assert!(peer.deliver(&Id::from("t-1"), Ok(raw("42"))));
         assert!(
-            !peer.deliver(&json!("t-1"), Ok(json!(43))),
+            !peer.deliver(&Id::from("t-1"), Ok(raw("43"))),
             "second answer must be dropped"
         );
-        assert_eq!(pending.answer().await, Ok(Ok(json!(42))));
+        let answer = pending.answer().await.expect("answered");
+        assert_eq!(answer.map(|r| r.get().to_string()), Ok("42".to_string()));
     }
 
     #[tokio::test]
@@ -191,14 +193,14 @@ mod tests {
         peer.cancel(&pending.id).await;
         let note = rx.recv().await.expect("cancel written");
         assert!(String::from_utf8_lossy(&note).contains("$/cancelRequest"));
-        assert!(!peer.deliver(&json!("t-1"), Ok(json!(1))));
+        assert!(!peer.deliver(&Id::from("t-1"), Ok(raw("1"))));
     }
 
     #[tokio::test]
     async fn closing_input_fails_pending_and_new_requests() {
         let (peer, _rx, pending) = peer_with_request().await;
         peer.close_input();
-        assert_eq!(pending.answer().await, Err(PeerGone::Closed));
+        assert_eq!(pending.answer().await.err(), Some(PeerGone::Closed));
         assert_eq!(
             peer.request(peer.new_request_id(), "tool/call", &json!({}))
                 .await

@@ -20,9 +20,10 @@
 //! line reader and parsed into [`FromShim`]; anything else ends the run as `crashed`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
-use crate::rpc::RpcError;
+use crate::rpc::{Raw, RpcError};
 use crate::tools::ToolDef;
 
 /// The shim's source, embedded in the binary.
@@ -32,15 +33,18 @@ pub const SHIM_SOURCE: &str = include_str!("shim.py");
 pub const CONTROL_FD: i32 = 3;
 
 /// A message from the child.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+///
+/// What the daemon only forwards — a call's `arguments`, the script's `value` — stays raw JSON
+/// text: no `Value` tree is built (which cost ~70× the bytes and stopped at 128 levels of
+/// nesting), so it costs about its size and any depth is forwarded as sent.
+#[derive(Debug)]
 pub enum FromShim {
     Ready,
     ToolCall {
         id: u64,
         name: String,
-        #[serde(default)]
-        arguments: Map<String, Value>,
+        /// Raw JSON, checked to be an object.
+        arguments: Raw,
     },
     /// Text the script wrote to `sys.stdout`/`sys.stderr` (persistent mode).
     Output {
@@ -49,9 +53,8 @@ pub enum FromShim {
     },
     Done {
         status: DoneStatus,
-        #[serde(default)]
-        value: Value,
-        #[serde(default)]
+        /// Raw JSON (`null` when absent).
+        value: Raw,
         error: Option<ScriptError>,
     },
     /// Written by the launcher: a confinement layer could not be applied; nothing ran.
@@ -63,6 +66,91 @@ pub enum FromShim {
     LaunchError {
         message: String,
     },
+}
+
+/// Every member any control message has. Internally tagged enums buffer the whole message in
+/// serde's `Content` (a copy of every value, and no raw values), so the line is read flat and
+/// then checked per type.
+#[derive(Deserialize)]
+struct Members<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
+    #[serde(default)]
+    stream: Option<crate::interpreter::Stream>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    status: Option<DoneStatus>,
+    #[serde(default, borrow)]
+    value: Option<&'a RawValue>,
+    #[serde(default)]
+    error: Option<ScriptError>,
+    #[serde(default)]
+    mechanism: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+impl FromShim {
+    /// The message's type, for errors (never its payload, which may be huge).
+    pub fn describe(&self) -> &'static str {
+        match self {
+            FromShim::Ready => "ready",
+            FromShim::ToolCall { .. } => "tool_call",
+            FromShim::Output { .. } => "output",
+            FromShim::Done { .. } => "done",
+            FromShim::SandboxError { .. } => "sandbox_error",
+            FromShim::LaunchError { .. } => "launch_error",
+        }
+    }
+
+    /// Parses one control line from the child (hostile input: any error is a protocol error).
+    pub fn parse(line: &[u8]) -> Result<FromShim, String> {
+        let text = std::str::from_utf8(line).map_err(|e| e.to_string())?;
+        let m: Members<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let need = |what: &str| format!("a {:?} message needs {what}", m.kind);
+        Ok(match &*m.kind {
+            "ready" => FromShim::Ready,
+            "tool_call" => {
+                let arguments = match m.arguments {
+                    None => crate::rpc::message::raw_empty_object(),
+                    Some(raw) if raw.get().trim_start().starts_with('{') => raw.to_owned(),
+                    Some(_) => return Err("a tool call's \"arguments\" must be an object".into()),
+                };
+                FromShim::ToolCall {
+                    id: m.id.ok_or_else(|| need("\"id\""))?,
+                    name: m.name.ok_or_else(|| need("\"name\""))?,
+                    arguments,
+                }
+            }
+            "output" => FromShim::Output {
+                stream: m.stream.ok_or_else(|| need("\"stream\""))?,
+                text: m.text.ok_or_else(|| need("\"text\""))?,
+            },
+            "done" => FromShim::Done {
+                status: m.status.ok_or_else(|| need("\"status\""))?,
+                value: m
+                    .value
+                    .map(RawValue::to_owned)
+                    .unwrap_or_else(crate::rpc::message::raw_null),
+                error: m.error,
+            },
+            "sandbox_error" => FromShim::SandboxError {
+                mechanism: m.mechanism.ok_or_else(|| need("\"mechanism\""))?,
+                message: m.message.ok_or_else(|| need("\"message\""))?,
+            },
+            "launch_error" => FromShim::LaunchError {
+                message: m.message.ok_or_else(|| need("\"message\""))?,
+            },
+            other => return Err(format!("unknown message type {other:?}")),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize, PartialEq, Eq, Clone, Copy)]
@@ -101,15 +189,73 @@ pub struct Exec<'a> {
     /// Set in `os.environ` before the script runs (a persistent interpreter's environment was
     /// fixed when it started: this carries the run's `PTCD_RUN_ID` and `env`).
     pub environ: Map<String, Value>,
+    /// `max_tool_argument_bytes`: the shim refuses a bigger call before sending it.
+    pub max_argument_bytes: usize,
 }
 
-/// The answer to one tool call, as a control line.
-pub fn tool_result_line(id: u64, outcome: &Result<Value, RpcError>) -> Vec<u8> {
-    let message = match outcome {
-        Ok(result) => json!({"type": "tool_result", "id": id, "result": result}),
-        Err(error) => json!({"type": "tool_result", "id": id, "error": error}),
-    };
-    let mut line = message.to_string().into_bytes();
-    line.push(b'\n');
+/// The answer to one tool call, as a control line. It always starts with
+/// `{"type":"tool_result","id":<id>,` (the shim relies on this to fail the right call when the
+/// rest is nested too deeply for Python's `json`). A result is copied in as the raw text the
+/// client sent.
+pub fn tool_result_line(id: u64, outcome: &Result<Raw, RpcError>) -> Vec<u8> {
+    let mut line = format!(r#"{{"type":"tool_result","id":{id},"#).into_bytes();
+    match outcome {
+        Ok(result) => {
+            line.extend_from_slice(br#""result":"#);
+            line.extend_from_slice(result.get().as_bytes());
+        }
+        Err(error) => {
+            line.extend_from_slice(br#""error":"#);
+            // An RpcError is plain data: serializing it cannot fail.
+            let encoded = serde_json::to_vec(error).unwrap_or_else(|_| b"{}".to_vec());
+            line.extend_from_slice(&encoded);
+        }
+    }
+    line.extend_from_slice(b"}\n");
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_call_arguments_stay_raw_at_any_depth() {
+        let deep = format!("{{\"x\":{}{}}}", "[".repeat(50_000), "]".repeat(50_000));
+        let line = format!(r#"{{"type":"tool_call","id":1,"name":"t","arguments":{deep}}}"#);
+        match FromShim::parse(line.as_bytes()) {
+            Ok(FromShim::ToolCall { id, arguments, .. }) => {
+                assert_eq!((id, arguments.get()), (1, deep.as_str()));
+            }
+            other => panic!("expected a tool call, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tool_call_arguments_must_be_an_object() {
+        let line = br#"{"type":"tool_call","id":1,"name":"t","arguments":[1]}"#;
+        assert!(FromShim::parse(line).is_err());
+    }
+
+    #[test]
+    fn deep_done_value_is_kept_raw() {
+        let deep = format!("{}{}", "[".repeat(50_000), "]".repeat(50_000));
+        let line = format!(r#"{{"type":"done","status":"ok","value":{deep}}}"#);
+        match FromShim::parse(line.as_bytes()) {
+            Ok(FromShim::Done { value, .. }) => assert_eq!(value.get(), deep),
+            other => panic!("expected done, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tool_result_line_is_json_with_the_id_first() {
+        let raw = RawValue::from_string("[1,{\"a\":2}]".into()).expect("JSON");
+        let line = tool_result_line(7, &Ok(raw));
+        assert!(line.starts_with(br#"{"type":"tool_result","id":7,"#));
+        let parsed: Value = serde_json::from_slice(&line).expect("valid JSON");
+        assert_eq!(parsed["result"][1]["a"], 2);
+        let err = tool_result_line(8, &Err(RpcError::new(-32000, "no")));
+        let parsed: Value = serde_json::from_slice(&err).expect("valid JSON");
+        assert_eq!(parsed["error"]["message"], "no");
+    }
 }

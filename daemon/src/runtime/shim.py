@@ -12,7 +12,7 @@ Control protocol: one JSON object per line (UTF-8, ``\\n``-terminated), both dir
   shim -> daemon  {"type":"ready"}                              imports done, waiting for the job
   daemon -> shim  {"type":"exec","code":str,"tools":[ToolDef],"inputs":{name:json},
                    "late_seccomp":null|hex,"stream":bool,"persistent":bool,
-                   "environ":{name:str}}                         once, or once per run if persistent
+                   "environ":{name:str},"max_argument_bytes":int}  once, or once per run if persistent
   shim -> daemon  {"type":"tool_call","id":int,"name":wire name,"arguments":{...}}   ids 0,1,2,...
   daemon -> shim  {"type":"tool_result","id":int,"result":any}
                 | {"type":"tool_result","id":int,"error":{"code":int,"message":str,"data"?:any}}
@@ -22,7 +22,11 @@ Control protocol: one JSON object per line (UTF-8, ``\\n``-terminated), both dir
 
 ToolDef: {"name", "py_name", "params": [schema order], "required": [...], "any_kwargs": bool,
 "description": str|null}. ``late_seccomp`` is a classic BPF program (8-byte ``sock_filter``
-entries, native endian, hex-encoded) installed before any user code runs. Unknown ``tool_result``
+entries, native endian, hex-encoded) installed before any user code runs. A call whose arguments
+encode to more than ``max_argument_bytes`` raises ``ToolError`` (code -32602) in the script and is
+not sent; arguments nested too deeply for ``json`` raise ``ValueError``. The daemon writes every
+``tool_result`` with ``{"type":"tool_result","id":N,`` first: a result nested too deeply for
+``json`` fails that call with ``ToolError`` (-32603) instead of ending the shim. Unknown ``tool_result``
 ids are ignored; any other unexpected message ends the shim (exit 2, reason on stderr); EOF on
 fd 3 means the daemon is gone (exit 1). After ``done`` the shim exits 0 with ``os._exit``:
 interpreter finalization is slow and there is nothing to clean up.
@@ -54,6 +58,7 @@ import builtins  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import linecache  # noqa: E402
+import re  # noqa: E402
 import socket  # noqa: E402
 import traceback  # noqa: E402
 import types  # noqa: E402
@@ -65,6 +70,8 @@ CO_COROUTINE = 0x0080  # code flag set when a top-level await made the module a 
 MAX_TEXT = 64 * 1024  # cap on repr values, messages and tracebacks in "done"
 OUTPUT_CHUNK = 32 * 1024  # characters per "output" message (persistent mode)
 EXIT_DAEMON_GONE, EXIT_PROTOCOL = 1, 2
+# How every tool_result line the daemon writes begins (used only when the rest cannot be decoded).
+_RESULT_PREFIX = re.compile(rb'\{"type":"tool_result","id":(\d+),')
 
 
 class ToolError(Exception):
@@ -159,6 +166,7 @@ class Channel:
         self._pending: Dict[int, "asyncio.Future[Any]"] = {}
         self._next_id = 0
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self.max_argument_bytes: Optional[int] = None  # from the exec (max_tool_argument_bytes)
 
     def read_job(self) -> Dict[str, Any]:
         """Outside the loop: block until the exec line (bytes after it stay queued)."""
@@ -246,7 +254,25 @@ class Channel:
             line = bytes(self._in[:end]).strip()
             del self._in[:end + 1]
             if line:
-                self._on_message(_decode(line))
+                self._on_line(line)
+
+    def _on_line(self, line: bytes) -> None:
+        try:
+            msg = json.loads(line)
+        except RecursionError:
+            # Valid JSON nested deeper than Python's json can decode: fail that call, not the run.
+            # The daemon writes every tool_result with its id first (see runtime/mod.rs).
+            match = _RESULT_PREFIX.match(line)
+            if match is None:
+                _die("malformed control message: nested too deeply", EXIT_PROTOCOL)
+            msg = {"type": "tool_result", "id": int(match.group(1)), "error": {
+                "code": -32603, "message": "the tool's answer is nested too deeply for Python's "
+                "json module to decode (RecursionError)"}}
+        except ValueError as exc:
+            _die(f"malformed control message: {exc}", EXIT_PROTOCOL)
+        if not isinstance(msg, dict):
+            _die("malformed control message: not an object", EXIT_PROTOCOL)
+        self._on_message(msg)
 
     def _on_message(self, msg: Dict[str, Any]) -> None:
         call_id, error = msg.get("id"), msg.get("error")
@@ -264,7 +290,16 @@ class Channel:
 
     async def call(self, name: str, arguments: Dict[str, Any]) -> Any:
         call_id = self._next_id
-        line = _encode({"type": "tool_call", "id": call_id, "name": name, "arguments": arguments})
+        try:
+            args = json.dumps(arguments, ensure_ascii=False, allow_nan=False,
+                              separators=(",", ":")).encode("utf-8")
+        except RecursionError:
+            raise ValueError("tool arguments are nested too deeply to encode as JSON") from None
+        if self.max_argument_bytes is not None and len(args) > self.max_argument_bytes:
+            raise ToolError(f"tool call arguments are {len(args)} bytes of JSON, over "
+                            f"max_tool_argument_bytes = {self.max_argument_bytes}", -32602)
+        head = _encode({"type": "tool_call", "id": call_id, "name": name})[:-2]  # drop "}\n"
+        line = head + b',"arguments":' + args + b"}\n"
         self._next_id += 1
         fut = self._bind_loop().create_future()
         self._pending[call_id] = fut
@@ -515,6 +550,8 @@ def _prepare(job: Dict[str, Any], channel: Channel, state: State) -> None:
         # The client watches output as it happens: hand it over line by line.
         for std in (sys.stdout, sys.stderr):
             std.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    limit = job.get("max_argument_bytes")
+    channel.max_argument_bytes = limit if type(limit) is int and limit > 0 else None
     environ = {str(k): str(v) for k, v in (job.get("environ") or {}).items()}
     for name in state.environ.keys() - environ.keys():
         os.environ.pop(name, None)

@@ -60,10 +60,11 @@ class Shim:
     def send(self, msg: Dict[str, Any]) -> None:
         self.sock.sendall(json.dumps(msg).encode() + b"\n")
 
-    def start(self, code: str, tools=(), inputs=None, late_seccomp: Optional[str] = None) -> None:
+    def start(self, code: str, tools=(), inputs=None, late_seccomp: Optional[str] = None,
+              **extra: Any) -> None:
         assert self.recv() == {"type": "ready"}
         self.send({"type": "exec", "code": code, "tools": list(tools), "inputs": inputs or {},
-                   "late_seccomp": late_seccomp})
+                   "late_seccomp": late_seccomp, **extra})
 
     def next_call(self) -> Dict[str, Any]:
         msg = self.recv()
@@ -186,6 +187,49 @@ def test_fifty_gathered_calls_answered_in_reverse_order(shim):
         shim.send({"type": "tool_result", "id": call["id"], "result": call["arguments"]["x"] * 10})
     done = shim.recv()
     assert done == {"type": "done", "status": "ok", "value": [i * 10 for i in range(50)]}
+    shim.finish()
+
+
+def test_call_over_max_argument_bytes_is_a_tool_error_and_is_not_sent(shim):
+    code = ("try:\n    await echo('x' * 2000)\nexcept ToolError as e:\n    r = [e.code, e.message]\n"
+            "r.append(await echo('small'))\nr")
+    shim.start(code, [ECHO], max_argument_bytes=1000)
+    done = shim.serve(lambda m: {"result": m["arguments"]["x"]})
+    assert done["value"] == [-32602, "tool call arguments are 2008 bytes of JSON, over "
+                             "max_tool_argument_bytes = 1000", "small"]
+    assert [c["arguments"] for c in shim.tool_calls] == [{"x": "small"}]
+
+
+def test_arguments_nested_too_deeply_to_encode_are_a_value_error(shim):
+    code = ("v = []\nfor _ in range(100000):\n    v = [v]\n"
+            "try:\n    await echo(v)\nexcept ValueError as e:\n    r = str(e)\nr")
+    done, _, _ = run(shim, code, [ECHO])
+    assert done["value"] == "tool arguments are nested too deeply to encode as JSON"
+    assert shim.tool_calls == []
+
+
+def test_deep_tool_result_fails_only_its_call_with_a_tool_error(shim):
+    code = ("import asyncio\nr = await asyncio.gather(echo(1), echo(2), return_exceptions=True)\n"
+            "[type(r[0]).__name__, r[0].code, 'nested too deeply' in r[0].message, r[1]]")
+    shim.start(code, [ECHO])
+    first, second = shim.next_call(), shim.next_call()
+    depth = 100_000
+    deep = b'{"type":"tool_result","id":%d,"result":' % first["id"] + b"[" * depth + b"]" * depth
+    shim.sock.sendall(deep + b"}\n")
+    shim.send({"type": "tool_result", "id": second["id"], "result": "fine"})
+    done = shim.recv()
+    assert done["value"] == ["ToolError", -32603, True, "fine"], done
+    shim.finish()
+
+
+def test_moderately_deep_result_is_decoded(shim):
+    shim.start("await echo(1)", [ECHO])
+    call = shim.next_call()
+    nested: Any = []
+    for _ in range(200):
+        nested = [nested]
+    shim.send({"type": "tool_result", "id": call["id"], "result": nested})
+    assert shim.recv()["value"] == nested
     shim.finish()
 
 

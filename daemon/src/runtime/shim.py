@@ -456,7 +456,9 @@ def _script_globals(job: Dict[str, Any], channel: Channel, state: State) -> Dict
 def _compile(source: str) -> List[types.CodeType]:
     """Body (exec) and, if the script ends with an expression, that expression (eval)."""
     flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-    linecache.cache[SCRIPT] = (len(source), None, source.splitlines(True), SCRIPT)
+    # Each line ends with exactly one "\n": CPython 3.11 places the traceback's carets assuming so.
+    lines = [line.rstrip() + "\n" for line in source.splitlines()]
+    linecache.cache[SCRIPT] = (len(source), None, lines, SCRIPT)
     try:
         tree = compile(source, SCRIPT, "exec", flags | ast.PyCF_ONLY_AST, dont_inherit=True)
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None

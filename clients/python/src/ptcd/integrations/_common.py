@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,15 +79,28 @@ async def run_code(
     call: Callable[[str, dict[str, Any]], Any],
     options: RunOptions,
 ) -> RunResult:
-    """Run ``code`` with tools whose calls all go to ``call(name, arguments)``."""
+    """Run ``code`` with tools whose calls all go to ``call(name, arguments)``.
+
+    Each call runs in a copy of the caller's context variables (the client serves tool calls
+    from its own tasks), so what frameworks keep there (tracing, LangGraph's runtime and config)
+    reaches the tools as if the agent had called them directly.
+    """
     client = await connection.get()
-    tools = [{**spec, "handler": _handler(call, str(spec["name"]))} for spec in specs]
+    context = contextvars.copy_context()
+    tools = [{**spec, "handler": _handler(call, str(spec["name"]), context)} for spec in specs]
     return await client.run(code, tools=tools, policy=options.policy, limits=options.limits, env=options.env)
 
 
-def _handler(call: Callable[[str, dict[str, Any]], Any], name: str) -> Callable[..., Any]:
+def _handler(
+    call: Callable[[str, dict[str, Any]], Any], name: str, context: contextvars.Context
+) -> Callable[..., Any]:
     async def handler(**arguments: Any) -> Any:
-        return await call(name, arguments)
+        task = context.run(asyncio.ensure_future, call(name, arguments))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
 
     return handler
 

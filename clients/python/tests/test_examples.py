@@ -43,7 +43,7 @@ def test_every_example_has_a_test() -> None:
         ("recent_errors.py", "10 most recent errors out of 10000 entries"),
     ],
 )
-def test_seed_examples_print_answer_and_context_sizes(name: str, answer: str, socket_path: str) -> None:
+def test_seed_examples_print_answer_turns_and_context_sizes(name: str, answer: str, socket_path: str) -> None:
     out = run_example(name, socket_path)
     assert answer in out
     ptcd_line = next(line for line in out.splitlines() if line.startswith("ptcd: "))
@@ -51,6 +51,12 @@ def test_seed_examples_print_answer_and_context_sizes(name: str, answer: str, so
     ptcd_bytes = int(ptcd_line.split()[1].replace(",", ""))
     classic_bytes = int(classic_line.split()[5].replace(",", ""))
     assert 0 < ptcd_bytes < classic_bytes
+    # Turns: ptcd writes one script and answers; the classic loop takes one turn per tool call.
+    assert "in 2 model turns" in ptcd_line
+    calls = int(ptcd_line.split("; ")[-1].split()[0].replace(",", ""))
+    assert f"in {calls + 1:,} model turn" in classic_line
+    # The run_code definition the model reads carries typed stubs, and is counted.
+    assert "run_code definition with typed stubs" in ptcd_line
 
 
 def test_agent_loop_example(socket_path: str) -> None:

@@ -17,7 +17,10 @@ from agents import Agent, RunContextWrapper, Runner, function_tool  # noqa: E402
 from agents.testing import ModelCall, ModelStep, ScriptedModel, assistant_message, function_call  # noqa: E402
 
 import ptcd  # noqa: E402
+from agents import set_tracing_disabled  # noqa: E402
 from ptcd.integrations.openai_agents import code_tool  # noqa: E402
+
+set_tracing_disabled(True)  # offline: no trace export
 
 
 @dataclass

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 try:
-    from agents import FunctionTool, RunContextWrapper
+    from agents import FunctionTool
     from agents.tool import set_function_tool_failure_error_function
     from agents.tool_context import ToolContext
     from pydantic_core import to_jsonable_python
@@ -124,5 +124,3 @@ async def code_tool(
     run_code_tool.ptcd_connection = connection  # type: ignore[attr-defined]
     return run_code_tool
 
-
-__all__ += ["RunContextWrapper"]  # re-exported for type hints in user code

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Test entry point for the Python client: builds a venv, installs the package with its test
 # extras (the adapters' frameworks at their pinned ranges), and runs pytest (unit tests, end-to-end
-# tests against the real daemon, the framework adapters, and the examples). Then it builds the
+# tests against the real daemon, the framework adapters, and the examples) and mypy --strict. Then it builds the
 # sdist and wheel, checks their metadata, and installs the wheel in a bare venv to prove the core
 # client needs nothing else. The daemon binary is $PTCD_BIN if set, else <repo>/target/debug/ptcd.
 set -euo pipefail
@@ -17,6 +17,9 @@ fi
 cd "$here"
 status=0
 "$venv/bin/python" -m pytest "$here/tests" "$@" || status=$?
+
+# Typed package: the core client and the adapters, against the frameworks' own types.
+"$venv/bin/python" -m mypy --strict "$here/src/ptcd" || status=$?
 
 # The publishable artifacts: build, metadata check, and a bare install of the wheel.
 dist="$(mktemp -d)"

@@ -121,7 +121,7 @@ async def code_tool(
     options = RunOptions(policy=policy, limits=limits)
     description = await describe(connection, specs)
 
-    async def run(code: str, config: RunnableConfig, runtime: ToolRuntime[Any, Any] = None) -> str:  # type: ignore[valid-type,assignment]
+    async def run(code: str, config: RunnableConfig, runtime: ToolRuntime[Any, Any] = None) -> str:  # type: ignore[assignment]
         outer_id = getattr(runtime, "tool_call_id", None) or "run_code"
 
         async def call(tool_name: str, arguments: dict[str, Any]) -> Any:

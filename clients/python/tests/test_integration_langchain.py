@@ -141,3 +141,9 @@ async def test_run_code_works_as_a_plain_langchain_tool_outside_a_graph(client: 
     assert list(run_code.tool_call_schema.model_json_schema()["properties"]) == ["code"]
     out = await run_code.ainvoke({"code": "await region()"}, config={"configurable": {"region": "ap-south"}})
     assert out == "ap-south"
+
+
+async def test_a_run_the_daemon_refuses_is_explained_to_the_model(client: ptcd.AsyncClient) -> None:
+    run_code = await code_tool([region], client=client, policy="no-such-policy")
+    out = await run_code.ainvoke({"code": "1 + 1"})
+    assert out.startswith("run_code failed before the script could finish: UnknownPolicy: ")

@@ -119,3 +119,10 @@ async def test_two_concurrent_agent_runs_keep_their_contexts_apart(client: ptcd.
         Runner.run(second_agent, code, context=Account("globex")),
     )
     assert first.final_output.strip() == "['acme']" and second.final_output.strip() == "['globex']"
+
+
+async def test_a_run_the_daemon_refuses_is_explained_to_the_model(client: ptcd.AsyncClient) -> None:
+    run_code = await code_tool([get_invoice], client=client, limits={"timeout_ms": 10**9})
+    agent = Agent[Account](name="billing", model=script_writer(), tools=[run_code])
+    result = await Runner.run(agent, "1 + 1", context=Account("acme"))
+    assert result.final_output.startswith("run_code failed before the script could finish: LimitsExceedPolicy: ")

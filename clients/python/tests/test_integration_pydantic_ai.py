@@ -136,3 +136,10 @@ async def test_the_adapter_opens_its_own_connection_when_given_none(socket_path:
     finally:
         await toolset.connection.aclose()
     assert result.output == "300"
+
+
+async def test_a_run_the_daemon_refuses_is_explained_to_the_model(client: ptcd.AsyncClient) -> None:
+    agent = Agent(FunctionModel(ScriptWriter()), deps_type=Deps,
+                  toolsets=[code_mode([get_order], client=client, policy="no-such-policy")])
+    result = await agent.run("1 + 1", deps=Deps("acme"))
+    assert result.output.startswith("run_code failed before the script could finish: UnknownPolicy: ")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._client import AsyncClient
+from .._errors import PtcdError
 from .._result import Limits, RunResult
 
 RUN_CODE = "run_code"
@@ -89,6 +90,22 @@ async def run_code(
     context = contextvars.copy_context()
     tools = [{**spec, "handler": _handler(call, str(spec["name"]), context)} for spec in specs]
     return await client.run(code, tools=tools, policy=options.policy, limits=options.limits, env=options.env)
+
+
+async def run_and_render(
+    connection: Connection,
+    code: str,
+    specs: Sequence[Mapping[str, Any]],
+    call: Callable[[str, dict[str, Any]], Any],
+    options: RunOptions,
+) -> str:
+    """What ``run_code`` returns to the model: the rendered result (a failed script included), or,
+    when the daemon refused the run or went away, what happened, in words the model can pass on."""
+    try:
+        result = await run_code(connection, code, specs, call, options)
+    except PtcdError as exc:
+        return f"run_code failed before the script could finish: {type(exc).__name__}: {exc.message}"
+    return result.render()
 
 
 def _handler(

@@ -50,7 +50,7 @@ except ImportError:  # pragma: no cover - exercised only without langgraph
 from .._client import AsyncClient
 from .._result import Limits
 from .._schema import return_schema
-from ._common import RUN_CODE, Connection, RunOptions, describe, run_code, tool_spec
+from ._common import RUN_CODE, Connection, RunOptions, describe, run_and_render, tool_spec
 
 __all__ = ["code_tool"]
 
@@ -130,8 +130,7 @@ async def code_tool(
             value = await tool.ainvoke({**arguments, **_injected(tool, runtime, call_id)}, config=config)
             return to_jsonable_python(value)
 
-        result = await run_code(connection, code, specs, call, options)
-        return result.render()
+        return await run_and_render(connection, code, specs, call, options)
 
     if ToolRuntime is None:  # pragma: no cover - without langgraph
         async def run_plain(code: str, config: RunnableConfig) -> str:

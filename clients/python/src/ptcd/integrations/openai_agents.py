@@ -43,7 +43,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from .._client import AsyncClient
 from .._errors import ToolError
 from .._result import Limits
-from ._common import RUN_CODE, Connection, RunOptions, describe, parse_json_text, run_code, tool_spec
+from ._common import RUN_CODE, Connection, RunOptions, describe, parse_json_text, run_and_render, tool_spec
 
 __all__ = ["code_tool"]
 
@@ -111,8 +111,7 @@ async def code_tool(
             )
             return to_jsonable_python(parse_json_text(await tool.on_invoke_tool(inner, arguments_json)))
 
-        result = await run_code(connection, code, specs, call, options)
-        return result.render()
+        return await run_and_render(connection, code, specs, call, options)
 
     run_code_tool = FunctionTool(
         name=name,

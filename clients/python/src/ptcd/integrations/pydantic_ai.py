@@ -43,7 +43,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from .._client import AsyncClient
 from .._errors import ToolError
 from .._result import Limits
-from ._common import CODE_SCHEMA, RUN_CODE, Connection, RunOptions, describe, run_code, tool_spec
+from ._common import CODE_SCHEMA, RUN_CODE, Connection, RunOptions, describe, run_and_render, tool_spec
 
 __all__ = ["CodeModeToolset", "code_mode"]
 
@@ -101,8 +101,7 @@ class CodeModeToolset(WrapperToolset[Any]):
                 value = value.return_value
             return to_jsonable_python(value)
 
-        result = await run_code(self.connection, tool_args["code"], _specs(inner), call, self.options)
-        return result.render()
+        return await run_and_render(self.connection, tool_args["code"], _specs(inner), call, self.options)
 
 
 def _specs(tools: Mapping[str, ToolsetTool[Any]]) -> list[dict[str, Any]]:

@@ -25,14 +25,28 @@ PTCD_BIN = Path(os.environ.get("PTCD_BIN", REPO / "target" / "debug" / "ptcd"))
 class Daemon:
     """A running `ptcd serve` process."""
 
-    def __init__(self, workdir: Path, extra_args: list[str]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        extra_args: list[str],
+        *,
+        prefix: list[str] | None = None,
+        scratch: Path | None = None,
+        binary: Path | None = None,
+    ) -> None:
+        """`prefix`: a command the daemon is started under (e.g. `setpriv ...`); `scratch`: a
+        scratch root to share with another daemon (kept on stop); `binary`: another ptcd."""
         self.socket = workdir / "ptcd.sock"
-        self.scratch = Path(tempfile.mkdtemp(prefix="ptcd-test-scratch-"))
-        os.chmod(self.scratch, 0o711)
+        self._own_scratch = scratch is None
+        self.scratch = scratch or Path(tempfile.mkdtemp(prefix="ptcd-test-scratch-"))
+        if self._own_scratch:
+            os.chmod(self.scratch, 0o711)
         self.log_path = workdir / "daemon.log"
         self._log = open(self.log_path, "wb")
-        args = [str(PTCD_BIN), "serve", "--socket", str(self.socket), "--scratch-dir", str(self.scratch)]
-        self.proc = subprocess.Popen(args + extra_args, stdout=self._log, stderr=subprocess.STDOUT)
+        args = [str(binary or PTCD_BIN), "serve", "--socket", str(self.socket), "--scratch-dir", str(self.scratch)]
+        self.proc = subprocess.Popen(
+            (prefix or []) + args + extra_args, stdout=self._log, stderr=subprocess.STDOUT
+        )
         self._wait_ready()
 
     def _wait_ready(self) -> None:
@@ -88,14 +102,17 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        if self._own_scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
         return self.proc.returncode
 
 
 def run_dirs(scratch: Path) -> list[Path]:
-    """The scratch dirs of runs and sessions: those of idle warm interpreters (`<pid>-w-N`,
-    owned by the warm pool until a run takes one) are left out."""
-    return [p for p in scratch.iterdir() if "-w-" not in p.name] if scratch.exists() else []
+    """The scratch dirs of runs and sessions: those of idle warm interpreters (`<tag>-w-N`,
+    owned by the warm pool until a run takes one) and the daemon's own `<tag>.lock` are left out."""
+    if not scratch.exists():
+        return []
+    return [p for p in scratch.iterdir() if "-w-" not in p.name and not p.name.endswith(".lock")]
 
 
 def wait_pool_full(client: RpcClient) -> int:

@@ -18,6 +18,34 @@ if git -C "$repo" rev-parse --git-dir >/dev/null 2>&1; then
         exit 1
     fi
 fi
+# The package as it would be published: `npm pack`, install the tarball into an empty project
+# (with the AI SDK next to it, from the cache `npm ci` just filled) and import both entry points.
+pack_dir="$(mktemp -d)"
+trap 'rm -rf "$pack_dir"' EXIT
+npm pack --silent --pack-destination "$pack_dir" >/dev/null
+tarball="$(ls "$pack_dir"/ptcd-*.tgz)"
+node scripts/check-pack.mjs "$tarball"
+(
+    cd "$pack_dir"
+    echo '{"name": "pack-check", "private": true, "type": "module"}' >package.json
+    ai_version="$(node -p "require('$here/node_modules/ai/package.json').version")"
+    zod_version="$(node -p "require('$here/node_modules/zod/package.json').version")"
+    agents_version="$(node -p "require('$here/node_modules/@openai/agents-core/package.json').version")"
+    # First the core alone: it must import with no framework installed.
+    npm install --no-audit --no-fund --prefer-offline --silent "$tarball"
+    node --input-type=module -e '
+        import { connect, tool, VERSION, ToolError } from "ptcd";
+        if (typeof connect !== "function" || tool({ name: "x" }, () => 1).name !== "x" || !VERSION || !ToolError) process.exit(1);
+    '
+    npm install --no-audit --no-fund --prefer-offline --silent "ai@$ai_version" "zod@$zod_version" "@openai/agents-core@$agents_version"
+    node --input-type=module -e '
+        import { VERSION } from "ptcd";
+        import * as aiSdk from "ptcd/ai-sdk";
+        import * as agents from "ptcd/openai-agents";
+        if (typeof aiSdk.runCodeTool !== "function" || typeof agents.runCodeTool !== "function") process.exit(1);
+        console.log(`packed ptcd ${VERSION}: the core imports alone, the adapters next to their frameworks`);
+    '
+)
 # The examples depend on this package through a file: link, so install them after the build.
 (cd "$repo/examples/node" && npm ci --no-audit --no-fund)
 node --test --test-reporter=spec dist/test/*.test.js

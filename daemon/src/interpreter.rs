@@ -34,6 +34,7 @@ use crate::policy::Policy;
 use crate::rpc::codec::{Frame, LineReader};
 use crate::rpc::error::{self, RpcError};
 use crate::rpc::{Id, Peer};
+use crate::sandbox::identity::Leased;
 use crate::sandbox::plan::SandboxPlan;
 use crate::sandbox::{self, SandboxError};
 use crate::state::Daemon;
@@ -112,16 +113,13 @@ impl Interpreter {
         scratch: &Path,
         run_id: &str,
         env: &[(String, String)],
+        leased: &Leased,
     ) -> Result<Interpreter, RpcError> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| RpcError::internal(format!("socketpair: {e}")))?;
-        let plan = sandbox::plan::build(&daemon.python, policy, limits, scratch, run_id, env);
-        if let Some(id) = plan.identity {
-            // The child runs as its own uid: its scratch dir must be its own (in a persistent
-            // session, with everything an earlier interpreter left there).
-            crate::scratch::chown_tree(scratch, id.uid, id.gid)
-                .map_err(|e| RpcError::internal(format!("cannot chown scratch dir: {e}")))?;
-        }
+        // `scratch` was created owned by the lease's uid (a session's, for its whole life).
+        let plan =
+            sandbox::plan::build(&daemon.python, policy, limits, scratch, run_id, env, leased);
         let mut child = sandbox::spawn(&plan, theirs.into()).map_err(|e| match e {
             SandboxError::Unavailable { .. } => {
                 RpcError::new(error::SANDBOX_UNAVAILABLE, e.to_string())

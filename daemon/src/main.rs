@@ -117,7 +117,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let (file, source) = config::read_file(args.config.as_deref())?;
     let settings = Settings::resolve(file, flags.clone(), source)?;
+    // Before the runtime starts any thread (see the function's docs).
+    let namespace = ptcd::scratch::enter_private_mount_namespace();
     init_logging(settings.log_format);
+    tracing::debug!(?namespace, "mount namespace");
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(ptcd::service::serve(settings, flags))?;
     Ok(())

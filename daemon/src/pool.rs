@@ -85,7 +85,7 @@ impl Warm {
         } = self;
         interpreter.kill().await;
         drop(interpreter);
-        drop(scratch);
+        scratch.remove().await;
     }
 }
 
@@ -331,11 +331,27 @@ async fn start_one(
 ) -> Result<Warm, WarmError> {
     // Its own id space: the scratch dir's name never carries another run's id.
     let id = format!("w-{}", pool.next_id.fetch_add(1, Ordering::Relaxed));
-    let scratch =
-        Scratch::create(&daemon.config.scratch_root, &id, None).map_err(WarmError::Scratch)?;
-    let mut interpreter =
-        Interpreter::spawn(daemon, policy, &policy.limits, scratch.path(), &id, &[])
-            .map_err(|e| WarmError::Spawn(e.message))?;
+    let leased = identity::for_policy(policy);
+    let scratch = daemon
+        .scratch
+        .create_off_runtime(&id, leased.lease().cloned(), policy.rlimits.scratch_mb)
+        .await
+        .map_err(WarmError::Scratch)?;
+    let mut interpreter = match Interpreter::spawn(
+        daemon,
+        policy,
+        &policy.limits,
+        scratch.path(),
+        &id,
+        &[],
+        &leased,
+    ) {
+        Ok(interpreter) => interpreter,
+        Err(e) => {
+            scratch.remove().await;
+            return Err(WarmError::Spawn(e.message));
+        }
+    };
     let first = tokio::time::timeout(READY_TIMEOUT, interpreter.next_frame()).await;
     let outcome = match first {
         Err(_) => Err(WarmError::NotReady("no `ready` within 10 s".into())),
@@ -366,6 +382,8 @@ async fn start_one(
         }
         Err(e) => {
             interpreter.kill().await;
+            drop(interpreter);
+            scratch.remove().await;
             Err(e)
         }
     }

@@ -32,7 +32,8 @@ use crate::rpc::error::{self, RpcError};
 use crate::rpc::message::raw_null;
 use crate::rpc::{Id, Raw};
 use crate::runtime::{self, DoneStatus, Exec, FromShim, ScriptError};
-use crate::scratch::{DiskWatch, Scratch};
+use crate::sandbox::identity;
+use crate::scratch::DiskWatch;
 use crate::session::{unknown_session, Session, Turn};
 
 /// How long a child that reported `done` may take to exit before it is killed.
@@ -285,8 +286,10 @@ impl Execution<'_> {
             Some(s) => match s.take_interpreter() {
                 Some(kept) => (kept, None),
                 None => {
+                    // A restarted interpreter runs as the session's uid, in its scratch dir.
                     let dir = s.scratch_path().ok_or_else(|| unknown_session(&s.id))?;
-                    let fresh = Interpreter::spawn(daemon, policy, &limits, &dir, run_id, &env)?;
+                    let fresh =
+                        Interpreter::spawn(daemon, policy, &limits, &dir, run_id, &env, &s.leased)?;
                     (fresh, None)
                 }
             },
@@ -299,13 +302,33 @@ impl Execution<'_> {
                     (warm, Some(scratch))
                 }
                 None => {
-                    let scratch = Scratch::create(&daemon.config.scratch_root, run_id, None)
+                    let leased = identity::for_policy(policy);
+                    let scratch = daemon
+                        .scratch
+                        .create_off_runtime(
+                            run_id,
+                            leased.lease().cloned(),
+                            policy.rlimits.scratch_mb,
+                        )
+                        .await
                         .map_err(|e| {
                             RpcError::internal(format!("cannot create scratch dir: {e}"))
                         })?;
-                    let fresh =
-                        Interpreter::spawn(daemon, policy, &limits, scratch.path(), run_id, &env)?;
-                    (fresh, Some(scratch))
+                    match Interpreter::spawn(
+                        daemon,
+                        policy,
+                        &limits,
+                        scratch.path(),
+                        run_id,
+                        &env,
+                        &leased,
+                    ) {
+                        Ok(fresh) => (fresh, Some(scratch)),
+                        Err(e) => {
+                            scratch.remove().await;
+                            return Err(e);
+                        }
+                    }
                 }
             },
         };
@@ -358,6 +381,7 @@ impl Execution<'_> {
             disk: DiskWatch::new(
                 interpreter.scratch().to_path_buf(),
                 policy.rlimits.scratch_mb,
+                daemon.scratch.mode(),
             ),
         };
         let ending = drive(
@@ -396,7 +420,10 @@ impl Execution<'_> {
             }
             _ => drop(interpreter),
         }
-        drop(scratch);
+        // Unmounted or removed off the runtime; its uid lease (if any) goes with it.
+        if let Some(scratch) = scratch {
+            scratch.remove().await;
+        }
 
         let (status, value, mut error) = match ending {
             Ending::Refused(e) => return Err(e),

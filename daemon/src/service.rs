@@ -37,6 +37,10 @@ pub enum ServiceError {
     Policies(String),
     #[error(transparent)]
     Bind(#[from] BindError),
+    #[error("{0}")]
+    Scratch(String),
+    #[error("{0}")]
+    Leases(String),
     #[error("socket activation: {0}")]
     Activation(std::io::Error),
     #[error("signal handlers: {0}")]
@@ -63,7 +67,20 @@ pub fn load_policies(dir: Option<&std::path::Path>) -> Result<PolicySet, Service
 pub async fn serve(settings: Settings, flags: config::Overrides) -> Result<(), ServiceError> {
     let python = Interpreter::resolve(settings.python.as_deref())?;
     let policies = load_policies(settings.policy_dir.as_deref())?;
-    let reclaimed = crate::scratch::reclaim(&settings.serve.scratch_root);
+    let root = settings.serve.scratch_root.clone();
+    let scratch = tokio::task::spawn_blocking(move || crate::scratch::ScratchRoot::open(&root))
+        .await
+        .map_err(|e| ServiceError::Scratch(e.to_string()))?
+        .map_err(|e| ServiceError::Scratch(e.to_string()))?;
+    if crate::sandbox::identity::daemon_is_root() {
+        // Fail at start-up, not at the first run, when the host-wide lease dir is unusable.
+        crate::sandbox::identity::host_leases().map_err(ServiceError::Leases)?;
+    }
+    let reclaimer = scratch.clone();
+    let reclaimed = tokio::task::spawn_blocking(move || reclaimer.reclaim())
+        .await
+        .unwrap_or_default();
+    tracing::info!(root = %scratch.path().display(), mode = scratch.mode().name(), "scratch dirs");
     if reclaimed > 0 {
         tracing::info!(
             count = reclaimed,
@@ -91,6 +108,7 @@ pub async fn serve(settings: Settings, flags: config::Overrides) -> Result<(), S
         policies,
         settings.access.clone(),
         settings.max_connections,
+        scratch,
     );
     let accept = tokio::spawn(crate::server::accept_loop(daemon.clone(), listener));
     // A task on the runtime's worker threads, which live as long as the daemon: the children it
@@ -119,6 +137,8 @@ pub async fn serve(settings: Settings, flags: config::Overrides) -> Result<(), S
     // The filler drains as soon as `draining` fires: idle children killed and reaped, their
     // scratch dirs removed.
     let _ = warm.await;
+    // Every scratch dir is gone: drop this daemon's lock in the root.
+    daemon.scratch.release();
     if let Some(path) = owned_path {
         let _ = std::fs::remove_file(path);
     }

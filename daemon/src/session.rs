@@ -7,7 +7,9 @@
 //! the order in which tasks happen to be scheduled) and waits for the previous turn to end.
 //!
 //! A persistent session keeps its [`Interpreter`] between runs (taken out by the run that uses
-//! it, put back when that run ended with `done`) and one scratch dir for its whole life.
+//! it, put back when that run ended with `done`), one scratch dir (a tmpfs where the daemon may
+//! mount) and one uid lease for its whole life: an interpreter restarted after a crash runs as the
+//! same uid, so nothing of the first tenant's is ever owned by a uid another run may get.
 //! Closing a session cancels its running run, refuses the queued ones with `-32001`, then kills
 //! the interpreter and removes the scratch dir.
 
@@ -24,6 +26,7 @@ use crate::interpreter::Interpreter;
 use crate::limits::LimitsRequest;
 use crate::params::{reject_unknown, RunSettings};
 use crate::rpc::error::{self, RpcError};
+use crate::sandbox::identity::{self, Leased};
 use crate::scratch::Scratch;
 use crate::tools::ToolDef;
 
@@ -45,6 +48,10 @@ pub struct Session {
     tail: Mutex<Option<oneshot::Receiver<()>>>,
     interpreter: Mutex<Option<Interpreter>>,
     scratch: Mutex<Option<Scratch>>,
+    /// A persistent session's uid, held for the session's whole life: every interpreter it
+    /// starts runs as this uid, and the uid returns to the pool only after the session's last
+    /// interpreter is reaped and its scratch dir unmounted (or removed).
+    pub leased: Leased,
 }
 
 /// A run's place in its session's queue. Dropping it lets the next run go.
@@ -106,7 +113,10 @@ impl Session {
         if let Some(mut interpreter) = kept {
             interpreter.kill().await;
         }
-        drop(lock(&self.scratch).take());
+        let scratch = lock(&self.scratch).take();
+        if let Some(scratch) = scratch {
+            scratch.remove().await;
+        }
     }
 }
 
@@ -182,12 +192,21 @@ impl Sessions {
             .tighten(&settings.limits)
             .map_err(crate::params::limits_error)?;
         let id = format!("s-{}", NEXT_SESSION.fetch_add(1, Ordering::Relaxed));
-        let scratch = if persistent {
-            let dir = Scratch::create(&daemon.config.scratch_root, &id, None)
+        let (scratch, leased) = if persistent {
+            let leased = identity::for_policy(&policy);
+            if let Leased::Refused(why) = &leased {
+                return Err(RpcError::new(
+                    error::SANDBOX_UNAVAILABLE,
+                    format!("sandbox unavailable: identity: {why}"),
+                ));
+            }
+            let dir = daemon
+                .scratch
+                .create(&id, leased.lease().cloned(), policy.rlimits.scratch_mb)
                 .map_err(|e| RpcError::internal(format!("cannot create scratch dir: {e}")))?;
-            Some(dir)
+            (Some(dir), leased)
         } else {
-            None
+            (None, Leased::Unswitched)
         };
         let names: Vec<&str> = settings.tools.iter().map(|t| t.py_name.as_str()).collect();
         let result = json!({"session_id": id, "tools": names});
@@ -203,6 +222,7 @@ impl Sessions {
             tail: Mutex::new(None),
             interpreter: Mutex::new(None),
             scratch: Mutex::new(scratch),
+            leased,
         };
         lock(&self.0).insert(id.clone(), Arc::new(session));
         tracing::info!(session = %id, persistent, "session created");

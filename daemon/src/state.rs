@@ -16,6 +16,7 @@ use crate::config::Access;
 use crate::policy::PolicySet;
 use crate::pool::WarmPool;
 use crate::python::Interpreter;
+use crate::scratch::ScratchRoot;
 
 /// Settings of a serving daemon (from flags, later from the config file).
 #[derive(Debug, Clone)]
@@ -47,13 +48,25 @@ impl Default for ServeConfig {
             max_concurrent_runs: 32,
             queue_depth: 64,
             // SAFETY: getuid cannot fail.
-            scratch_root: std::env::temp_dir()
-                .join(format!("ptcd-scratch-{}", unsafe { libc::getuid() })),
+            scratch_root: default_scratch_root(),
             shutdown_grace_ms: 5_000,
             warm_pool: 2,
             max_tool_argument_bytes: 8 << 20,
             max_queued_tool_argument_bytes: 32 << 20,
         }
+    }
+}
+
+/// `/run/ptcd-scratch` for a root daemon (not under `/tmp`, where any local user could create
+/// the name first); `$TMPDIR/ptcd-scratch-$UID` otherwise. Either way it is created and checked
+/// safely (`ScratchRoot::open`).
+fn default_scratch_root() -> PathBuf {
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if uid == 0 {
+        PathBuf::from("/run/ptcd-scratch")
+    } else {
+        std::env::temp_dir().join(format!("ptcd-scratch-{uid}"))
     }
 }
 
@@ -90,6 +103,8 @@ pub struct Daemon {
     pub stats: Stats,
     /// Pre-started interpreters waiting for a run (`pool.rs`).
     pub pool: WarmPool,
+    /// The verified scratch root, this daemon's lock in it, and the scratch mode.
+    pub scratch: Arc<ScratchRoot>,
     pub run_slots: Arc<Semaphore>,
     /// Runs waiting for a slot.
     pub queued: AtomicUsize,
@@ -111,8 +126,10 @@ impl Daemon {
         policies: PolicySet,
         access: Access,
         max_connections: usize,
+        scratch: Arc<ScratchRoot>,
     ) -> Arc<Daemon> {
         Arc::new(Daemon {
+            scratch,
             run_slots: Arc::new(Semaphore::new(config.max_concurrent_runs)),
             queued: AtomicUsize::new(0),
             pool: WarmPool::new(config.warm_pool),
@@ -182,6 +199,7 @@ impl Daemon {
             "warm_idle": self.pool.idle(),
             "warm_pool": self.pool.target(),
             "max_concurrent_runs": self.config.max_concurrent_runs,
+            "scratch": self.scratch.mode().name(),
             "draining": self.draining.is_cancelled(),
             "uptime_ms": self.started.elapsed().as_millis() as u64,
         })
@@ -190,10 +208,13 @@ impl Daemon {
     /// The `initialize` result.
     pub fn describe(&self) -> Value {
         let policies = self.policies();
+        let mut sandbox = crate::sandbox::enforced_summary();
+        // How `scratch_mb` is enforced: "tmpfs" (by the kernel) or "measured" (polled).
+        sandbox["scratch"] = json!(self.scratch.mode().name());
         json!({
             "protocol_version": "1",
             "server_info": {"name": "ptcd", "version": env!("CARGO_PKG_VERSION")},
-            "sandbox": crate::sandbox::enforced_summary(),
+            "sandbox": sandbox,
             "python": {
                 "executable": self.python.executable,
                 "version": self.python.version,

@@ -53,12 +53,25 @@ export function metered(tools) {
   return { tools: wrapped, stats };
 }
 
-/** Prints the story's outcome: the answer, and the context cost of both approaches. */
-export function report({ answer, code, result, stats }) {
+/**
+ * Prints the story's outcome: the answer, then model turns and bytes into the model's
+ * context with ptcd and without it.
+ *
+ * With ptcd the model takes 2 turns (write the script; answer from its result) and reads
+ * the script it wrote plus `result.render()`. Without it, every tool call and its full
+ * result enter the context; a model that makes one tool call per turn needs
+ * `calls + 1` turns, one that batches independent calls needs `rounds + 1`, where
+ * `rounds` is the number of dependent steps in the story (given by each example).
+ */
+export function report({ answer, code, result, stats, rounds }) {
   const ptc = bytes(code) + bytes(result.render());
   console.log(`answer: ${answer}`);
-  console.log(`bytes reached the model with ptcd: ${ptc} (script ${bytes(code)} + result ${bytes(result.render())}, ${plural(result.toolCalls, "tool call")} inside one run)`);
-  console.log(`bytes a one-tool-call-per-turn loop would have put in context: ${stats.contextBytes} (${plural(stats.calls, "tool call")}, ${plural(stats.calls, "model turn")})`);
+  console.log(
+    `model turns with ptcd: 2 (write the script, answer; ${plural(result.toolCalls, "tool call")} inside one run) | ` +
+      `without: ${rounds + 1} with parallel tool calls, ${stats.calls + 1} with one tool call per turn`,
+  );
+  console.log(`bytes reached the model with ptcd: ${ptc} (script ${bytes(code)} + result ${bytes(result.render())})`);
+  console.log(`bytes a one-tool-call-per-turn loop would have put in context: ${stats.contextBytes} (${plural(stats.calls, "tool call")} and their full results)`);
   console.log(`ratio: ${(stats.contextBytes / ptc).toFixed(1)}x less context with ptcd`);
 }
 

@@ -24,12 +24,41 @@ const expenses = new Map(
 );
 
 const { tools, stats } = metered([
-  tool({ name: "get_team_members", description: "List the team with each member's yearly budget in cents.", inputSchema: { type: "object", properties: {} } }, () => team),
+  tool(
+    {
+      name: "get_team_members",
+      description: "List the team with each member's yearly budget in cents.",
+      inputSchema: { type: "object", properties: {} },
+      // The result's shape, so the model's stub shows the keys it can filter on.
+      outputSchema: {
+        type: "array",
+        items: {
+          type: "object",
+          properties: { name: { type: "string" }, role: { enum: ["lead", "engineer"] }, budget_cents: { type: "integer" } },
+          required: ["name", "role", "budget_cents"],
+        },
+      },
+    },
+    () => team,
+  ),
   tool(
     {
       name: "get_expenses",
       description: "All expense lines of one team member this year.",
       inputSchema: { type: "object", properties: { member: { type: "string" } }, required: ["member"] },
+      outputSchema: {
+        type: "array",
+        items: {
+          type: "object",
+          properties: {
+            date: { type: "string", description: "YYYY-MM-DD" },
+            category: { enum: categories },
+            amount_cents: { type: "integer" },
+            description: { type: "string" },
+          },
+          required: ["date", "category", "amount_cents", "description"],
+        },
+      },
     },
     async ({ member }) => {
       const lines = expenses.get(member);
@@ -60,7 +89,7 @@ try {
     .filter((o) => o.over_by_cents > 0);
   check(result.stdout, expected.map((o) => `${o.name} is over budget by ${(o.over_by_cents / 100).toLocaleString("en-US", { minimumFractionDigits: 2 })}\n`).join(""), "expenses");
   console.log(result.render());
-  report({ answer: expected.map((o) => o.name).join(", ") || "nobody", code, result, stats });
+  report({ rounds: 2, answer: expected.map((o) => o.name).join(", ") || "nobody", code, result, stats });
 } finally {
   await client.close();
 }

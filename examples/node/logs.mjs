@@ -27,6 +27,19 @@ const { tools, stats } = metered([
       name: "get_logs",
       description: "Return the service logs of the last few hours, oldest first: [{ts, level, service, message}].",
       inputSchema: { type: "object", properties: {} },
+      outputSchema: {
+        type: "array",
+        items: {
+          type: "object",
+          properties: {
+            ts: { type: "string", description: "ISO 8601 timestamp" },
+            level: { enum: ["INFO", "WARN", "ERROR"] },
+            service: { enum: services },
+            message: { type: "string" },
+          },
+          required: ["ts", "level", "service", "message"],
+        },
+      },
     },
     () => logs,
   ),
@@ -46,7 +59,7 @@ try {
   const expected = logs.filter((e) => e.level === "ERROR").slice(-10);
   check(result.stdout, expected.map((e) => `${e.ts} ${e.service} ${e.message}\n`).join(""), "logs");
   console.log(result.render());
-  report({ answer: `last error at ${expected.at(-1).ts} (${expected.at(-1).service})`, code, result, stats });
+  report({ rounds: 1, answer: `last error at ${expected.at(-1).ts} (${expected.at(-1).service})`, code, result, stats });
 } finally {
   await client.close();
 }

@@ -7,6 +7,7 @@ serves the next run. Helpers here do the second part, so no case can forget it.
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 from typing import Any, Iterator
@@ -61,6 +62,10 @@ class Sandbox:
         rid = self.client.request("run", {"code": code, **params})
         return self.client.wait_response(rid, handlers)
 
+    def scratch_mode(self) -> str:
+        """How the daemon caps scratch dirs: "tmpfs" (one mount per run) or "measured"."""
+        return self.client.call("initialize")["result"]["sandbox"]["scratch"]
+
     def assert_still_serves(self) -> None:
         """A trivial run on the default policy still works, and the daemon process is alive."""
         assert self.daemon.proc.poll() is None, f"the daemon died:\n{self.daemon.log()}"
@@ -98,8 +103,19 @@ class Sandbox:
 
 @pytest.fixture(scope="session")
 def escape_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    """One daemon for the whole suite, with the test policies."""
-    d = Daemon(tmp_path_factory.mktemp("escape"), ["--policy-dir", str(POLICY_DIR)])
+    """One daemon for the whole suite, with the test policies.
+
+    uid leases are host-wide, so `one-uid`'s single uid is made unique to this pytest process:
+    two copies of the suite running at once must not contend for it."""
+    policies = tmp_path_factory.mktemp("policies")
+    for f in POLICY_DIR.glob("*.toml"):
+        text = f.read_text()
+        if f.name == "one-uid.toml":
+            uid = 5_000_000 + os.getpid()
+            text = text.replace("uid_range = [64990, 64990]", f"uid_range = [{uid}, {uid}]")
+            assert str(uid) in text
+        (policies / f.name).write_text(text)
+    d = Daemon(tmp_path_factory.mktemp("escape"), ["--policy-dir", str(policies)])
     yield d
     d.stop()
 

@@ -760,8 +760,11 @@ def test_daemon_serves_runs_under_the_units_hardening_approximated(services, tmp
     notify_path = tmp_path / "notify"
     n = notify_socket(notify_path)
     bounding = ",".join(["-all"] + ["+" + c for c in capability_bounding_set()])
+    # RuntimeDirectory=ptcd-uid-leases: the host-wide uid lease dir, writable under strict.
+    leases = Path("/run/ptcd-uid-leases")
+    leases.mkdir(mode=0o700, exist_ok=True)
     launcher = (
-        ["unshare", "--mount", "--net", "--", SYSTEM_PYTHON, str(launcher_py), f"{tmp_path}:{scratch_base}"]
+        ["unshare", "--mount", "--net", "--", SYSTEM_PYTHON, str(launcher_py), f"{tmp_path}:{scratch_base}:{leases}"]
         + ["setpriv", f"--bounding-set={bounding}", "--inh-caps=-all", "--no-new-privs", "--"]
         + socket_activate(listen, notify_path)
     )
@@ -775,7 +778,10 @@ def test_daemon_serves_runs_under_the_units_hardening_approximated(services, tmp
     status = Path(f"/proc/{svc.pid}/status").read_text()
     assert "NoNewPrivs:\t1" in status
     bnd = int(next(line.split()[1] for line in status.splitlines() if line.startswith("CapBnd:")), 16)
-    assert bnd & (1 << 21) == 0, "CAP_SYS_ADMIN is still in the bounding set"
+    # CAP_SYS_ADMIN is kept on purpose: each scratch dir is a size-capped tmpfs the daemon mounts.
+    assert bnd & (1 << 21), "CAP_SYS_ADMIN (scratch tmpfs mounts) is missing from the bounding set"
+    assert bnd & (1 << 19) == 0, "CAP_SYS_PTRACE is in the bounding set"
+    assert c.call("initialize")["result"]["sandbox"]["scratch"] == "tmpfs"
     r = c.run("try:\n    open('/usr/ptcd-probe', 'w')\n    got = 'writable'\nexcept OSError as e:\n    got = type(e).__name__\ngot")
     assert r["value"] in ("PermissionError", "OSError"), r
 
@@ -869,7 +875,12 @@ def user_manager() -> Iterator:
             line = f"ExecStart={binary} serve --config {state}/config.toml --socket {sock} --scratch-dir {state}/scratch"
         elif line.startswith("StateDirectory="):
             line = f"ReadWritePaths={state}"
-        elif line.startswith(("StateDirectoryMode=", "ConfigurationDirectory=")):
+        elif line.startswith("RuntimeDirectory="):
+            # A user manager puts it under $XDG_RUNTIME_DIR; the uid leases must be host-wide.
+            Path("/run/ptcd-uid-leases").mkdir(mode=0o700, exist_ok=True)
+            line = "ReadWritePaths=/run/ptcd-uid-leases"
+        elif line.startswith(("StateDirectoryMode=", "ConfigurationDirectory=", "RuntimeDirectoryMode=",
+                              "RuntimeDirectoryPreserve=")):
             continue
         elif line.startswith(("ProtectKernelTunables=", "ProtectControlGroups=")):
             # Under this emulated manager these two break sd_notify for any service (a three-line

@@ -1,10 +1,10 @@
 /**
  * The ptcd client: connect, run scripts with local tools, close.
  */
-import { ErrorCode, PtcdError, ToolError } from "./errors.js";
+import { ConnectionClosedError, ErrorCode, PtcdError, ToolError } from "./errors.js";
 import { defaultSocketPath } from "./paths.js";
 import { RunResult, type WireRunResult } from "./result.js";
-import { indexTools, lookupTool, toWireSpec, type Tool, type ToolCallContext } from "./tools.js";
+import { indexTools, lookupTool, toWireSpec, type JsonSchema, type Tool, type ToolCallContext, type ToolSpec } from "./tools.js";
 import { openSocket, RpcConnection, type RequestOutcome, type RpcId } from "./transport.js";
 
 /** Resource limits; each may only tighten the policy's (looser → {@link LimitsExceedPolicyError}). */
@@ -74,9 +74,59 @@ export interface SessionOptions {
   mcpServers?: string[];
 }
 
-export type DefinitionFormat = "openai" | "openai_responses" | "anthropic" | "gemini" | "mcp";
+/** OpenAI Chat Completions: an entry of `tools`. */
+export interface OpenAIChatToolDefinition {
+  type: "function";
+  function: { name: string; description: string; parameters: JsonSchema };
+}
+/** OpenAI Responses API: an entry of `tools` (flat function tool). */
+export interface OpenAIResponsesToolDefinition {
+  type: "function";
+  name: string;
+  description: string;
+  parameters: JsonSchema;
+}
+/** Anthropic Messages: an entry of `tools`. */
+export interface AnthropicToolDefinition {
+  name: string;
+  description: string;
+  input_schema: JsonSchema;
+}
+/** Gemini: an entry of `functionDeclarations`. */
+export interface GeminiFunctionDeclaration {
+  name: string;
+  description: string;
+  parameters: JsonSchema;
+}
+/** MCP: an entry of a `tools/list` result. */
+export interface McpToolDefinition {
+  name: string;
+  description: string;
+  inputSchema: JsonSchema;
+}
 
-/** Connects to the daemon. Rejects with {@link DaemonNotRunningError} when nothing listens. */
+/** The tool shape `tools/definition` gives for each format. */
+export interface ToolDefinitionsByFormat {
+  openai: OpenAIChatToolDefinition;
+  openai_responses: OpenAIResponsesToolDefinition;
+  anthropic: AnthropicToolDefinition;
+  gemini: GeminiFunctionDeclaration;
+  mcp: McpToolDefinition;
+}
+
+export type DefinitionFormat = keyof ToolDefinitionsByFormat;
+
+/** `tools/definition` result: the tools to hand the model, and the stubs inside `run_code`'s description. */
+export interface ToolDefinitions<F extends DefinitionFormat = DefinitionFormat> {
+  tools: ToolDefinitionsByFormat[F][];
+  stubs: string;
+}
+
+/**
+ * Connects to the daemon. Rejects with {@link DaemonNotRunningError} when nothing listens.
+ * If the daemon later goes away (restart, crash), requests in flight reject with
+ * {@link ConnectionClosedError} and the next call connects again.
+ */
 export async function connect(options: ConnectOptions = {}): Promise<Client> {
   const socketPath = options.socket ?? defaultSocketPath();
   const socket = await openSocket(socketPath);
@@ -90,37 +140,98 @@ interface RunState {
   onOutput: ((chunk: OutputChunk) => void) | undefined;
 }
 
-/** One connection to ptcd. Many runs may be in flight on it at once. */
+/**
+ * One socket connection and everything scoped to it: request ids, runs, tool calls
+ * being served and sessions all belong to a connection and die with it.
+ */
+class Link {
+  readonly rpc: RpcConnection;
+  readonly runs = new Map<number, RunState>();
+  /** AbortControllers of tool calls being served, keyed by the daemon's request id. */
+  readonly calls = new Map<string, AbortController>();
+  readonly sessions = new Map<string, Session>();
+
+  constructor(socket: import("node:net").Socket, onRequest: OnRequest) {
+    this.rpc = new RpcConnection(socket, {
+      onRequest: (method, params, id) => onRequest(this, method, params, id),
+      onNotification: (method, params) => onLinkNotification(this, method, params),
+      onClose: (error) => {
+        for (const c of this.calls.values()) c.abort(error);
+        this.calls.clear();
+        this.sessions.clear();
+      },
+    });
+  }
+}
+
+type OnRequest = (link: Link, method: string, params: unknown, id: RpcId) => Promise<RequestOutcome>;
+
+/**
+ * One client of ptcd. Many runs may be in flight on it at once. It holds one
+ * connection at a time: when the daemon goes away, what was in flight fails with
+ * {@link ConnectionClosedError} and the next call opens a new connection.
+ */
 export class Client {
   /** The socket path this client is connected to. */
   readonly socketPath: string;
-  readonly #rpc: RpcConnection;
-  readonly #runs = new Map<number, RunState>();
-  readonly #sessions = new Map<string, Session>();
-  /** AbortControllers of tool calls being served, keyed by the daemon's request id. */
-  readonly #calls = new Map<string, AbortController>();
+  #link: Link | undefined;
+  #connecting: Promise<Link> | undefined;
+  #closed = false;
 
   /** @internal use {@link connect}. */
   constructor(socketPath: string, socket: import("node:net").Socket) {
     this.socketPath = socketPath;
-    this.#rpc = new RpcConnection(socket, {
-      onRequest: (method, params, id) => this.#onRequest(method, params, id),
-      onNotification: (method, params) => this.#onNotification(method, params),
-      onClose: (error) => {
-        for (const c of this.#calls.values()) c.abort(error);
-        this.#calls.clear();
-      },
-    });
+    this.#link = this.#newLink(socket);
   }
 
-  /** True after {@link close} or once the daemon hung up. */
+  /** True after {@link close}: the client makes no further connection. */
   get closed(): boolean {
-    return this.#rpc.closed;
+    return this.#closed;
+  }
+
+  /** True while a connection to the daemon is open (false after the daemon went away, until the next call). */
+  get connected(): boolean {
+    return !this.#closed && this.#link !== undefined && !this.#link.rpc.closed;
+  }
+
+  #newLink(socket: import("node:net").Socket): Link {
+    return new Link(socket, (link, method, params, id) => this.#onRequest(link, method, params, id));
+  }
+
+  /**
+   * The open connection, or a new one when the last one is gone. Concurrent callers
+   * share one attempt; a daemon that is still down rejects with {@link DaemonNotRunningError}.
+   */
+  async #live(): Promise<Link> {
+    if (this.#closed) throw new ConnectionClosedError("this ptcd client was closed: connect() again");
+    const link = this.#link;
+    if (link && !link.rpc.closed) return link;
+    this.#connecting ??= (async () => {
+      try {
+        const socket = await openSocket(this.socketPath);
+        const fresh = this.#newLink(socket);
+        if (this.#closed) {
+          await fresh.rpc.close();
+          throw new ConnectionClosedError("this ptcd client was closed: connect() again");
+        }
+        this.#link = fresh;
+        return fresh;
+      } finally {
+        this.#connecting = undefined;
+      }
+    })();
+    return this.#connecting;
+  }
+
+  /** Sends one request on the live connection and waits for its result. */
+  async #call(method: string, params?: unknown): Promise<unknown> {
+    const link = await this.#live();
+    return link.rpc.request(method, params).response;
   }
 
   /** Optional handshake: what the daemon is, its sandbox capabilities, policies. */
   async initialize(clientInfo: { name: string; version: string } = { name: "ptcd-node", version: VERSION }): Promise<InitializeResult> {
-    const r = (await this.#rpc.request("initialize", { client_info: clientInfo }).response) as Record<string, any>;
+    const r = (await this.#call("initialize", { client_info: clientInfo })) as Record<string, any>;
     return {
       protocolVersion: r.protocol_version,
       serverInfo: r.server_info,
@@ -137,7 +248,7 @@ export class Client {
 
   /** `daemon/status`: connections, runs, tool calls, per-status counts, uptime. */
   async status(): Promise<DaemonStatus> {
-    return (await this.#rpc.request("daemon/status", {}).response) as DaemonStatus;
+    return (await this.#call("daemon/status", {})) as DaemonStatus;
   }
 
   /**
@@ -149,7 +260,9 @@ export class Client {
     const { signal } = options;
     signal?.throwIfAborted();
     const tools = indexTools(options.tools);
-    const session = options.sessionId === undefined ? undefined : this.#sessions.get(options.sessionId);
+    const link = await this.#live();
+    signal?.throwIfAborted();
+    const session = options.sessionId === undefined ? undefined : link.sessions.get(options.sessionId);
     const params: Record<string, unknown> = { code };
     if (tools.size > 0) params.tools = [...tools.values()].map(toWireSpec);
     if (options.sessionId !== undefined) params.session_id = options.sessionId;
@@ -159,19 +272,19 @@ export class Client {
     if (options.env !== undefined) params.env = options.env;
     if (options.onOutput !== undefined) params.stream = true;
 
-    const { id, response } = this.#rpc.request("run", params);
-    this.#runs.set(id, { tools, session, onOutput: options.onOutput });
+    const { id, response } = link.rpc.request("run", params);
+    link.runs.set(id, { tools, session, onOutput: options.onOutput });
     const onAbort = (): void => {
       // The daemon answers the run itself with status "cancelled"; run/cancel's own
       // answer ({cancelled: false} if the run already finished) needs no handling.
-      this.#rpc.request("run/cancel", { request_id: id }).response.catch(() => {});
+      link.rpc.request("run/cancel", { request_id: id }).response.catch(() => {});
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       return new RunResult((await response) as WireRunResult);
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      this.#runs.delete(id);
+      link.runs.delete(id);
     }
   }
 
@@ -185,31 +298,46 @@ export class Client {
     if (options.env !== undefined) params.env = options.env;
     if (options.persistent !== undefined) params.persistent = options.persistent;
     if (options.mcpServers !== undefined) params.mcp_servers = options.mcpServers;
-    const r = (await this.#rpc.request("session/create", params).response) as { session_id: string; tools?: string[] };
+    const link = await this.#live();
+    const r = (await link.rpc.request("session/create", params).response) as { session_id: string; tools?: string[] };
     const session = new Session(this, r.session_id, tools, r.tools ?? []);
-    this.#sessions.set(session.id, session);
+    link.sessions.set(session.id, session);
     return session;
   }
 
-  /** @internal used by {@link Session.close}. */
+  /**
+   * @internal used by {@link Session.close}. Idempotent: a session already closed, or
+   * gone with the connection it was created on (the daemon closed it then), is done.
+   */
   async closeSession(id: string): Promise<void> {
-    this.#sessions.delete(id);
-    await this.#rpc.request("session/close", { session_id: id }).response;
+    const link = this.#link;
+    if (!link || link.rpc.closed || !link.sessions.delete(id)) return;
+    await link.rpc.request("session/close", { session_id: id }).response;
   }
 
   /**
    * `tools/definition`: the tool list to hand the model in a provider's format
-   * (one `run_code` tool whose description shows every tool as a typed stub).
+   * (one `run_code` tool whose description shows every tool as a typed stub), typed
+   * per format. Tools need no handler here (only their specs are sent), so the
+   * definitions can be built where the tools are not served.
    */
-  async toolDefinitions(options: {
-    format: DefinitionFormat;
-    tools?: readonly Tool[];
+  async toolDefinitions<F extends DefinitionFormat>(options: {
+    format: F;
+    tools?: readonly ToolSpec[];
     sessionId?: string;
-  }): Promise<{ tools: unknown[]; stubs: string }> {
+  }): Promise<ToolDefinitions<F>> {
     const params: Record<string, unknown> = { format: options.format };
     if (options.sessionId !== undefined) params.session_id = options.sessionId;
-    if (options.tools !== undefined) params.tools = [...indexTools(options.tools).values()].map(toWireSpec);
-    return (await this.#rpc.request("tools/definition", params).response) as { tools: unknown[]; stubs: string };
+    if (options.tools !== undefined) {
+      const seen = new Set<string>();
+      params.tools = options.tools.map((t) => {
+        if (typeof t?.name !== "string" || t.name === "") throw new TypeError("each tool needs a `name`");
+        if (seen.has(t.name)) throw new TypeError(`duplicate tool name: ${t.name}`);
+        seen.add(t.name);
+        return toWireSpec(t);
+      });
+    }
+    return (await this.#call("tools/definition", params)) as ToolDefinitions<F>;
   }
 
   /**
@@ -217,7 +345,7 @@ export class Client {
    * still map to typed classes). For methods newer than this library.
    */
   async request(method: string, params?: unknown): Promise<unknown> {
-    return this.#rpc.request(method, params).response;
+    return this.#call(method, params);
   }
 
   /**
@@ -225,14 +353,17 @@ export class Client {
    * runs still pending here reject with {@link ConnectionClosedError}.
    */
   async close(): Promise<void> {
-    await this.#rpc.close();
+    this.#closed = true;
+    const connecting = this.#connecting;
+    await this.#link?.rpc.close();
+    await connecting?.catch(() => {});
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
 
-  async #onRequest(method: string, params: unknown, id: RpcId): Promise<RequestOutcome> {
+  async #onRequest(link: Link, method: string, params: unknown, id: RpcId): Promise<RequestOutcome> {
     if (method !== "tool/call") {
       return { error: { code: ErrorCode.MethodNotFound, message: `method not found: ${method}` } };
     }
@@ -245,15 +376,15 @@ export class Client {
       arguments?: Record<string, unknown>;
     };
     const name = String(p.name ?? "");
-    const run = typeof p.request_id === "number" ? this.#runs.get(p.request_id) : undefined;
-    const session = run?.session ?? (p.session_id !== undefined ? this.#sessions.get(p.session_id) : undefined);
+    const run = typeof p.request_id === "number" ? link.runs.get(p.request_id) : undefined;
+    const session = run?.session ?? (p.session_id !== undefined ? link.sessions.get(p.session_id) : undefined);
     const t = (run && lookupTool(run.tools, name)) ?? (session && lookupTool(session.tools, name));
     if (!t) {
       return { error: { code: ErrorCode.ToolError, message: `LookupError: no handler for tool ${JSON.stringify(name)} on this client` } };
     }
     const key = JSON.stringify(id);
     const controller = new AbortController();
-    this.#calls.set(key, controller);
+    link.calls.set(key, controller);
     const context: ToolCallContext = {
       signal: controller.signal,
       name,
@@ -269,25 +400,10 @@ export class Client {
       if (controller.signal.aborted) return { skip: true };
       return { error: toolErrorPayload(err) };
     } finally {
-      this.#calls.delete(key);
+      link.calls.delete(key);
     }
   }
 
-  #onNotification(method: string, params: unknown): void {
-    if (method === "$/cancelRequest") {
-      const id = (params as { id?: unknown } | undefined)?.id;
-      this.#calls.get(JSON.stringify(id))?.abort(new PtcdError("tool call cancelled by ptcd"));
-    } else if (method === "run/output") {
-      const p = (params ?? {}) as { run_id?: string; request_id?: number; stream?: string; text?: string };
-      const run = typeof p.request_id === "number" ? this.#runs.get(p.request_id) : undefined;
-      if (!run?.onOutput) return;
-      try {
-        run.onOutput({ stream: p.stream === "stderr" ? "stderr" : "stdout", text: String(p.text ?? ""), runId: String(p.run_id ?? "") });
-      } catch {
-        // A throwing output callback must not take the connection's reader down with it.
-      }
-    }
-  }
 }
 
 /** A daemon-side session: shared tools, policy and env; with `persistent`, shared globals. */
@@ -349,3 +465,19 @@ export function toolErrorPayload(err: unknown): { code: number; message: string;
   return { code: ErrorCode.ToolError, message: `Error: ${String(err)}` };
 }
 
+/** `$/cancelRequest` aborts a tool call being served; `run/output` goes to its run's callback. */
+function onLinkNotification(link: Link, method: string, params: unknown): void {
+  if (method === "$/cancelRequest") {
+    const id = (params as { id?: unknown } | undefined)?.id;
+    link.calls.get(JSON.stringify(id))?.abort(new PtcdError("tool call cancelled by ptcd"));
+  } else if (method === "run/output") {
+    const p = (params ?? {}) as { run_id?: string; request_id?: number; stream?: string; text?: string };
+    const run = typeof p.request_id === "number" ? link.runs.get(p.request_id) : undefined;
+    if (!run?.onOutput) return;
+    try {
+      run.onOutput({ stream: p.stream === "stderr" ? "stderr" : "stdout", text: String(p.text ?? ""), runId: String(p.run_id ?? "") });
+    } catch {
+      // A throwing output callback must not take the connection's reader down with it.
+    }
+  }
+}

@@ -25,6 +25,13 @@ export {
   type DaemonStatus,
   type SessionOptions,
   type DefinitionFormat,
+  type ToolDefinitions,
+  type ToolDefinitionsByFormat,
+  type OpenAIChatToolDefinition,
+  type OpenAIResponsesToolDefinition,
+  type AnthropicToolDefinition,
+  type GeminiFunctionDeclaration,
+  type McpToolDefinition,
 } from "./client.js";
 export {
   PtcdError,
@@ -52,6 +59,7 @@ export {
   toWireSpec,
   pythonName,
   type Tool,
+  type ToolSpec,
   type ToolHandler,
   type ToolCallContext,
   type ToolDefinitionLike,
@@ -60,4 +68,5 @@ export {
   type AllowedCaller,
 } from "./tools.js";
 export { defaultSocketPath } from "./paths.js";
+export type { StandardSchemaV1, StandardJSONSchemaV1, SchemaLike, InferSchemaOutput } from "./schema.js";
 export { LineDecoder, encodeLine } from "./framing.js";

@@ -67,10 +67,13 @@ export class RunResult {
   /**
    * The compact rendering for the model, identical to the Python client's:
    *
-   * - ok runs: stdout (and a note if it was cut), then the last expression's
-   *   value if it is not null (strings as they are, anything else as compact JSON);
-   * - other runs: stdout, `[stderr]` and stderr, then `"<status>: <type>: <message>"`
-   *   and the script-only traceback (minus its last line when it repeats the headline).
+   * - stdout (and a note if it was cut), then stderr if any (warnings are worth
+   *   reading, even when the run succeeded);
+   * - ok runs: then the last expression's value if it is not null (strings as they
+   *   are, anything else as compact JSON);
+   * - other runs: then `"<status>: <type>: <message>"` and the script-only traceback,
+   *   whose own closing `Type: message` lines (possibly several, possibly with a
+   *   module-qualified type) are not repeated.
    *
    * This, not the full result, is what should go into the model's context:
    * keeping intermediate data out of it is the whole point of programmatic tool calling.
@@ -79,20 +82,18 @@ export class RunResult {
     const parts: string[] = [];
     if (this.stdout !== "") parts.push(trimNewlines(this.stdout));
     if (this.truncated.stdout > 0) parts.push(`[stdout truncated: ${this.truncated.stdout} bytes omitted]`);
+    if (this.stderr !== "") parts.push("[stderr]\n" + trimNewlines(this.stderr));
+    if (this.truncated.stderr > 0) parts.push(`[stderr truncated: ${this.truncated.stderr} bytes omitted]`);
     if (this.ok) {
       if (this.value !== null) parts.push(typeof this.value === "string" ? this.value : JSON.stringify(this.value));
       return parts.length > 0 ? parts.join("\n") : "(no output)";
     }
-    if (this.stderr !== "") parts.push("[stderr]\n" + trimNewlines(this.stderr));
-    if (this.truncated.stderr > 0) parts.push(`[stderr truncated: ${this.truncated.stderr} bytes omitted]`);
     if (this.error) {
-      let headline = `${this.status}: ${this.error.type}: ${this.error.message}`;
-      const traceback = trimNewlines(this.error.traceback ?? "").split("\n");
-      // Python's traceback ends with the "Type: message" line the headline already shows.
-      if (traceback.length > 0 && traceback[traceback.length - 1]!.trim() === `${this.error.type}: ${this.error.message}`.trim()) {
-        traceback.pop();
-      }
-      if (traceback.some((line) => line.trim() !== "")) headline += "\n" + traceback.join("\n");
+      const error = this.error.message ? `${this.error.type}: ${this.error.message}` : this.error.type;
+      const traceback = trimNewlines(this.error.traceback ?? "");
+      const lines = withoutClosingError(traceback === "" ? [] : traceback.split("\n"), error);
+      let headline = `${this.status}: ${error}`;
+      if (lines.some((line) => line.trim() !== "")) headline += "\n" + lines.join("\n");
       parts.push(headline);
     } else {
       parts.push(this.status);
@@ -127,4 +128,19 @@ export class RunResult {
 
 function trimNewlines(text: string): string {
   return text.replace(/\n+$/, "");
+}
+
+/**
+ * `lines` minus a closing `Type: message` (possibly module-qualified, possibly several
+ * lines long) equal to `error`, which the headline already shows.
+ */
+function withoutClosingError(lines: string[], error: string): string[] {
+  const expected = error.split("\n");
+  const n = expected.length;
+  if (lines.length < n) return lines;
+  const tail = lines.slice(lines.length - n + 1);
+  if (tail.some((line, i) => line !== expected[i + 1])) return lines;
+  const first = lines[lines.length - n]!;
+  if (first === expected[0] || first.endsWith("." + expected[0])) return lines.slice(0, lines.length - n);
+  return lines;
 }

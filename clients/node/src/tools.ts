@@ -4,6 +4,8 @@
  * `tool/call` request back over the connection.
  */
 
+import { formatIssues, toJsonSchema, validatorFor, type SchemaLike } from "./schema.js";
+
 /** A JSON Schema object (kept loose on purpose: the daemon, not this library, interprets it). */
 export type JsonSchema = { [key: string]: unknown };
 
@@ -40,7 +42,10 @@ export interface Tool<Args = any, Result = unknown> {
   description?: string;
   /** JSON Schema of the arguments object; its `properties` order is the positional order in Python. */
   inputSchema?: JsonSchema;
-  /** JSON Schema of the result; only used for the typed stub the model sees. */
+  /**
+   * JSON Schema of the result; only used for the typed stub the model sees (an object
+   * schema becomes a `TypedDict`; without one the stub says the shape is unknown).
+   */
   outputSchema?: JsonSchema;
   allowedCallers?: AllowedCaller[];
   handler: ToolHandler<Args, Result>;
@@ -60,15 +65,24 @@ export interface WireToolSpec {
  * this library's camelCase, the wire/Anthropic `input_schema`, MCP `inputSchema`,
  * OpenAI Chat `{type: "function", function: {name, parameters}}` and the flat
  * OpenAI Responses `{type: "function", name, parameters}`.
+ *
+ * Schemas may be JSON Schema objects or schema objects of a validation library that
+ * implements Standard JSON Schema (zod ≥ 4.2, ArkType, …): they are converted to
+ * JSON Schema for the daemon, and an input schema that can validate (Standard Schema)
+ * checks the script's arguments before the handler runs.
  */
-export interface ToolDefinitionLike {
+export interface ToolDefinitionLike<Args = any, Result = any> {
   name?: string;
   description?: string;
-  inputSchema?: JsonSchema;
-  input_schema?: JsonSchema;
-  parameters?: JsonSchema;
-  outputSchema?: JsonSchema;
-  output_schema?: JsonSchema;
+  inputSchema?: SchemaLike<Args>;
+  input_schema?: SchemaLike<Args>;
+  parameters?: SchemaLike<Args>;
+  /**
+   * The result's shape: the daemon turns an object schema into a `TypedDict` in the
+   * stub the model reads, so it can write its filter code without a look first.
+   */
+  outputSchema?: SchemaLike<Result>;
+  output_schema?: SchemaLike<Result>;
   allowedCallers?: AllowedCaller[];
   allowed_callers?: AllowedCaller[];
   type?: string;
@@ -85,10 +99,15 @@ export interface ToolDefinitionLike {
  *   { name: "get_weather", inputSchema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } },
  *   async ({ city }) => ({ temp_c: 18, city }),
  * );
+ * // or with zod: arguments validated and typed, result shape shown to the model
+ * const getWeather = tool(
+ *   { name: "get_weather", inputSchema: z.object({ city: z.string() }), outputSchema: z.object({ temp_c: z.number() }) },
+ *   async ({ city }) => ({ temp_c: 18 }),
+ * );
  * ```
  */
 export function tool<Args = Record<string, unknown>, Result = unknown>(
-  definition: ToolDefinitionLike,
+  definition: ToolDefinitionLike<Args, Result>,
   handler?: ToolHandler<Args, Result>,
 ): Tool<Args, Result> {
   const fn = definition.function;
@@ -96,7 +115,7 @@ export function tool<Args = Record<string, unknown>, Result = unknown>(
   if (typeof name !== "string" || name === "") {
     throw new TypeError("tool(): the definition needs a non-empty `name`");
   }
-  const run = handler ?? (definition.handler as ToolHandler<Args, Result> | undefined);
+  let run = handler ?? (definition.handler as ToolHandler<Args, Result> | undefined);
   if (typeof run !== "function") {
     throw new TypeError(`tool(): \`${name}\` needs a handler function`);
   }
@@ -104,16 +123,28 @@ export function tool<Args = Record<string, unknown>, Result = unknown>(
   const outputSchema = definition.outputSchema ?? definition.output_schema;
   const description = definition.description ?? fn?.description;
   const allowedCallers = definition.allowedCallers ?? definition.allowed_callers;
+  const validate = validatorFor(inputSchema);
+  if (validate) {
+    const inner = run;
+    run = async (args, context) => {
+      const checked = await validate(args);
+      if (checked.issues) throw new TypeError(`invalid arguments for ${name}: ${formatIssues(checked.issues)}`);
+      return inner(checked.value as Args, context);
+    };
+  }
   const result: Tool<Args, Result> = { name, handler: run };
   if (description !== undefined) result.description = description;
-  if (inputSchema !== undefined) result.inputSchema = inputSchema;
-  if (outputSchema !== undefined) result.outputSchema = outputSchema;
+  if (inputSchema !== undefined) result.inputSchema = toJsonSchema(inputSchema, "input", `tool ${name}: inputSchema`);
+  if (outputSchema !== undefined) result.outputSchema = toJsonSchema(outputSchema, "output", `tool ${name}: outputSchema`);
   if (allowedCallers !== undefined) result.allowedCallers = allowedCallers;
   return result;
 }
 
+/** A tool without its handler: what the daemon and the model see of it. */
+export type ToolSpec = Omit<Tool, "handler">;
+
 /** The spec sent to the daemon for a tool (handlers never leave this process). */
-export function toWireSpec(t: Tool): WireToolSpec {
+export function toWireSpec(t: ToolSpec): WireToolSpec {
   const spec: WireToolSpec = { name: t.name };
   if (t.description !== undefined) spec.description = t.description;
   if (t.inputSchema !== undefined) spec.input_schema = t.inputSchema;

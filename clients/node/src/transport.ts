@@ -83,7 +83,8 @@ export class RpcConnection {
       socket.once("close", () => {
         this.#shutdown(
           new ConnectionClosedError(
-            lastError ? `connection to ptcd lost: ${lastError.message}` : "connection to ptcd closed",
+            `connection to ptcd lost${lastError ? ` (${lastError.message})` : ""}: the daemon closed it, ` +
+              "stopped or restarted while this request was in flight; the next call reconnects",
             lastError ? { cause: lastError } : {},
           ),
         );

@@ -23,19 +23,25 @@ export function daemonBinary(): string {
 export interface Daemon {
   socket: string;
   process: ChildProcess;
+  /** Resolves once the process has exited (and so closed its listening socket). */
+  exited: Promise<void>;
   /** Everything the daemon logged so far (for failure messages). */
   stderr(): string;
   stop(): Promise<void>;
 }
 
-export async function startDaemon(extraArgs: string[] = []): Promise<Daemon> {
+/** Starts a daemon; `options.socket` reuses a path (e.g. to restart a daemon where the last one was). */
+export async function startDaemon(extraArgs: string[] = [], options: { socket?: string } = {}): Promise<Daemon> {
   const bin = daemonBinary();
   if (!existsSync(bin)) {
     throw new Error(`ptcd binary not found at ${bin}: run \`cargo build\` at the repo root or set PTCD_BIN`);
   }
-  const dir = mkdtempSync(path.join(tmpdir(), "ptcd-node-test-"));
-  const socket = path.join(dir, "ptcd.sock");
-  const args = ["serve", "--socket", socket, ...extraArgs];
+  const dir = options.socket ? undefined : mkdtempSync(path.join(tmpdir(), "ptcd-node-test-"));
+  const socket = options.socket ?? path.join(dir!, "ptcd.sock");
+  // A private scratch root (the daemon makes it mode 0711): runs of this daemon never share
+  // a directory with another daemon's, whatever else runs on the machine.
+  const scratch = mkdtempSync(path.join(tmpdir(), "ptcd-node-scratch-"));
+  const args = ["serve", "--socket", socket, "--scratch-dir", scratch, ...extraArgs];
   const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   child.stderr!.setEncoding("utf8").on("data", (d: string) => {
@@ -76,6 +82,7 @@ export async function startDaemon(extraArgs: string[] = []): Promise<Daemon> {
   return {
     socket,
     process: child,
+    exited: exitedPromise,
     stderr: () => log,
     async stop() {
       if (!exited) {
@@ -84,7 +91,8 @@ export async function startDaemon(extraArgs: string[] = []): Promise<Daemon> {
         await exitedPromise;
         clearTimeout(timer);
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      rmSync(scratch, { recursive: true, force: true });
     },
   };
 }

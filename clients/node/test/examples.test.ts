@@ -32,12 +32,19 @@ async function runExample(file: string): Promise<string> {
   }
 }
 
-/** Reads "bytes reached the model" and the one-call-per-turn figure from an example's report. */
+/** Reads the bytes into the model's context, with ptcd and without, from an example's report. */
 function contextBytes(out: string): { ptc: number; loop: number } {
   const ptc = /bytes reached the model with ptcd: (\d+)/.exec(out);
   const loop = /one-tool-call-per-turn loop would have put in context: (\d+)/.exec(out);
   assert.ok(ptc && loop, out);
   return { ptc: Number(ptc[1]), loop: Number(loop[1]) };
+}
+
+/** Reads the model turns: with ptcd, and without it (parallel tool calls, one call per turn). */
+function modelTurns(out: string): { ptc: number; parallel: number; sequential: number } {
+  const m = /model turns with ptcd: (\d+) .*\| without: (\d+) with parallel tool calls, (\d+) with one tool call per turn/.exec(out);
+  assert.ok(m, out);
+  return { ptc: Number(m[1]), parallel: Number(m[2]), sequential: Number(m[3]) };
 }
 
 describe("examples", { timeout: SUITE_TIMEOUT_MS }, () => {
@@ -47,6 +54,7 @@ describe("examples", { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.match(out, /^answer: /m);
     const { ptc, loop } = contextBytes(out);
     assert.ok(ptc * 10 < loop, out);
+    assert.deepEqual(modelTurns(out), { ptc: 2, parallel: 2, sequential: 2 });
   });
 
   it("expenses.mjs: who is over budget", async () => {
@@ -54,6 +62,8 @@ describe("examples", { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.match(out, /is over budget by/);
     const { ptc, loop } = contextBytes(out);
     assert.ok(ptc * 10 < loop, out);
+    // 1 team call + 12 expense calls: 14 turns one call at a time, 3 with parallel calls, 2 with ptcd.
+    assert.deepEqual(modelTurns(out), { ptc: 2, parallel: 3, sequential: 14 });
   });
 
   it("logs.mjs: the last 10 errors out of 10,000 entries", async () => {
@@ -61,6 +71,27 @@ describe("examples", { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.equal(out.split("\n").filter((l) => l.includes("failed: upstream timeout")).length, 10, out);
     const { ptc, loop } = contextBytes(out);
     assert.ok(ptc * 100 < loop, out);
+    assert.deepEqual(modelTurns(out), { ptc: 2, parallel: 2, sequential: 2 });
+  });
+
+  it("ai-sdk.mjs: generateText with runCodeTool, turns and context measured on the mock model's prompts", async () => {
+    const out = await runExample("ai-sdk.mjs");
+    assert.match(out, /^answer: Over budget: \S/m);
+    const turns = /model turns \(AI SDK steps\) with ptcd: (\d+) \| without: (\d+)/.exec(out);
+    assert.ok(turns, out);
+    assert.deepEqual([Number(turns[1]), Number(turns[2])], [2, 3]);
+    const b = /context with ptcd: (\d+) \| without: (\d+)/.exec(out);
+    assert.ok(b && Number(b[1]) * 10 < Number(b[2]), out);
+  });
+
+  it("openai-agents.mjs: the Agents SDK Runner with runCodeTool, turns and context measured on the model's input", async () => {
+    const out = await runExample("openai-agents.mjs");
+    assert.equal(out.split("\n").filter((l) => l.includes("failed: upstream timeout")).length, 5, out);
+    const turns = /model turns \(Runner model calls\) with ptcd: (\d+) \| without: (\d+)/.exec(out);
+    assert.ok(turns, out);
+    assert.deepEqual([Number(turns[1]), Number(turns[2])], [2, 2]);
+    const b = /context with ptcd: (\d+) \| without: (\d+)/.exec(out);
+    assert.ok(b && Number(b[1]) * 100 < Number(b[2]), out);
   });
 
   it("message-loop.mjs: OpenAI- and Anthropic-style loops with a scripted model", async () => {

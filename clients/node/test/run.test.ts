@@ -4,10 +4,13 @@
  * handlers is established with promises (deferreds), never with sleeps.
  */
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
+import { z } from "zod";
 import { after, before, describe, it } from "node:test";
 import {
   connect,
   ConnectionClosedError,
+  DaemonNotRunningError,
   InvalidParamsError,
   LimitsExceedPolicyError,
   MethodNotFoundError,
@@ -84,6 +87,17 @@ describe("run", { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.equal(r.error?.line, 2);
     assert.match(r.render(), /^error: ValueError: bad input/);
     assert.match(r.render(), /line 2/);
+  });
+
+  it("what the model reads: warnings kept on success, a multi-line error shown once", async () => {
+    const warned = await client.run("import warnings\nwarnings.warn('rate is an estimate')\n41 + 1");
+    assert.equal(warned.ok, true, warned.render());
+    assert.equal(warned.render().split("\n")[0], "[stderr]");
+    assert.match(warned.render(), /UserWarning: rate is an estimate/);
+    assert.match(warned.render(), /\n42$/);
+    const multi = await client.run("raise ValueError('first line\\nsecond line')");
+    assert.ok(multi.render().startsWith("error: ValueError: first line\nsecond line\nTraceback"), multi.render());
+    assert.equal(multi.render().split("\n").filter((l) => l === "second line").length, 1, multi.render());
   });
 
   it("carries multi-byte text intact through stdout, inputs and tools", async () => {
@@ -327,9 +341,29 @@ describe("sessions and definitions", { timeout: SUITE_TIMEOUT_MS }, () => {
       format: "anthropic",
       tools: [tool({ name: "query_database", description: "Run SQL.", inputSchema: { type: "object", properties: { sql: { type: "string" } } } }, () => [])],
     });
-    const names = (defs.tools as { name?: string }[]).map((t) => t.name);
+    const names = defs.tools.map((t) => t.name); // typed per format: AnthropicToolDefinition[]
     assert.ok(names.includes("run_code"), JSON.stringify(defs.tools));
+    assert.equal(defs.tools[0]?.input_schema.type, "object");
     assert.match(defs.stubs, /async def query_database/);
+    // Specs without handlers are enough to build definitions.
+    const bare = await client.toolDefinitions({ format: "openai_responses", tools: [{ name: "lookup", description: "Look up.", inputSchema: { type: "object", properties: { key: { type: "string" } } } }] });
+    assert.match(bare.tools[0]?.description ?? "", /async def lookup\(key:/);
+    const openai = await client.toolDefinitions({ format: "openai", tools: [] });
+    assert.equal(openai.tools[0]?.function.name, "run_code"); // OpenAIChatToolDefinition[]
+    const mcp = await client.toolDefinitions({ format: "mcp", tools: [] });
+    assert.equal(mcp.tools[0]?.inputSchema.type, "object");
+  });
+
+  it("a zod-typed tool: the script's bad arguments come back as ToolError, good ones reach the handler", async () => {
+    const double = tool({ name: "double", inputSchema: z.object({ n: z.number() }), outputSchema: z.object({ doubled: z.number() }) }, ({ n }) => ({ doubled: n * 2 }));
+    const r = await client.run(
+      "ok = await double(n=21)\ntry:\n    await double(n='x')\nexcept ToolError as e:\n    bad = e.message\n[ok['doubled'], bad]",
+      { tools: [double] },
+    );
+    assert.equal(r.status, "ok", r.render());
+    const [doubled, bad] = r.value as [number, string];
+    assert.equal(doubled, 42);
+    assert.match(bad, /^TypeError: invalid arguments for double: n: /);
   });
 });
 
@@ -347,10 +381,64 @@ describe("daemon goes away", { timeout: SUITE_TIMEOUT_MS }, () => {
       await called.promise;
       d.process.kill("SIGKILL");
       await assert.rejects(pending, ConnectionClosedError);
-      assert.equal(c.closed, true);
+      assert.equal(c.connected, false);
+      assert.equal(c.closed, false); // not closed by us: the next call would reconnect
       await c.close(); // idempotent after the daemon hung up
+      assert.equal(c.closed, true);
+      await assert.rejects(c.run("1"), ConnectionClosedError);
     } finally {
       await d.stop();
+    }
+  });
+
+  it("reconnects on the next call after a daemon restart; in-flight runs fail clearly, nothing leaks", async () => {
+    const first = await startDaemon();
+    let second: Daemon | undefined;
+    try {
+      const c = await connect({ socket: first.socket });
+      assert.equal((await c.run("1 + 1")).value, 2);
+      const session = await c.createSession({ persistent: true });
+
+      // A run in flight, with a tool call being served and an AbortSignal listening.
+      const called = deferred();
+      let handlerSignal: AbortSignal | undefined;
+      const hang = tool({ name: "hang" }, (_args, { signal }) => {
+        handlerSignal = signal;
+        called.resolve();
+        return new Promise(() => {});
+      });
+      const abort = new AbortController();
+      const pending = c.run("await hang()", { tools: [hang], signal: abort.signal });
+      await called.promise;
+      assert.equal(getEventListeners(abort.signal, "abort").length, 1);
+
+      const failed = assert.rejects(pending, (err: unknown) => {
+        assert.ok(err instanceof ConnectionClosedError);
+        assert.match(err.message, /in flight; the next call reconnects/);
+        return true;
+      });
+      first.process.kill("SIGKILL");
+      await first.exited;
+      await failed;
+      assert.equal(handlerSignal?.aborted, true, "the handler's signal is aborted when the connection is lost");
+      assert.equal(getEventListeners(abort.signal, "abort").length, 0, "no abort listener left behind");
+      assert.equal(c.connected, false);
+
+      // While nothing listens, a call says so (and does not poison the client).
+      await assert.rejects(c.run("1"), DaemonNotRunningError);
+      await session.close(); // gone with the old connection: closing it is a no-op, not an error
+
+      second = await startDaemon([], { socket: first.socket });
+      // Two calls at once share one reconnection.
+      const [a, b] = await Promise.all([c.run("'again'"), c.run("await add(a=2, b=3)", { tools: [tool({ name: "add" }, ({ a, b }: { a: number; b: number }) => a + b)] })]);
+      assert.equal(a.value, "again", a.render());
+      assert.equal(b.value, 5, b.render());
+      assert.equal(c.connected, true);
+      await assert.rejects(session.run("1"), UnknownSessionError); // sessions do not survive a restart
+      await c.close();
+    } finally {
+      await second?.stop();
+      await first.stop();
     }
   });
 });

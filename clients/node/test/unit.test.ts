@@ -31,6 +31,7 @@ import {
   UnknownSessionError,
   type WireRunResult,
 } from "../src/index.js";
+import { z } from "zod";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { after } from "node:test";
 import { tmpdir } from "node:os";
@@ -177,6 +178,42 @@ describe("RunResult", () => {
     assert.equal(t.render(), "timeout: Timeout: run exceeded 1000 ms");
   });
 
+  it("keeps stderr (warnings) on success, before the value, like the Python client", () => {
+    const r = new RunResult({ ...base, stdout: "out\n", stderr: "<script>:2: UserWarning: rate is an estimate\n", value: 42 });
+    assert.equal(r.render(), "out\n[stderr]\n<script>:2: UserWarning: rate is an estimate\n42");
+  });
+
+  it("shows a multi-line or module-qualified error once", () => {
+    const multi = new RunResult({
+      ...base,
+      status: "error",
+      error: {
+        type: "ValueError",
+        message: "first line\nsecond line",
+        traceback: 'Traceback (most recent call last):\n  File "<script>", line 1, in <module>\nValueError: first line\nsecond line\n',
+        line: 1,
+      },
+    });
+    assert.equal(multi.render(), 'error: ValueError: first line\nsecond line\nTraceback (most recent call last):\n  File "<script>", line 1, in <module>');
+    const qualified = new RunResult({
+      ...base,
+      status: "error",
+      error: {
+        type: "JSONDecodeError",
+        message: "Expecting value: line 1 column 1 (char 0)",
+        traceback: 'Traceback (most recent call last):\n  File "<script>", line 2, in <module>\njson.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)\n',
+        line: 2,
+      },
+    });
+    assert.equal(qualified.render().split("Expecting value").length - 1, 1, qualified.render());
+    const bare = new RunResult({
+      ...base,
+      status: "error",
+      error: { type: "KeyError", message: "", traceback: 'Traceback (most recent call last):\n  File "<script>", line 1, in <module>\n    raise KeyError\nKeyError\n', line: 1 },
+    });
+    assert.equal(bare.render(), 'error: KeyError\nTraceback (most recent call last):\n  File "<script>", line 1, in <module>\n    raise KeyError');
+  });
+
   it("gives the wire form back from toJSON", () => {
     const r = new RunResult({ ...base, value: [1] });
     assert.deepEqual(JSON.parse(JSON.stringify(r)), { ...base, value: [1] });
@@ -204,6 +241,49 @@ describe("tools", () => {
   it("sends output schema and allowed callers in snake_case, never the handler", () => {
     const t = tool({ name: "x", outputSchema: { type: "number" }, allowedCallers: ["direct", "code_execution"] }, h);
     assert.deepEqual(toWireSpec(t), { name: "x", output_schema: { type: "number" }, allowed_callers: ["direct", "code_execution"] });
+  });
+
+  it("derives input and output JSON Schemas from zod schemas (nested objects, enums, optional keys)", () => {
+    const Order = z.object({
+      id: z.number().int(),
+      status: z.enum(["open", "shipped"]).describe("where the order is"),
+      customer: z.object({ name: z.string(), vip: z.boolean().default(false) }),
+      note: z.string().optional(),
+    });
+    const t = tool({ name: "list_orders", inputSchema: z.object({ status: z.enum(["open", "shipped"]).optional() }), outputSchema: z.array(Order) }, () => []);
+    const wire = toWireSpec(t);
+    assert.deepEqual(wire.input_schema, {
+      type: "object",
+      properties: { status: { type: "string", enum: ["open", "shipped"] } },
+    });
+    const item = (wire.output_schema as { type: string; items: Record<string, any> }).items;
+    assert.equal((wire.output_schema as { type: string }).type, "array");
+    assert.deepEqual(item.required, ["id", "status", "customer"]);
+    assert.deepEqual(item.properties.status, { type: "string", enum: ["open", "shipped"], description: "where the order is" });
+    assert.equal(item.properties.customer.type, "object");
+    assert.equal(item.properties.customer.properties.vip.default, false);
+    assert.equal("$schema" in (wire.output_schema ?? {}), false, "no dialect URI in what the daemon and model read");
+  });
+
+  it("validates arguments with a zod input schema before the handler runs, and types them", async () => {
+    const seen: number[] = [];
+    const t = tool({ name: "double", inputSchema: z.object({ n: z.number() }) }, ({ n }) => {
+      seen.push(n); // `n` is typed number from the schema
+      return n * 2;
+    });
+    const ctx = { signal: new AbortController().signal, name: "double", runId: "r", callId: 0 };
+    assert.equal(await t.handler({ n: 4 }, ctx), 8);
+    await assert.rejects(Promise.resolve(t.handler({ n: "4" } as never, ctx)), (err: unknown) => {
+      assert.ok(err instanceof TypeError);
+      assert.match(err.message, /^invalid arguments for double: n: /);
+      return true;
+    });
+    assert.deepEqual(seen, [4]);
+  });
+
+  it("says which schema cannot become JSON Schema instead of sending nonsense", () => {
+    const noJson = { "~standard": { version: 1, vendor: "old-lib", validate: (v: unknown) => ({ value: v }) } };
+    assert.throws(() => tool({ name: "x", outputSchema: noJson as never }, h), /tool x: outputSchema: this old-lib schema cannot give a JSON Schema/);
   });
 
   it("rejects definitions without a name or a handler", () => {

@@ -54,7 +54,8 @@ pub struct ExtraLimits {
     pub file_size_mb: u64,
     pub open_files: u64,
     pub threads: u64,
-    /// Disk space the scratch dir may use (watched by the daemon while the run goes on).
+    /// Size of the scratch dir: its tmpfs size (the kernel answers ENOSPC beyond it), or, when
+    /// the daemon may not mount, what the daemon lets it use while the run goes on.
     pub scratch_mb: u64,
 }
 

@@ -153,6 +153,16 @@ pub fn doctor(
         "running as root   {} (children get per-run uids only when root)",
         yes(identity::daemon_is_root())
     );
+    let _ = writeln!(
+        out,
+        "scratch dirs      {}",
+        match crate::scratch::probe_mode() {
+            crate::scratch::Mode::Tmpfs =>
+                "tmpfs per run (scratch_mb enforced by the kernel: ENOSPC)",
+            crate::scratch::Mode::Measured =>
+                "measured (cannot mount a tmpfs: no CAP_SYS_ADMIN); scratch_mb polled every 100 ms",
+        }
+    );
     let cg = cgroups();
     if cg.is_empty() {
         let _ = writeln!(out, "cgroups           none mounted");

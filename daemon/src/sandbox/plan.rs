@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::identity::{self, UidLease};
+use super::identity::{Leased, UidLease};
 use super::seccomp;
 use crate::limits::Limits;
 use crate::policy::{FsAccess, Policy};
@@ -122,7 +122,8 @@ pub struct CgroupPlan {
 
 const MIB: u64 = 1 << 20;
 
-/// The plan of one run: confinement from the policy, limits from the run, paths from the host.
+/// The plan of one run: confinement from the policy, limits from the run, paths from the host,
+/// and the uid lease taken before (`identity::for_policy`), with the scratch dir it owns.
 pub fn build(
     python: &Interpreter,
     policy: &Policy,
@@ -130,6 +131,7 @@ pub fn build(
     scratch: &Path,
     run_id: &str,
     extra_env: &[(String, String)],
+    leased: &Leased,
 ) -> SandboxPlan {
     let scratch_str = scratch.display().to_string();
     let mut env = vec![
@@ -153,24 +155,22 @@ pub fn build(
     argv.extend(["-B".into(), "-c".into(), runtime::SHIM_SOURCE.into()]);
 
     let mut refuse = None;
-    let (identity, uid_lease) = match policy.identity {
-        Some((first, last)) if identity::daemon_is_root() => match identity::lease(first, last) {
-            Some(lease) => (
-                Some(Identity {
-                    uid: lease.uid,
-                    gid: lease.uid,
-                }),
-                Some(lease),
-            ),
-            None => {
-                refuse = Some(Refusal {
-                    mechanism: "identity".into(),
-                    message: format!("every uid in {first}-{last} is in use by another run"),
-                });
-                (None, None)
-            }
-        },
-        _ => (None, None),
+    let (identity, uid_lease) = match leased {
+        Leased::Uid(lease) => (
+            Some(Identity {
+                uid: lease.uid,
+                gid: lease.uid,
+            }),
+            Some(lease.clone()),
+        ),
+        Leased::Refused(message) => {
+            refuse = Some(Refusal {
+                mechanism: "identity".into(),
+                message: message.clone(),
+            });
+            (None, None)
+        }
+        Leased::Unswitched => (None, None),
     };
 
     let x = &policy.rlimits;
@@ -275,7 +275,19 @@ mod tests {
     fn default_policy_plan_confines_everything() {
         let policy = PolicySet::builtin().get(None).unwrap();
         let scratch = Path::new("/tmp/scratch/r-1");
-        let plan = build(&python(), &policy, &policy.limits, scratch, "r-1", &[]);
+        let dir = std::env::temp_dir().join(format!("ptcd-plan-leases-{}", std::process::id()));
+        let leases = super::super::identity::LeaseDir::open(&dir).expect("lease dir");
+        let lease = Arc::new(leases.lease(64000, 64999).unwrap().expect("a free uid"));
+        let leased = Leased::Uid(lease);
+        let plan = build(
+            &python(),
+            &policy,
+            &policy.limits,
+            scratch,
+            "r-1",
+            &[],
+            &leased,
+        );
         let ll = plan.landlock.as_ref().expect("landlock on");
         assert_eq!(ll.min_abi, 6);
         assert!(ll
@@ -302,11 +314,30 @@ mod tests {
         let back: SandboxPlan = serde_json::from_str(&json).unwrap();
         assert_eq!(back.landlock, plan.landlock);
         assert_eq!(back.identity, plan.identity);
-        if identity::daemon_is_root() {
-            let id = plan.identity.expect("root daemon: a per-run uid");
-            assert!((64000..=64999).contains(&id.uid));
-            assert!(plan.rlimits.iter().any(|r| r.resource == Resource::Nproc));
-        }
+        let id = plan.identity.expect("a leased uid becomes the identity");
+        assert!((64000..=64999).contains(&id.uid));
+        assert!(plan.rlimits.iter().any(|r| r.resource == Resource::Nproc));
+        drop(plan);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_refused_lease_refuses_the_plan() {
+        let policy = PolicySet::builtin().get(None).unwrap();
+        let leased = Leased::Refused("every uid in 1-2 is in use".into());
+        let plan = build(
+            &python(),
+            &policy,
+            &policy.limits,
+            Path::new("/s"),
+            "r-4",
+            &[],
+            &leased,
+        );
+        assert!(plan.identity.is_none());
+        let refusal = plan.refuse.expect("refused");
+        assert_eq!(refusal.mechanism, "identity");
+        assert!(refusal.message.contains("in use"));
     }
 
     #[test]
@@ -319,6 +350,7 @@ mod tests {
             Path::new("/s"),
             "r-2",
             &[],
+            &Leased::Unswitched,
         );
         assert!(!plan.argv.contains(&"-S".to_string()));
         let rules = &plan.landlock.unwrap().rules;
@@ -335,7 +367,15 @@ mod tests {
             memory_mb: 256,
             ..policy.limits
         };
-        let plan = build(&python(), &policy, &limits, Path::new("/s"), "r-3", &[]);
+        let plan = build(
+            &python(),
+            &policy,
+            &limits,
+            Path::new("/s"),
+            "r-3",
+            &[],
+            &Leased::Unswitched,
+        );
         let get = |res| plan.rlimits.iter().find(|r| r.resource == res).unwrap();
         assert_eq!(get(Resource::Cpu).soft, 2);
         assert_eq!(get(Resource::As).hard, 256 << 20);

@@ -1,5 +1,5 @@
 import { RunResult } from "./result.js";
-import { type Tool } from "./tools.js";
+import { type JsonSchema, type Tool, type ToolSpec } from "./tools.js";
 /** Resource limits; each may only tighten the policy's (looser → {@link LimitsExceedPolicyError}). */
 export interface Limits {
     timeoutMs?: number;
@@ -70,18 +70,75 @@ export interface SessionOptions {
     persistent?: boolean;
     mcpServers?: string[];
 }
-export type DefinitionFormat = "openai" | "openai_responses" | "anthropic" | "gemini" | "mcp";
-/** Connects to the daemon. Rejects with {@link DaemonNotRunningError} when nothing listens. */
+/** OpenAI Chat Completions: an entry of `tools`. */
+export interface OpenAIChatToolDefinition {
+    type: "function";
+    function: {
+        name: string;
+        description: string;
+        parameters: JsonSchema;
+    };
+}
+/** OpenAI Responses API: an entry of `tools` (flat function tool). */
+export interface OpenAIResponsesToolDefinition {
+    type: "function";
+    name: string;
+    description: string;
+    parameters: JsonSchema;
+}
+/** Anthropic Messages: an entry of `tools`. */
+export interface AnthropicToolDefinition {
+    name: string;
+    description: string;
+    input_schema: JsonSchema;
+}
+/** Gemini: an entry of `functionDeclarations`. */
+export interface GeminiFunctionDeclaration {
+    name: string;
+    description: string;
+    parameters: JsonSchema;
+}
+/** MCP: an entry of a `tools/list` result. */
+export interface McpToolDefinition {
+    name: string;
+    description: string;
+    inputSchema: JsonSchema;
+}
+/** The tool shape `tools/definition` gives for each format. */
+export interface ToolDefinitionsByFormat {
+    openai: OpenAIChatToolDefinition;
+    openai_responses: OpenAIResponsesToolDefinition;
+    anthropic: AnthropicToolDefinition;
+    gemini: GeminiFunctionDeclaration;
+    mcp: McpToolDefinition;
+}
+export type DefinitionFormat = keyof ToolDefinitionsByFormat;
+/** `tools/definition` result: the tools to hand the model, and the stubs inside `run_code`'s description. */
+export interface ToolDefinitions<F extends DefinitionFormat = DefinitionFormat> {
+    tools: ToolDefinitionsByFormat[F][];
+    stubs: string;
+}
+/**
+ * Connects to the daemon. Rejects with {@link DaemonNotRunningError} when nothing listens.
+ * If the daemon later goes away (restart, crash), requests in flight reject with
+ * {@link ConnectionClosedError} and the next call connects again.
+ */
 export declare function connect(options?: ConnectOptions): Promise<Client>;
-/** One connection to ptcd. Many runs may be in flight on it at once. */
+/**
+ * One client of ptcd. Many runs may be in flight on it at once. It holds one
+ * connection at a time: when the daemon goes away, what was in flight fails with
+ * {@link ConnectionClosedError} and the next call opens a new connection.
+ */
 export declare class Client {
     #private;
     /** The socket path this client is connected to. */
     readonly socketPath: string;
     /** @internal use {@link connect}. */
     constructor(socketPath: string, socket: import("node:net").Socket);
-    /** True after {@link close} or once the daemon hung up. */
+    /** True after {@link close}: the client makes no further connection. */
     get closed(): boolean;
+    /** True while a connection to the daemon is open (false after the daemon went away, until the next call). */
+    get connected(): boolean;
     /** Optional handshake: what the daemon is, its sandbox capabilities, policies. */
     initialize(clientInfo?: {
         name: string;
@@ -97,20 +154,22 @@ export declare class Client {
     run(code: string, options?: RunOptions): Promise<RunResult>;
     /** Creates a session: tools, policy, env shared by its runs; `persistent` keeps interpreter state. */
     createSession(options?: SessionOptions): Promise<Session>;
-    /** @internal used by {@link Session.close}. */
+    /**
+     * @internal used by {@link Session.close}. Idempotent: a session already closed, or
+     * gone with the connection it was created on (the daemon closed it then), is done.
+     */
     closeSession(id: string): Promise<void>;
     /**
      * `tools/definition`: the tool list to hand the model in a provider's format
-     * (one `run_code` tool whose description shows every tool as a typed stub).
+     * (one `run_code` tool whose description shows every tool as a typed stub), typed
+     * per format. Tools need no handler here (only their specs are sent), so the
+     * definitions can be built where the tools are not served.
      */
-    toolDefinitions(options: {
-        format: DefinitionFormat;
-        tools?: readonly Tool[];
+    toolDefinitions<F extends DefinitionFormat>(options: {
+        format: F;
+        tools?: readonly ToolSpec[];
         sessionId?: string;
-    }): Promise<{
-        tools: unknown[];
-        stubs: string;
-    }>;
+    }): Promise<ToolDefinitions<F>>;
     /**
      * Low-level escape hatch: sends any method and returns its raw result (errors
      * still map to typed classes). For methods newer than this library.

@@ -51,10 +51,13 @@ export declare class RunResult {
     /**
      * The compact rendering for the model, identical to the Python client's:
      *
-     * - ok runs: stdout (and a note if it was cut), then the last expression's
-     *   value if it is not null (strings as they are, anything else as compact JSON);
-     * - other runs: stdout, `[stderr]` and stderr, then `"<status>: <type>: <message>"`
-     *   and the script-only traceback (minus its last line when it repeats the headline).
+     * - stdout (and a note if it was cut), then stderr if any (warnings are worth
+     *   reading, even when the run succeeded);
+     * - ok runs: then the last expression's value if it is not null (strings as they
+     *   are, anything else as compact JSON);
+     * - other runs: then `"<status>: <type>: <message>"` and the script-only traceback,
+     *   whose own closing `Type: message` lines (possibly several, possibly with a
+     *   module-qualified type) are not repeated.
      *
      * This, not the full result, is what should go into the model's context:
      * keeping intermediate data out of it is the whole point of programmatic tool calling.

@@ -3,6 +3,7 @@
  * the handlers stay in this process and are invoked when the daemon sends a
  * `tool/call` request back over the connection.
  */
+import { type SchemaLike } from "./schema.js";
 /** A JSON Schema object (kept loose on purpose: the daemon, not this library, interprets it). */
 export type JsonSchema = {
     [key: string]: unknown;
@@ -34,7 +35,10 @@ export interface Tool<Args = any, Result = unknown> {
     description?: string;
     /** JSON Schema of the arguments object; its `properties` order is the positional order in Python. */
     inputSchema?: JsonSchema;
-    /** JSON Schema of the result; only used for the typed stub the model sees. */
+    /**
+     * JSON Schema of the result; only used for the typed stub the model sees (an object
+     * schema becomes a `TypedDict`; without one the stub says the shape is unknown).
+     */
     outputSchema?: JsonSchema;
     allowedCallers?: AllowedCaller[];
     handler: ToolHandler<Args, Result>;
@@ -52,15 +56,24 @@ export interface WireToolSpec {
  * this library's camelCase, the wire/Anthropic `input_schema`, MCP `inputSchema`,
  * OpenAI Chat `{type: "function", function: {name, parameters}}` and the flat
  * OpenAI Responses `{type: "function", name, parameters}`.
+ *
+ * Schemas may be JSON Schema objects or schema objects of a validation library that
+ * implements Standard JSON Schema (zod ≥ 4.2, ArkType, …): they are converted to
+ * JSON Schema for the daemon, and an input schema that can validate (Standard Schema)
+ * checks the script's arguments before the handler runs.
  */
-export interface ToolDefinitionLike {
+export interface ToolDefinitionLike<Args = any, Result = any> {
     name?: string;
     description?: string;
-    inputSchema?: JsonSchema;
-    input_schema?: JsonSchema;
-    parameters?: JsonSchema;
-    outputSchema?: JsonSchema;
-    output_schema?: JsonSchema;
+    inputSchema?: SchemaLike<Args>;
+    input_schema?: SchemaLike<Args>;
+    parameters?: SchemaLike<Args>;
+    /**
+     * The result's shape: the daemon turns an object schema into a `TypedDict` in the
+     * stub the model reads, so it can write its filter code without a look first.
+     */
+    outputSchema?: SchemaLike<Result>;
+    output_schema?: SchemaLike<Result>;
     allowedCallers?: AllowedCaller[];
     allowed_callers?: AllowedCaller[];
     type?: string;
@@ -80,11 +93,18 @@ export interface ToolDefinitionLike {
  *   { name: "get_weather", inputSchema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } },
  *   async ({ city }) => ({ temp_c: 18, city }),
  * );
+ * // or with zod: arguments validated and typed, result shape shown to the model
+ * const getWeather = tool(
+ *   { name: "get_weather", inputSchema: z.object({ city: z.string() }), outputSchema: z.object({ temp_c: z.number() }) },
+ *   async ({ city }) => ({ temp_c: 18 }),
+ * );
  * ```
  */
-export declare function tool<Args = Record<string, unknown>, Result = unknown>(definition: ToolDefinitionLike, handler?: ToolHandler<Args, Result>): Tool<Args, Result>;
+export declare function tool<Args = Record<string, unknown>, Result = unknown>(definition: ToolDefinitionLike<Args, Result>, handler?: ToolHandler<Args, Result>): Tool<Args, Result>;
+/** A tool without its handler: what the daemon and the model see of it. */
+export type ToolSpec = Omit<Tool, "handler">;
 /** The spec sent to the daemon for a tool (handlers never leave this process). */
-export declare function toWireSpec(t: Tool): WireToolSpec;
+export declare function toWireSpec(t: ToolSpec): WireToolSpec;
 /**
  * The Python identifier the daemon makes of a tool name (invalid characters →
  * `_`, keywords get a trailing `_`). Used only as a fallback when matching an

@@ -3,6 +3,7 @@
  * the handlers stay in this process and are invoked when the daemon sends a
  * `tool/call` request back over the connection.
  */
+import { formatIssues, toJsonSchema, validatorFor } from "./schema.js";
 /**
  * Builds a {@link Tool} from a schema object in any of the common shapes, so
  * an existing MCP or OpenAI definition can be reused as it is:
@@ -12,6 +13,11 @@
  *   { name: "get_weather", inputSchema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } },
  *   async ({ city }) => ({ temp_c: 18, city }),
  * );
+ * // or with zod: arguments validated and typed, result shape shown to the model
+ * const getWeather = tool(
+ *   { name: "get_weather", inputSchema: z.object({ city: z.string() }), outputSchema: z.object({ temp_c: z.number() }) },
+ *   async ({ city }) => ({ temp_c: 18 }),
+ * );
  * ```
  */
 export function tool(definition, handler) {
@@ -20,7 +26,7 @@ export function tool(definition, handler) {
     if (typeof name !== "string" || name === "") {
         throw new TypeError("tool(): the definition needs a non-empty `name`");
     }
-    const run = handler ?? definition.handler;
+    let run = handler ?? definition.handler;
     if (typeof run !== "function") {
         throw new TypeError(`tool(): \`${name}\` needs a handler function`);
     }
@@ -28,13 +34,23 @@ export function tool(definition, handler) {
     const outputSchema = definition.outputSchema ?? definition.output_schema;
     const description = definition.description ?? fn?.description;
     const allowedCallers = definition.allowedCallers ?? definition.allowed_callers;
+    const validate = validatorFor(inputSchema);
+    if (validate) {
+        const inner = run;
+        run = async (args, context) => {
+            const checked = await validate(args);
+            if (checked.issues)
+                throw new TypeError(`invalid arguments for ${name}: ${formatIssues(checked.issues)}`);
+            return inner(checked.value, context);
+        };
+    }
     const result = { name, handler: run };
     if (description !== undefined)
         result.description = description;
     if (inputSchema !== undefined)
-        result.inputSchema = inputSchema;
+        result.inputSchema = toJsonSchema(inputSchema, "input", `tool ${name}: inputSchema`);
     if (outputSchema !== undefined)
-        result.outputSchema = outputSchema;
+        result.outputSchema = toJsonSchema(outputSchema, "output", `tool ${name}: outputSchema`);
     if (allowedCallers !== undefined)
         result.allowedCallers = allowedCallers;
     return result;

@@ -56,7 +56,8 @@ export class RpcConnection {
         });
         this.#closed = new Promise((resolve) => {
             socket.once("close", () => {
-                this.#shutdown(new ConnectionClosedError(lastError ? `connection to ptcd lost: ${lastError.message}` : "connection to ptcd closed", lastError ? { cause: lastError } : {}));
+                this.#shutdown(new ConnectionClosedError(`connection to ptcd lost${lastError ? ` (${lastError.message})` : ""}: the daemon closed it, ` +
+                    "stopped or restarted while this request was in flight; the next call reconnects", lastError ? { cause: lastError } : {}));
                 resolve();
             });
         });

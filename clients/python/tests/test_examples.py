@@ -32,7 +32,8 @@ def run_example(name: str, socket_path: str) -> str:
 
 def test_every_example_has_a_test() -> None:
     scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
-    assert scripts == {"revenue_by_region.py", "team_expenses.py", "recent_errors.py", "agent_loop.py"}
+    assert scripts == {"revenue_by_region.py", "team_expenses.py", "recent_errors.py", "agent_loop.py",
+                       "pydantic_ai_agent.py"}
 
 
 @pytest.mark.parametrize(
@@ -63,3 +64,13 @@ def test_agent_loop_example(socket_path: str) -> None:
     out = run_example("agent_loop.py", socket_path)
     assert "OpenAI-style loop:    These team members are over budget:" in out
     assert "Anthropic-style loop: These team members are over budget:" in out
+
+
+def test_pydantic_ai_example_measures_turns_and_bytes_with_the_framework(socket_path: str) -> None:
+    out = run_example("pydantic_ai_agent.py", socket_path)
+    assert out.startswith("over budget: ")
+    with_ptcd = next(line for line in out.splitlines() if line.startswith("pydantic-ai with ptcd: "))
+    classic = next(line for line in out.splitlines() if line.startswith("pydantic-ai, one tool call per turn: "))
+    assert "2 model turns" in with_ptcd and "10 model turns" in classic
+    last = [int(line.split("last request ")[1].split()[0].replace(",", "")) for line in (with_ptcd, classic)]
+    assert last[0] < last[1]

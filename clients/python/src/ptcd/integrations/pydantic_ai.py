@@ -21,6 +21,7 @@ Needs ``pydantic-ai-slim`` (``pip install 'ptcd[pydantic-ai]'``); tested with 2.
 from __future__ import annotations
 
 import itertools
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,6 +34,7 @@ try:
     from pydantic_ai.tools import Tool, ToolDefinition
     from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
     from pydantic_ai.toolsets.abstract import ToolsetTool
+    from pydantic_ai.toolsets.function import FunctionToolsetTool
     from pydantic_ai.toolsets.wrapper import WrapperToolset
     from pydantic_core import SchemaValidator, core_schema, to_jsonable_python
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -43,6 +45,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from .._client import AsyncClient
 from .._errors import ToolError
 from .._result import Limits
+from .._schema import return_schema
 from ._common import CODE_SCHEMA, RUN_CODE, Connection, RunOptions, describe, run_and_render, tool_spec
 
 __all__ = ["CodeModeToolset", "code_mode"]
@@ -106,9 +109,26 @@ class CodeModeToolset(WrapperToolset[Any]):
 
 def _specs(tools: Mapping[str, ToolsetTool[Any]]) -> list[dict[str, Any]]:
     return [
-        tool_spec(name, t.tool_def.description, t.tool_def.parameters_json_schema, t.tool_def.return_schema)
+        tool_spec(name, t.tool_def.description, t.tool_def.parameters_json_schema, _output_schema(t))
         for name, t in tools.items()
     ]
+
+
+def _output_schema(tool: ToolsetTool[Any]) -> dict[str, Any] | None:
+    """pydantic-ai's return schema, else the function's return hint read by ptcd (pydantic cannot
+    build one for a ``typing.TypedDict`` before Python 3.12, which ptcd's reader handles)."""
+    if tool.tool_def.return_schema:
+        return dict(tool.tool_def.return_schema)
+    toolset = tool.toolset
+    if isinstance(toolset, FunctionToolset) and isinstance(tool, FunctionToolsetTool):
+        source = toolset.tools.get(tool.original_name or tool.tool_def.name)
+        if source is not None:
+            try:
+                hint = typing.get_type_hints(source.function).get("return")
+            except Exception:
+                return None
+            return return_schema(hint) if hint is not None else None
+    return None
 
 
 def code_mode(

@@ -18,8 +18,14 @@ cd "$here"
 status=0
 "$venv/bin/python" -m pytest "$here/tests" "$@" || status=$?
 
-# Typed package: the core client and the adapters, against the frameworks' own types.
-"$venv/bin/python" -m mypy --strict "$here/src/ptcd" || status=$?
+# Typed package: the core client and the adapters, against the frameworks' own types (those need
+# Python 3.11+, as the frameworks' current releases do; on 3.10 the core alone is checked).
+if "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    "$venv/bin/python" -m mypy --strict "$here/src/ptcd" || status=$?
+else
+    "$venv/bin/python" -m mypy --strict "$here/src/ptcd" \
+        --exclude 'integrations/(pydantic_ai|openai_agents|langchain)\.py' || status=$?
+fi
 
 # The publishable artifacts: build, metadata check, and a bare install of the wheel.
 dist="$(mktemp -d)"

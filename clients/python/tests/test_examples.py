@@ -67,6 +67,7 @@ def test_agent_loop_example(socket_path: str) -> None:
 
 
 def test_pydantic_ai_example_measures_turns_and_bytes_with_the_framework(socket_path: str) -> None:
+    pytest.importorskip("pydantic_ai")
     out = run_example("pydantic_ai_agent.py", socket_path)
     assert out.startswith("over budget: ")
     with_ptcd = next(line for line in out.splitlines() if line.startswith("pydantic-ai with ptcd: "))

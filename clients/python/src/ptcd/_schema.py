@@ -231,8 +231,6 @@ def _key_qualifiers() -> set[Any]:
     return found
 
 
-_KEY_QUALIFIERS = _key_qualifiers()
-
 
 def is_pydantic_model(tp: Any) -> bool:
     """True for pydantic ``BaseModel`` subclasses, without importing pydantic when it is absent."""
@@ -243,7 +241,10 @@ def is_pydantic_model(tp: Any) -> bool:
 
 
 def _is_typeddict(tp: Any) -> bool:
-    return isinstance(tp, type) and typing.is_typeddict(tp)
+    if not isinstance(tp, type):
+        return False
+    extensions = sys.modules.get("typing_extensions")  # its TypedDict differs from typing's before 3.11
+    return typing.is_typeddict(tp) or bool(extensions is not None and extensions.is_typeddict(tp))
 
 
 def _class_doc(cls: type) -> Docstring:
@@ -288,7 +289,7 @@ class SchemaBuilder:
         origin = typing.get_origin(hint)
         args = typing.get_args(hint)
 
-        if origin is not None and origin in _KEY_QUALIFIERS:  # TypedDict's NotRequired[X] etc.
+        if origin is not None and origin in _key_qualifiers():  # TypedDict's NotRequired[X] etc.
             return self.schema(args[0])
         if origin is typing.Annotated:
             schema = dict(self.schema(args[0]))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import pytest
 
@@ -16,7 +16,7 @@ from langchain_core.language_models.chat_models import BaseChatModel  # noqa: E4
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage  # noqa: E402
 from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
 from langchain_core.runnables import RunnableConfig  # noqa: E402
-from langchain_core.tools import StructuredTool, ToolException, tool  # noqa: E402
+from langchain_core.tools import InjectedToolCallId, StructuredTool, ToolException, tool  # noqa: E402
 from langchain_core.utils.function_calling import convert_to_openai_tool  # noqa: E402
 from langchain.agents import create_agent  # noqa: E402
 from langgraph.prebuilt import ToolRuntime  # noqa: E402
@@ -49,6 +49,12 @@ async def get_ticket(ticket_id: int, runtime: ToolRuntime[Tenant]) -> Ticket:
 def region(config: RunnableConfig) -> str:
     """The deployment region of this conversation."""
     return str(config["configurable"]["region"])
+
+
+@tool
+def audit(note: str, call_id: Annotated[str, InjectedToolCallId]) -> dict[str, str]:
+    """Record an audit note; says which tool call recorded it."""
+    return {"note": note, "recorded_by": call_id}
 
 
 def _escalate(ticket_id: int) -> str:
@@ -86,7 +92,7 @@ class ScriptWriterChat(BaseChatModel):
 
 async def make_agent(client: ptcd.AsyncClient) -> tuple[Any, ScriptWriterChat]:
     model = ScriptWriterChat()
-    run_code = await code_tool([get_ticket, region, escalate], client=client)
+    run_code = await code_tool([get_ticket, region, escalate, audit], client=client)
     return create_agent(model, [run_code], context_schema=Tenant), model
 
 
@@ -147,3 +153,10 @@ async def test_a_run_the_daemon_refuses_is_explained_to_the_model(client: ptcd.A
     run_code = await code_tool([region], client=client, policy="no-such-policy")
     out = await run_code.ainvoke({"code": "1 + 1"})
     assert out.startswith("run_code failed before the script could finish: UnknownPolicy: ")
+
+
+async def test_a_tool_with_an_injected_tool_call_id_gets_one_per_call(client: ptcd.AsyncClient) -> None:
+    agent, model = await make_agent(client)
+    code = "rows = await asyncio.gather(audit('a'), audit('b'))\nprint([r['note'] for r in rows], len({r['recorded_by'] for r in rows}))"
+    assert (await ask(agent, code)).strip() == "['a', 'b'] 2"
+    assert "async def audit(note: str)" in model.bound[0]["function"]["description"]

@@ -50,7 +50,7 @@ except ImportError:  # pragma: no cover - exercised only without langgraph
 from .._client import AsyncClient
 from .._result import Limits
 from .._schema import return_schema
-from ._common import RUN_CODE, Connection, RunOptions, describe, run_and_render, tool_spec
+from ._common import RUN_CODE, Connection, RunOptions, describe, parse_json_text, run_and_render, tool_spec
 
 __all__ = ["code_tool"]
 
@@ -76,6 +76,20 @@ def _output_schema(tool: BaseTool) -> dict[str, Any] | None:
 def _spec(tool: BaseTool) -> dict[str, Any]:
     function = convert_to_openai_tool(tool)["function"]
     return tool_spec(tool.name, function.get("description"), function.get("parameters"), _output_schema(tool))
+
+
+def _hidden_arguments(tool: BaseTool) -> set[str]:
+    """Arguments of the tool that the model does not see (injected ones)."""
+    try:
+        schema = tool.get_input_schema()
+        visible = tool.tool_call_schema
+    except Exception:
+        return set()
+    fields = getattr(schema, "model_fields", None)
+    shown = getattr(visible, "model_fields", None)
+    if not isinstance(fields, dict) or not isinstance(shown, dict):
+        return set()
+    return set(fields) - set(shown)
 
 
 def _injected(tool: BaseTool, runtime: Any, call_id: str) -> dict[str, Any]:
@@ -127,8 +141,16 @@ async def code_tool(
         async def call(tool_name: str, arguments: dict[str, Any]) -> Any:
             tool = by_name[tool_name]
             call_id = f"{outer_id}/{next(_call_ids)}"
-            value = await tool.ainvoke({**arguments, **_injected(tool, runtime, call_id)}, config=config)
-            return to_jsonable_python(value)
+            injected = _injected(tool, runtime, call_id)
+            if _hidden_arguments(tool) - set(injected):
+                # Arguments only langchain-core fills (InjectedToolCallId): invoke the tool as a
+                # tool call, as ToolNode does, and read its message's content back.
+                message = await tool.ainvoke(
+                    {"type": "tool_call", "name": tool_name, "args": {**arguments, **injected}, "id": call_id},
+                    config=config,
+                )
+                return to_jsonable_python(parse_json_text(getattr(message, "content", message)))
+            return to_jsonable_python(await tool.ainvoke({**arguments, **injected}, config=config))
 
         return await run_and_render(connection, code, specs, call, options)
 

@@ -12,7 +12,8 @@ the script makes is the tool's own ``ainvoke`` (its argument validation included
 ``RunnableConfig`` of the ``run_code`` call, so ``configurable`` values, callbacks and tracing
 reach the tools; under LangGraph, tools that take ``runtime: ToolRuntime`` (context, store, state)
 or ``InjectedState`` / ``InjectedStore`` arguments get them from the graph run, as ``ToolNode``
-would inject them.
+would inject them; a tool taking ``InjectedToolCallId`` is invoked as a tool call, with an id per
+call, and its message's content is what the script gets (parsed as JSON when it is JSON).
 
 Errors: a tool's exception (``ToolException`` included) and invalid arguments reach the script as
 ``ToolError``, whatever ``handle_tool_error`` / ``handle_validation_error`` say (those turn errors

@@ -76,6 +76,9 @@ async def test_next_call_reconnects_after_a_daemon_restart_and_in_flight_runs_fa
         assert client._pending == {} and client._core.pending == {}
         assert client._tool_tasks == {}
 
+        # While the daemon is down, calls say so (and keep trying on the next call).
+        with pytest.raises(ptcd.DaemonNotRunning):
+            await client.run("1")
         restartable.start()
         result = await client.run("await echo('back')", tools=[echo])
         assert result.ok and result.value == "back"

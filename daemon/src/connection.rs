@@ -342,6 +342,7 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
     let format = crate::definitions::Format::parse(map.get("format"))?;
     map.remove("format");
     let mut specs = Vec::new();
+    let mut persistent = false;
     match map.remove("session_id") {
         None | Some(Value::Null) => {}
         Some(Value::String(id)) => {
@@ -349,6 +350,7 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
                 .get(&id)
                 .ok_or_else(|| crate::session::unknown_session(&id))?;
             specs = session.specs.clone();
+            persistent = session.persistent;
         }
         Some(_) => {
             return Err(RpcError::invalid_params(
@@ -370,7 +372,7 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
         specs.extend(extra);
     }
     crate::params::reject_unknown(&map, "tools/definition")?;
-    Ok(crate::definitions::definitions(&specs, format))
+    Ok(crate::definitions::definitions(&specs, format, persistent))
 }
 
 fn start_run(ctx: &ConnectionCtx, tables: &Tables, id: Id, params: Value) {

@@ -58,12 +58,39 @@ def _n(count: int, noun: str) -> str:
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
-def report(code: str, result: ptcd.RunResult, meter: ContextMeter) -> None:
-    """Print the context cost of the run next to the classic loop's."""
+def _openai_tools(tools: list[Any]) -> list[dict[str, Any]]:
+    """The tools as a classic loop hands them to the model (OpenAI function format)."""
+    out = []
+    for item in tools:
+        spec = ptcd.as_tool(item).spec()
+        out.append({"type": "function", "function": {
+            "name": spec["name"], "description": spec.get("description", ""),
+            "parameters": spec.get("input_schema", {"type": "object", "properties": {}})}})
+    return out
+
+
+async def report(
+    client: ptcd.AsyncClient, code: str, result: ptcd.RunResult, meter: ContextMeter, tools: list[Any]
+) -> None:
+    """Print model turns and the bytes that reached the model's context, with ptcd and without.
+
+    Both sides count the tool definitions the model is given, then what each turn adds: with ptcd,
+    the script the model writes (one ``run_code`` call) and the rendered result; in a classic
+    loop, every tool call and its full result, one per model turn. Each side ends with one more
+    turn in which the model answers.
+    """
+    run_code = (await client.tool_definitions(tools, format="openai"))["tools"]
+    ptcd_definition = len(json.dumps(run_code).encode())
+    classic_definitions = len(json.dumps(_openai_tools(tools)).encode())
     rendered = len(result.render().encode())
     written = len(json.dumps({"code": code}).encode())
+    ptcd_total = ptcd_definition + written + rendered
+    classic_total = classic_definitions + meter.bytes
     print()
-    print(f"ptcd: {rendered:,} bytes of tool result reached the model "
-          f"(+ {written:,} bytes of code it wrote; 1 run_code call, {_n(result.tool_calls, 'tool call')} inside it)")
-    print(f"one tool call per turn: {meter.bytes:,} bytes of tool calls and results in the context "
-          f"({_n(meter.calls, 'call')}, {_n(meter.calls, 'model turn')})")
+    print(f"ptcd: {ptcd_total:,} bytes into the model's context in 2 model turns "
+          f"(run_code definition with typed stubs {ptcd_definition:,} + script {written:,} + result {rendered:,}; "
+          f"{_n(result.tool_calls, 'tool call')} ran inside one run_code call)")
+    print(f"one tool call per turn: {classic_total:,} bytes into the model's context in "
+          f"{_n(meter.calls + 1, 'model turn')} (tool definitions {classic_definitions:,} + "
+          f"{_n(meter.calls, 'tool call')} with results {meter.bytes:,})")
+    print(f"saved: {1 - ptcd_total / classic_total:.1%} of the bytes, {_n(meter.calls - 1, 'model turn')}")

@@ -72,16 +72,17 @@ f"{len(errors)} most recent errors out of {len(logs)} entries"
 
 async def main() -> None:
     meter = ContextMeter()
+    tools = [meter.metered(get_logs)]
     async with ptcd.AsyncClient() as client:
-        result = await client.run(CODE, tools=[meter.metered(get_logs)])
-    print(result.render())
-    if not result.ok:
-        raise SystemExit(1)
+        result = await client.run(CODE, tools=tools)
+        print(result.render())
+        if not result.ok:
+            raise SystemExit(1)
+        await report(client, CODE, result, meter, tools)
     expected = [e for e in LOGS if e["level"] == "ERROR"][-10:]
     printed = result.stdout.splitlines()
     assert printed == [f"{e['timestamp']} {e['service']} {e['message']}" for e in expected]
     assert result.value == "10 most recent errors out of 10000 entries"
-    report(CODE, result, meter)
 
 
 if __name__ == "__main__":

@@ -99,14 +99,13 @@ async def main() -> None:
 
         async with ptcd.AsyncClient() as client:
             result = await client.run(CODE, tools=[query_database])
-
-        print(result.render())
-        if not result.ok:
-            raise SystemExit(1)
+            print(result.render())
+            if not result.ok:
+                raise SystemExit(1)
+            await report(client, CODE, result, meter, [query_database])
         top, top_cents, total_cents = ground_truth(path)
         assert f"Top region: {top} (${top_cents / 100:,.2f})" in result.stdout, "wrong top region"
         assert f"Total revenue: ${total_cents / 100:,.2f}" in result.stdout, "wrong total"
-        report(CODE, result, meter)
 
 
 if __name__ == "__main__":

@@ -101,14 +101,14 @@ async def main() -> None:
     tools = [meter.metered(get_team_members), meter.metered(get_expenses)]
     async with ptcd.AsyncClient() as client:
         result = await client.run(CODE, tools=tools)
-    print(result.render())
-    if not result.ok:
-        raise SystemExit(1)
+        print(result.render())
+        if not result.ok:
+            raise SystemExit(1)
+        await report(client, CODE, result, meter, tools)
     expected = over_budget()
     assert f"{len(expected)} of {len(MEMBERS)} members are over budget" in result.stdout
     for name in expected:
         assert f"\n{name}: spent" in "\n" + result.stdout, f"{name} should be listed"
-    report(CODE, result, meter)
 
 
 if __name__ == "__main__":

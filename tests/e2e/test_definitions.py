@@ -7,6 +7,9 @@ Each test is named for the behaviour it proves.
 from __future__ import annotations
 
 import inspect
+import os
+import typing
+from pathlib import Path
 from typing import Any
 
 from rpc import RpcClient
@@ -141,3 +144,104 @@ def test_bad_definition_requests_name_the_field(client: RpcClient) -> None:
     assert m["error"]["data"]["field"] == "tools[0].name"
     m = client.call("tools/definition", {"format": "openai", "session_id": "s-nope"})
     assert m["error"]["code"] == -32001
+
+
+# --- result shapes: object output schemas become TypedDict classes ------------------------------
+
+GOLDEN = Path(__file__).parent / "golden"
+
+ORDERS = {  # the shape pydantic emits for `list[Order]`: `$defs`, `$ref`, enums, optional keys
+    "name": "list_orders",
+    "description": "A customer's orders, newest first.",
+    "input_schema": {"type": "object", "properties": {"customer": {"type": "string"}}, "required": ["customer"]},
+    "output_schema": {
+        "type": "array",
+        "items": {"$ref": "#/$defs/Order"},
+        "$defs": {
+            "Order": {
+                "type": "object", "title": "Order", "description": "One order.",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "status": {"$ref": "#/$defs/Status"},
+                    "lines": {"type": "array", "items": {"$ref": "#/$defs/Line"}},
+                    "shipping": {"anyOf": [{"$ref": "#/$defs/Address"}, {"type": "null"}], "default": None},
+                    "note": {"type": "string", "description": "Free text from the customer.", "default": ""},
+                },
+                "required": ["id", "status", "lines"],
+            },
+            "Status": {"type": "string", "enum": ["open", "shipped", "cancelled"]},
+            "Line": {
+                "type": "object",
+                "properties": {
+                    "sku": {"type": "string"},
+                    "qty": {"type": "integer", "description": "Units ordered.", "default": 1},
+                    "price": {"type": "object", "properties": {
+                        "amount_cents": {"type": "integer"}, "currency": {"const": "EUR"}},
+                        "required": ["amount_cents", "currency"]},
+                },
+                "required": ["sku", "price"],
+            },
+            "Address": {"type": "object", "title": "Address", "properties": {
+                "city": {"type": "string"}, "country": {"type": "string", "description": "ISO 3166 code."}},
+                "required": ["city", "country"]},
+        },
+    },
+}
+CATEGORIES = {  # a recursive shape, and a map of objects
+    "name": "category_tree",
+    "output_schema": {
+        "$ref": "#/$defs/Category",
+        "$defs": {"Category": {"type": "object", "title": "Category", "properties": {
+            "name": {"type": "string"},
+            "children": {"type": "array", "items": {"$ref": "#/$defs/Category"}},
+            "counts": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+                "open": {"type": "integer"}, "done": {"type": "boolean"}}}},
+        }, "required": ["name", "children"]}},
+    },
+}
+HEADERS = {  # keys that are not Python identifiers
+    "name": "fetch-headers",
+    "output_schema": {"type": "object", "description": "Response headers.", "properties": {
+        "content-type": {"type": "string"}, "x-request-id": {"type": ["string", "null"]}},
+        "required": ["content-type"]},
+}
+UNTYPED = {"name": "raw_dump", "description": "Whatever the backend returns."}
+
+
+def test_nested_output_schemas_become_typed_dicts_golden(client: RpcClient) -> None:
+    stubs = definitions(client, format="openai", tools=[ORDERS, CATEGORIES, HEADERS, UNTYPED])["stubs"]
+    golden = GOLDEN / "stubs_nested_outputs.py"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(stubs)
+    assert stubs == golden.read_text(), f"stubs changed (UPDATE_GOLDEN=1 to accept):\n{stubs}"
+
+
+def test_typed_dict_stubs_compile_and_describe_the_result_shape(client: RpcClient) -> None:
+    stubs = definitions(client, format="openai", tools=[ORDERS, CATEGORIES, HEADERS, UNTYPED])["stubs"]
+    namespace: dict = {}
+    # dont_inherit: this module's `from __future__ import annotations` would turn the stubs'
+    # annotations into strings, which hides NotRequired from TypedDict.
+    exec(compile(stubs, "<stubs>", "exec", dont_inherit=True), namespace)
+    order = namespace["Order"]
+    assert order.__required_keys__ == {"id", "status", "lines"}
+    assert order.__optional_keys__ == {"shipping", "note"}
+    hints = typing.get_type_hints(order)
+    assert hints["status"] == typing.Literal["open", "shipped", "cancelled"]
+    assert hints["lines"] == list[namespace["Line"]]
+    assert hints["shipping"] == typing.Optional[namespace["Address"]]
+    assert typing.get_type_hints(namespace["Line"])["price"] is namespace["LinePrice"]
+    assert typing.get_type_hints(namespace["list_orders"])["return"] == list[order]
+    assert typing.get_type_hints(namespace["category_tree"])["return"] is namespace["Category"]
+    assert namespace["FetchHeadersResult"].__required_keys__ == {"content-type"}
+    # A tool without an output schema says so, so the model knows to look before it filters.
+    assert "undocumented shape" in namespace["raw_dump"].__doc__
+    assert "undocumented shape" not in namespace["list_orders"].__doc__
+
+
+def test_persistent_session_description_says_variables_persist(client: RpcClient) -> None:
+    persistent = client.call("session/create", {"tools": [UNTYPED], "persistent": True})["result"]["session_id"]
+    plain = client.call("session/create", {"tools": [UNTYPED]})["result"]["session_id"]
+    described = {sid: definitions(client, format="anthropic", session_id=sid)["tools"][0]["description"]
+                 for sid in (persistent, plain)}
+    assert "persist from one run to the next" in described[persistent]
+    assert "persist" not in described[plain]

@@ -32,7 +32,8 @@ def run_example(name: str, socket_path: str) -> str:
 
 def test_every_example_has_a_test() -> None:
     scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
-    assert scripts == {"revenue_by_region.py", "team_expenses.py", "recent_errors.py", "agent_loop.py"}
+    assert scripts == {"revenue_by_region.py", "team_expenses.py", "recent_errors.py", "agent_loop.py",
+                       "pydantic_ai_agent.py"}
 
 
 @pytest.mark.parametrize(
@@ -43,7 +44,7 @@ def test_every_example_has_a_test() -> None:
         ("recent_errors.py", "10 most recent errors out of 10000 entries"),
     ],
 )
-def test_seed_examples_print_answer_and_context_sizes(name: str, answer: str, socket_path: str) -> None:
+def test_seed_examples_print_answer_turns_and_context_sizes(name: str, answer: str, socket_path: str) -> None:
     out = run_example(name, socket_path)
     assert answer in out
     ptcd_line = next(line for line in out.splitlines() if line.startswith("ptcd: "))
@@ -51,9 +52,26 @@ def test_seed_examples_print_answer_and_context_sizes(name: str, answer: str, so
     ptcd_bytes = int(ptcd_line.split()[1].replace(",", ""))
     classic_bytes = int(classic_line.split()[5].replace(",", ""))
     assert 0 < ptcd_bytes < classic_bytes
+    # Turns: ptcd writes one script and answers; the classic loop takes one turn per tool call.
+    assert "in 2 model turns" in ptcd_line
+    calls = int(ptcd_line.split("; ")[-1].split()[0].replace(",", ""))
+    assert f"in {calls + 1:,} model turn" in classic_line
+    # The run_code definition the model reads carries typed stubs, and is counted.
+    assert "run_code definition with typed stubs" in ptcd_line
 
 
 def test_agent_loop_example(socket_path: str) -> None:
     out = run_example("agent_loop.py", socket_path)
     assert "OpenAI-style loop:    These team members are over budget:" in out
     assert "Anthropic-style loop: These team members are over budget:" in out
+
+
+def test_pydantic_ai_example_measures_turns_and_bytes_with_the_framework(socket_path: str) -> None:
+    pytest.importorskip("pydantic_ai")
+    out = run_example("pydantic_ai_agent.py", socket_path)
+    assert out.startswith("over budget: ")
+    with_ptcd = next(line for line in out.splitlines() if line.startswith("pydantic-ai with ptcd: "))
+    classic = next(line for line in out.splitlines() if line.startswith("pydantic-ai, one tool call per turn: "))
+    assert "2 model turns" in with_ptcd and "10 model turns" in classic
+    last = [int(line.split("last request ")[1].split()[0].replace(",", "")) for line in (with_ptcd, classic)]
+    assert last[0] < last[1]

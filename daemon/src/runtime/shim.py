@@ -456,7 +456,9 @@ def _script_globals(job: Dict[str, Any], channel: Channel, state: State) -> Dict
 def _compile(source: str) -> List[types.CodeType]:
     """Body (exec) and, if the script ends with an expression, that expression (eval)."""
     flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-    linecache.cache[SCRIPT] = (len(source), None, source.splitlines(True), SCRIPT)
+    # Each line ends with exactly one "\n": CPython 3.11 places the traceback's carets assuming so.
+    lines = [line.rstrip() + "\n" for line in source.splitlines()]
+    linecache.cache[SCRIPT] = (len(source), None, lines, SCRIPT)
     try:
         tree = compile(source, SCRIPT, "exec", flags | ast.PyCF_ONLY_AST, dont_inherit=True)
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
@@ -508,6 +510,13 @@ def _error_info(exc: BaseException) -> Dict[str, Any]:
         line = exc.lineno
     return {"type": type(exc).__name__, "message": str(exc)[:MAX_TEXT],
             "traceback": "".join(te.format())[-MAX_TEXT:], "line": line}
+
+
+def _name_error_hint(exc: BaseException, state: State) -> None:
+    """An unknown name (often a misspelt or missing tool) lists the tools this run has."""
+    if type(exc) is NameError and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        tools = ", ".join(sorted(state.tools)) or "none"
+        exc.args = (f"{exc.args[0]}; available tools: {tools}",)
 
 
 def _done_line(outcome: Tuple[bool, Any]) -> bytes:
@@ -573,6 +582,7 @@ def main() -> None:
         try:
             outcome = (True, _run_script(job, channel, state))
         except BaseException as exc:  # SystemExit and KeyboardInterrupt are results too
+            _name_error_hint(exc, state)
             outcome = (False, exc)
         _flush_std()
         channel.send_blocking(_done_line(outcome))

@@ -11,6 +11,10 @@ Ownership rules, so nothing leaks or hangs: a run that is cancelled by its calle
 answer to a small cleanup task that sends ``run/cancel`` and waits for the daemon's final
 ``cancelled`` answer; closing the client (or the daemon going away) fails every pending request with
 :class:`~ptcd.ConnectionClosed` and cancels every tool task.
+
+Reconnecting: when the daemon goes away (stopped, restarted), the runs in flight fail with
+:class:`~ptcd.ConnectionClosed`, and the next call opens a new connection. Sessions do not survive
+that (the daemon closed them), so their tools are forgotten too.
 """
 
 from __future__ import annotations
@@ -86,6 +90,14 @@ def _tool_map(tools: Iterable[ToolLike]) -> dict[str, Tool]:
     return mapping
 
 
+def _definition_spec(item: ToolLike) -> dict[str, Any]:
+    """The ToolSpec of a tool for ``tools/definition``, where no handler is needed: a spec dict
+    is sent as it is (minus any ``handler``)."""
+    if isinstance(item, Mapping) and not callable(item.get("handler")):
+        return {key: value for key, value in item.items() if key != "handler"}
+    return as_tool(item).spec()
+
+
 def _limits_to_wire(limits: Limits | Mapping[str, Any]) -> dict[str, Any]:
     return limits.to_wire() if isinstance(limits, Limits) else dict(limits)
 
@@ -123,6 +135,9 @@ class AsyncClient:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._closed_error: ConnectionClosed | None = None
         self._connected = False
+        self._reconnect_lock = asyncio.Lock()
+        self.reconnects = 0
+        """How many times the client reconnected after losing the daemon."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -130,6 +145,10 @@ class AsyncClient:
         """Open the connection; raises :class:`~ptcd.DaemonNotRunning` when nothing listens."""
         if self._connected:
             return
+        await self._open()
+        self._connected = True
+
+    async def _open(self) -> None:
         path = self.socket_path
         hint = (
             f"Start the daemon with `ptcd serve` (or `ptcd serve --socket {path}`), "
@@ -150,7 +169,6 @@ class AsyncClient:
             raise PtcdError(f"permission denied connecting to {path}: {exc}") from None
         except OSError as exc:
             raise DaemonNotRunning(f"cannot connect to ptcd at {path}: {exc}. {hint}", path=path) from None
-        self._connected = True
         self._closed_error = None
         self._reader_task = asyncio.create_task(self._read_loop(), name="ptcd-reader")
 
@@ -313,13 +331,17 @@ class AsyncClient:
     ) -> dict[str, Any]:
         """``tools/definition``: the ``run_code`` tool (and direct tools) in a provider's format.
 
+        ``tools`` may be functions, :class:`~ptcd.Tool` objects, or spec dicts with or without a
+        ``handler`` (only the definitions are needed here). With ``session_id``, the session's
+        tools are included, and ``tools`` of the same name replace them.
         Returns ``{"tools": [...], "stubs": "<python source>"}``.
         """
         params: dict[str, Any] = {"format": format}
         if session_id is not None:
             params["session_id"] = session_id
-        else:
-            params["tools"] = [definition.spec() for definition in _tool_map(tools).values()]
+        specs = [_definition_spec(item) for item in tools]
+        if specs or session_id is None:
+            params["tools"] = specs
         result: dict[str, Any] = await self.request("tools/definition", params)
         return result
 
@@ -331,25 +353,69 @@ class AsyncClient:
         if not self._connected:
             raise ConnectionClosed("the ptcd client is not connected (use `async with` or connect())")
 
+    async def _ensure_connection(self) -> None:
+        """Reconnect if the daemon went away since the last call (not if the client was closed)."""
+        if not self._connected or self._closed_error is None:
+            return
+        async with self._reconnect_lock:
+            if self._closed_error is None:
+                return  # another call reconnected first
+            await self._drop_transport()
+            self._session_tools.clear()  # the daemon closed them with the old connection
+            await self._open()
+            self.reconnects += 1
+            log.info("reconnected to ptcd at %s", self.socket_path)
+
+    async def _drop_transport(self) -> None:
+        """Release the old connection's writer, reader task and tool tasks."""
+        if self._writer is not None:
+            self._writer.close()
+            try:
+                await self._writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+            self._writer = None
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            await asyncio.gather(self._reader_task, return_exceptions=True)
+            self._reader_task = None
+        tasks = list(self._tool_tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _start(
         self, method: str, params: dict[str, Any] | None, state: _RunState | None = None
     ) -> tuple[int, asyncio.Future[Any]]:
-        """Register and send a request; returns its id and the future of its answer."""
-        self._check_open()
-        request_id, line = self._core.request(method, params)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        if state is not None:
-            self._runs[request_id] = state  # before sending: its first tool call may come at once
-        try:
-            await self._send(line, state)
-        except BaseException:
-            if state is None or not state.sent:
-                self._pending.pop(request_id, None)
-                self._runs.pop(request_id, None)
-                self._core.forget(request_id)
-            raise
-        return request_id, future
+        """Register and send a request; returns its id and the future of its answer.
+
+        A request that cannot be written because the connection is already gone (the daemon
+        restarted while this client was idle) was never received by a live daemon: the client
+        reconnects and sends it once more.
+        """
+        for attempt in (1, 2):
+            await self._ensure_connection()
+            self._check_open()
+            request_id, line = self._core.request(method, params)
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._pending[request_id] = future
+            if state is not None:
+                state.sent = False
+                self._runs[request_id] = state  # before sending: its first tool call may come at once
+            try:
+                await self._send(line, state)
+            except ConnectionClosed as exc:
+                self._forget_run(request_id)
+                if attempt == 2 or not self._connected:
+                    raise
+                self._fail_all(exc)  # the old connection is dead: mark it, so the retry reconnects
+                continue
+            except BaseException:
+                if state is None or not state.sent:
+                    self._forget_run(request_id)
+                raise
+            return request_id, future
+        raise AssertionError("unreachable")
 
     async def _send(self, line: bytes, state: _RunState | None = None) -> None:
         async with self._write_lock:
@@ -392,7 +458,10 @@ class AsyncClient:
 
     async def _read_loop(self) -> None:
         assert self._reader is not None
-        error = ConnectionClosed("the daemon closed the connection")
+        error = ConnectionClosed(
+            "the daemon closed the connection (stopped or restarted) while this request was pending; "
+            "its outcome is unknown. The next call reconnects."
+        )
         try:
             while True:
                 try:
@@ -408,7 +477,7 @@ class AsyncClient:
                 if event is not None:
                     self._dispatch(event)
         except (ConnectionError, OSError) as exc:
-            error = ConnectionClosed(f"lost the connection to the daemon: {exc}")
+            error = ConnectionClosed(f"lost the connection to the daemon: {exc}. The next call reconnects.")
         finally:
             self._fail_all(error)
 
@@ -509,6 +578,8 @@ class AsyncClient:
         if self._closed_error is None:
             self._closed_error = error
         pending = list(self._pending.values())
+        for request_id in self._pending:
+            self._core.forget(request_id)
         self._pending.clear()
         for future in pending:
             if not future.done():

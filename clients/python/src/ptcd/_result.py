@@ -111,31 +111,30 @@ class RunResult:
     def render(self) -> str:
         """Compact text for the model: output, then the value or the error with its traceback.
 
-        Ok runs: stdout (and a note if it was cut), then the last expression's value if it is not
-        null (strings as they are, anything else as compact JSON). Other runs: stdout, stderr, then
-        ``"<status>: <type>: <message>"`` and the script's traceback.
+        Ok runs: stdout (and a note if it was cut), stderr if any (warnings are worth reading),
+        then the last expression's value if it is not null (strings as they are, anything else as
+        compact JSON). Other runs: stdout, stderr, then ``"<status>: <type>: <message>"`` and the
+        script's traceback, whose own closing ``Type: message`` lines are not repeated.
         """
         parts: list[str] = []
         if self.stdout:
             parts.append(self.stdout.rstrip("\n"))
         if self.truncated.stdout:
             parts.append(f"[stdout truncated: {self.truncated.stdout} bytes omitted]")
-        if self.ok:
-            if self.value is not None:
-                parts.append(self.value if isinstance(self.value, str) else _compact(self.value))
-            return "\n".join(parts) if parts else "(no output)"
         if self.stderr:
             parts.append("[stderr]\n" + self.stderr.rstrip("\n"))
         if self.truncated.stderr:
             parts.append(f"[stderr truncated: {self.truncated.stderr} bytes omitted]")
+        if self.ok:
+            if self.value is not None:
+                parts.append(self.value if isinstance(self.value, str) else _compact(self.value))
+            return "\n".join(parts) if parts else "(no output)"
         if self.error is not None:
-            headline = f"{self.status}: {self.error.type}: {self.error.message}"
-            traceback = (self.error.traceback or "").rstrip("\n").splitlines()
-            # Python's traceback ends with the "Type: message" line the headline already shows.
-            if traceback and traceback[-1].strip() == f"{self.error.type}: {self.error.message}".strip():
-                traceback.pop()
-            if any(line.strip() for line in traceback):
-                headline += "\n" + "\n".join(traceback)
+            error = f"{self.error.type}: {self.error.message}" if self.error.message else self.error.type
+            lines = _without_closing_error((self.error.traceback or "").rstrip("\n").splitlines(), error)
+            headline = f"{self.status}: {error}"
+            if any(line.strip() for line in lines):
+                headline += "\n" + "\n".join(lines)
             parts.append(headline)
         else:
             parts.append(self.status)
@@ -148,6 +147,19 @@ class RunResult:
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _without_closing_error(lines: list[str], error: str) -> list[str]:
+    """``lines`` minus a closing ``Type: message`` (possibly module-qualified, possibly several
+    lines long) equal to ``error``, which the headline already shows."""
+    expected = error.splitlines() or [error]
+    n = len(expected)
+    if len(lines) < n or lines[len(lines) - n + 1 :] != expected[1:]:
+        return lines
+    first = lines[-n]
+    if first == expected[0] or first.endswith("." + expected[0]):
+        return lines[:-n]
+    return lines
 
 
 def _compact(value: Any) -> str:

@@ -220,6 +220,18 @@ _MAPPING_ORIGINS = {dict, collections.abc.Mapping, collections.abc.MutableMappin
 _PRIMITIVES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
+def _key_qualifiers() -> set[Any]:
+    """``Required`` / ``NotRequired`` / ``ReadOnly`` from typing and typing_extensions, where present."""
+    found: set[Any] = set()
+    for module in (typing, sys.modules.get("typing_extensions")):
+        for name in ("Required", "NotRequired", "ReadOnly"):
+            qualifier = getattr(module, name, None) if module is not None else None
+            if qualifier is not None:
+                found.add(qualifier)
+    return found
+
+
+
 def is_pydantic_model(tp: Any) -> bool:
     """True for pydantic ``BaseModel`` subclasses, without importing pydantic when it is absent."""
     pydantic = sys.modules.get("pydantic")
@@ -229,7 +241,10 @@ def is_pydantic_model(tp: Any) -> bool:
 
 
 def _is_typeddict(tp: Any) -> bool:
-    return isinstance(tp, type) and typing.is_typeddict(tp)
+    if not isinstance(tp, type):
+        return False
+    extensions = sys.modules.get("typing_extensions")  # its TypedDict differs from typing's before 3.11
+    return typing.is_typeddict(tp) or bool(extensions is not None and extensions.is_typeddict(tp))
 
 
 def _class_doc(cls: type) -> Docstring:
@@ -274,6 +289,8 @@ class SchemaBuilder:
         origin = typing.get_origin(hint)
         args = typing.get_args(hint)
 
+        if origin is not None and origin in _key_qualifiers():  # TypedDict's NotRequired[X] etc.
+            return self.schema(args[0])
         if origin is typing.Annotated:
             schema = dict(self.schema(args[0]))
             for meta in args[1:]:
@@ -354,7 +371,10 @@ class SchemaBuilder:
                 required_keys = getattr(cls, "__required_keys__", frozenset(hints))
                 for key, hint in hints.items():
                     properties[key] = self._described(hint, doc.params.get(key))
-                    if key in required_keys:
+                    # The hint says it when the class's own bookkeeping cannot (string
+                    # annotations hide NotRequired from TypedDict before Python 3.12).
+                    qualifier = getattr(typing.get_origin(hint), "_name", None)
+                    if qualifier == "Required" or (qualifier != "NotRequired" and key in required_keys):
                         required.append(key)
             else:
                 for item in dataclasses.fields(cls):

@@ -13,7 +13,9 @@ import os
 import secrets
 import signal
 import socket
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -296,12 +298,15 @@ def spare_uid() -> int:
 
 def serve_as(uid: int, tmp_path: Path) -> subprocess.CompletedProcess:
     """`ptcd serve` as an unprivileged `uid`, with the default socket path /tmp/ptcd-<uid>/."""
-    scratch = tmp_path / f"scratch-{uid}"
-    scratch.mkdir()
+    # The scratch root must be reachable by `uid` (pytest's tmp_path lies under a 0700 dir) and
+    # its own, or the daemon refuses it before it gets to the socket dir.
+    scratch = Path(tempfile.mkdtemp(prefix=f"ptcd-test-scratch-{uid}-"))
     os.chown(scratch, uid, uid)
-    os.chmod(tmp_path, 0o711)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent"}
-    return run_serve(["--scratch-dir", str(scratch)], user=uid, env=env)
+    try:
+        return run_serve(["--scratch-dir", str(scratch)], user=uid, env=env)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture

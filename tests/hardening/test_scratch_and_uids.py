@@ -217,22 +217,19 @@ for i in range(100):
 def test_temporary_directory_loop_is_not_limit_exceeded(start) -> None:
     d = start("measured")
     # Directories appear and vanish while the daemon measures: a vanished entry is gone, not an
-    # error. The loop spans many 100 ms measurements.
+    # error. The loop runs while the daemon measures.
     code = """
-import tempfile, time, os
-end = time.monotonic() + 3
-n = 0
-while time.monotonic() < end:
+import tempfile, os
+for n in range(300):
     with tempfile.TemporaryDirectory() as t:
         for i in range(20):
             os.makedirs(os.path.join(t, str(i), 'b', 'c'))
-    n += 1
-n
+n + 1
 """
     with closing(d.connect()) as c:
         r = c.run(code)
     assert r["status"] == "ok", r
-    assert r["value"] > 10
+    assert r["value"] == 300
     alive_and_serving(d, d.rss_kib())
 
 
@@ -261,7 +258,7 @@ def test_disk_error_names_no_entry(start) -> None:
     code = """
 import os
 os.makedirs('/'.join(['SECRET-NAME'] * 300))
-import time; time.sleep(5)
+import time; time.sleep(60)
 """
     with closing(d.connect()) as c:
         r = c.run(code, limits={"timeout_ms": 20000})

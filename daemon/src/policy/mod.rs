@@ -593,7 +593,7 @@ mod tests {
         assert_eq!(set.names(), vec!["default", "site-packages"]);
         let d = set.get(None).unwrap();
         assert_eq!(d.name, "default");
-        assert_eq!(d.landlock_min_abi, Some(6));
+        assert_eq!(d.landlock_min_abi, Some(1));
         assert!(d.seccomp);
         assert_eq!(d.identity, Some(DEFAULT_UID_RANGE));
         assert!(!d.python_site);

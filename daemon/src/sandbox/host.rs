@@ -2,8 +2,10 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
+use super::coverage::{self, Assessment, Facts};
 use super::{identity, seccomp};
 use crate::policy::{Policy, LANDLOCK_MAX_ABI};
 use crate::python::Interpreter;
@@ -21,6 +23,78 @@ pub fn landlock_abi() -> Option<u32> {
         )
     };
     (v > 0).then_some(v as u32)
+}
+
+/// `landlock_max_abi`: the highest ABI the daemon may use (0: no cap). Set once at start-up.
+static LANDLOCK_CAP: AtomicU32 = AtomicU32::new(0);
+
+/// Caps the Landlock ABI this process uses at `max` (`landlock_max_abi`, `--landlock-max-abi`):
+/// a newer kernel is then used as if it were older, with the compensating layers of
+/// [`coverage`]. Call before the first run or report.
+pub fn set_landlock_cap(max: Option<u32>) {
+    LANDLOCK_CAP.store(max.unwrap_or(0), Ordering::Relaxed);
+}
+
+/// Validates a `landlock_max_abi` value.
+pub fn check_landlock_cap(n: u32) -> Result<(), String> {
+    if (1..=LANDLOCK_MAX_ABI).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{n}: must be a Landlock ABI from 1 to {LANDLOCK_MAX_ABI} (1: Linux 5.13, 2: 5.19, 3: 6.2, 4: 6.7, 5: 6.10, 6: 6.12, 7: 6.15)"
+        ))
+    }
+}
+
+/// The configured cap, if any.
+pub fn landlock_cap() -> Option<u32> {
+    match LANDLOCK_CAP.load(Ordering::Relaxed) {
+        0 => None,
+        n => Some(n),
+    }
+}
+
+/// The Landlock ABI runs use: the kernel's, capped at what this daemon knows
+/// ([`LANDLOCK_MAX_ABI`]) and at `landlock_max_abi`; 0 when Landlock is unavailable.
+pub fn landlock_level() -> u32 {
+    let kernel = landlock_abi().unwrap_or(0).min(LANDLOCK_MAX_ABI);
+    match landlock_cap() {
+        Some(cap) => kernel.min(cap),
+        None => kernel,
+    }
+}
+
+/// How `policy`'s Landlock layer is enforced here (`None`: the policy turns Landlock off).
+pub fn assessment(policy: &Policy) -> Option<Assessment> {
+    policy.landlock_min_abi?;
+    Some(coverage::assess(Facts {
+        abi: landlock_level(),
+        seccomp: policy.seccomp && seccomp::available(),
+        per_run_uid: policy.identity.is_some() && identity::daemon_is_root(),
+    }))
+}
+
+/// "this kernel has ABI 7" or "this host uses ABI 2 (landlock_max_abi = 2, the kernel has 7)".
+fn level_text() -> String {
+    match (landlock_abi(), landlock_cap()) {
+        (Some(k), Some(cap)) if cap < k.min(LANDLOCK_MAX_ABI) => {
+            format!("this host uses ABI {cap} (landlock_max_abi = {cap}; the kernel has ABI {k})")
+        }
+        (Some(k), _) => format!("this kernel has ABI {k}"),
+        (None, _) => "this kernel has no Landlock".into(),
+    }
+}
+
+/// Why the Landlock layer of a policy with `min_abi` cannot apply at the ABI in use, if so.
+pub fn landlock_refusal(min_abi: u32, assessment: &Assessment) -> Option<String> {
+    if assessment.abi < min_abi && assessment.abi > 0 {
+        return Some(format!(
+            "the policy requires ABI {min_abi}, {}",
+            level_text()
+        ));
+    }
+    let missing = assessment.missing();
+    (!missing.is_empty()).then(|| missing.join("; "))
 }
 
 /// Whether unprivileged user namespaces can be created (informational: ptcd does not need them).
@@ -54,13 +128,13 @@ pub fn cgroups() -> Vec<(String, String)> {
 /// Why `policy` cannot be enforced on this host, one line per problem (empty: it can).
 pub fn policy_problems(policy: &Policy) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Some(min) = policy.landlock_min_abi {
-        match landlock_abi() {
-            None => problems.push("landlock: not available on this kernel".to_string()),
-            Some(abi) if abi < min => problems.push(format!(
-                "landlock: the policy requires ABI {min}, this kernel has ABI {abi}"
-            )),
-            Some(_) => {}
+    if let (Some(min), Some(a)) = (policy.landlock_min_abi, assessment(policy)) {
+        if let Some(m) = landlock_refusal(min, &a) {
+            problems.push(if m.starts_with("landlock") {
+                m
+            } else {
+                format!("landlock: {m}")
+            });
         }
     }
     if policy.seccomp && !seccomp::available() {
@@ -107,12 +181,18 @@ pub fn enforced_summary() -> serde_json::Value {
             let policy = crate::policy::PolicySet::builtin()
                 .get(None)
                 .expect("built-in default policy");
-            let landlock = match (policy.landlock_min_abi, landlock_abi()) {
-                (Some(min), Some(abi)) if abi >= min => Some(abi.min(LANDLOCK_MAX_ABI)),
+            let assessment = assessment(&policy);
+            let landlock = match (policy.landlock_min_abi, &assessment) {
+                (Some(min), Some(a)) if landlock_refusal(min, a).is_none() => Some(a.abi),
                 _ => None,
             };
             serde_json::json!({
                 "landlock_abi": landlock,
+                "landlock_kernel_abi": landlock_abi(),
+                "landlock_max_abi": landlock_cap(),
+                "compensations": assessment
+                    .map(|a| a.compensations_json())
+                    .unwrap_or_else(|| serde_json::json!([])),
                 "seccomp": policy.seccomp && seccomp::available(),
                 "namespaces": policy.network_namespace && identity::daemon_is_root(),
             })
@@ -142,7 +222,13 @@ pub fn doctor(
         out,
         "landlock          {}",
         match landlock_abi() {
-            Some(abi) => format!("ABI {abi} (ptcd uses up to {LANDLOCK_MAX_ABI})"),
+            Some(abi) => match landlock_cap() {
+                Some(cap) => format!(
+                    "ABI {abi}; runs use ABI {} (landlock_max_abi = {cap})",
+                    landlock_level()
+                ),
+                None => format!("ABI {abi}; runs use ABI {}", landlock_level()),
+            },
             None => "not available".into(),
         }
     );
@@ -197,6 +283,11 @@ pub fn doctor(
                 format!("CANNOT be enforced:\n    {}", problems.join("\n    "))
             }
         );
+        if let Some(a) = assessment(policy) {
+            for line in a.lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
         if policy.name == "default" {
             default_ok = problems.is_empty();
         }

@@ -86,6 +86,10 @@ pub fn main(plan_json: &str) -> ! {
             )
         });
     }
+    if plan.compensation.any() {
+        seccomp::install_compensation(plan.compensation)
+            .unwrap_or_else(|m| fail("sandbox_error", Some("seccomp"), &m));
+    }
     exec(&plan)
 }
 

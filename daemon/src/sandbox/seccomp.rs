@@ -30,6 +30,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use super::coverage::Compensation;
 use seccompiler::{
     sock_filter, BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op,
     SeccompCondition as Cond, SeccompFilter, SeccompRule, TargetArch,
@@ -699,6 +700,52 @@ pub fn early_filters() -> &'static [String] {
     })
 }
 
+/// The compensation program of a child whose pid is `pid`: `EPERM` for what the missing
+/// Landlock features would have denied (see [`super::coverage`]). Installed by the launcher
+/// after the early filters, so its `EPERM` wins over their answers.
+pub fn compensation_program(c: Compensation, pid: u32) -> Vec<sock_filter> {
+    use libc::*;
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    if c.truncate {
+        // Landlock ABI 3's truncate right: truncate(2) by path, and an open that truncates a
+        // file it only asked to read (O_WRONLY/O_RDWR opens need Landlock's write right).
+        let ro_trunc = |flags_arg: u8| {
+            rule(vec![cond(
+                flags_arg,
+                Len::Dword,
+                Op::MaskedEq((O_ACCMODE | O_TRUNC) as u64),
+                O_TRUNC as u64,
+            )])
+        };
+        rules.insert(SYS_truncate, Vec::new());
+        rules.insert(SYS_openat, vec![ro_trunc(2)]);
+        #[cfg(target_arch = "x86_64")]
+        rules.insert(SYS_open, vec![ro_trunc(1)]);
+    }
+    if c.signals {
+        // Landlock ABI 6's signal scope: signals only to this process (and its threads, which
+        // tgkill checks belong to the tgid given).
+        let not_self = |arg: u8| vec![rule(vec![cond(arg, Len::Dword, Op::Ne, pid as u64)])];
+        rules.insert(SYS_kill, not_self(0));
+        rules.insert(SYS_tgkill, not_self(0));
+        rules.insert(SYS_rt_sigqueueinfo, not_self(0));
+        rules.insert(SYS_rt_tgsigqueueinfo, not_self(0));
+        rules.insert(SYS_tkill, Vec::new());
+    }
+    compile(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(EPERM as u32),
+    )
+}
+
+/// Builds and installs [`compensation_program`] for the calling process (the launcher, whose
+/// pid the interpreter keeps across exec).
+pub fn install_compensation(c: Compensation) -> Result<(), String> {
+    let prog = compensation_program(c, std::process::id());
+    install(&to_hex(&prog)).map_err(|e| format!("compensation filter: {e}"))
+}
+
 /// The program of [`late_filter`].
 fn late_program() -> Vec<sock_filter> {
     let prctl_rules = vec![
@@ -1195,5 +1242,37 @@ mod tests {
         assert_eq!(denied(libc::SYS_prctl, 21), RET_ALLOW); // PR_GET_SECCOMP
         assert_eq!(denied(libc::SYS_read, 0), RET_ALLOW);
         assert_eq!(denied(470, 0), RET_ENOSYS);
+    }
+
+    #[test]
+    fn compensation_denies_what_truncate_and_signal_scopes_would() {
+        use libc::*;
+        let c = Compensation {
+            truncate: true,
+            signals: true,
+        };
+        let mut filters = early();
+        filters.push(compensation_program(c, 4242));
+        let v = |nr: i64, args: [u64; 6]| verdict(&filters, nr as u32, args);
+        let trunc = O_TRUNC as u64;
+        assert_eq!(v(SYS_truncate, NO_ARGS), RET_EPERM);
+        assert_eq!(v(SYS_openat, [0, 0, trunc, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_open, [0, trunc, 0, 0, 0, 0]), RET_EPERM);
+        // Writing opens with O_TRUNC are Landlock's write right: still allowed here.
+        let wtrunc = (O_WRONLY | O_CREAT | O_TRUNC) as u64;
+        assert_eq!(v(SYS_openat, [0, 0, wtrunc, 0o644, 0, 0]), RET_ALLOW);
+        assert_eq!(v(SYS_openat, [0, 0, O_RDONLY as u64, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(v(SYS_ftruncate, NO_ARGS), RET_ALLOW);
+        // Signals: only to pid 4242.
+        assert_eq!(v(SYS_kill, [4242, 15, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(v(SYS_kill, [1, 15, 0, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_kill, [0, 15, 0, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_kill, [u64::MAX, 9, 0, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_tgkill, [4242, 4243, 10, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(v(SYS_tgkill, [77, 77, 10, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_rt_sigqueueinfo, [77, 10, 0, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_tkill, [4242, 10, 0, 0, 0, 0]), RET_EPERM);
+        // Nothing else changes.
+        assert_eq!(v(SYS_read, NO_ARGS), RET_ALLOW);
     }
 }

@@ -8,6 +8,8 @@ serves the next run. Helpers here do the second part, so no case can forget it.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,6 +20,32 @@ from daemon import Daemon
 from rpc import RpcClient
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
+
+# The Landlock ABI the suite's daemon may use (`--landlock-max-abi`), as on an older kernel:
+# 1 Ubuntu 22.04 (5.15), 2 Debian 12 (6.1), 4 Ubuntu 24.04 (6.8), 6 Linux 6.12. Unset: the
+# kernel's. `tests/run-all.sh` runs the suite at each of those levels.
+LANDLOCK_MAX_ABI = int(os.environ["PTCD_ESCAPE_LANDLOCK_MAX_ABI"]) if os.environ.get(
+    "PTCD_ESCAPE_LANDLOCK_MAX_ABI") else None
+
+
+def kernel_landlock_abi() -> int:
+    """The kernel's Landlock ABI (landlock_create_ruleset(NULL, 0, VERSION))."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    v = libc.syscall(ctypes.c_long(444), None, ctypes.c_long(0), ctypes.c_long(1))
+    return max(int(v), 0)
+
+
+def landlock_abi_in_use() -> int:
+    """The ABI runs are confined with: the kernel's, capped (ptcd uses at most 7)."""
+    abi = min(kernel_landlock_abi(), 7)
+    return min(abi, LANDLOCK_MAX_ABI) if LANDLOCK_MAX_ABI else abi
+
+
+def daemon_args() -> list[str]:
+    """Flags every escape-suite daemon gets (the ABI cap, when set)."""
+    return ["--landlock-max-abi", str(LANDLOCK_MAX_ABI)] if LANDLOCK_MAX_ABI else []
 
 # Prepended to attempts: a raw syscall through ctypes that raises OSError like os.* does.
 SYSCALL_HELPER = """
@@ -108,16 +136,30 @@ def escape_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     uid leases are host-wide, so `one-uid`'s single uid is made unique to this pytest process:
     two copies of the suite running at once must not contend for it."""
     policies = tmp_path_factory.mktemp("policies")
+    readable = readable_dir()
     for f in POLICY_DIR.glob("*.toml"):
-        text = f.read_text()
+        text = f.read_text().replace("@READABLE_DIR@", str(readable))
         if f.name == "one-uid.toml":
             uid = 5_000_000 + os.getpid()
             text = text.replace("uid_range = [64990, 64990]", f"uid_range = [{uid}, {uid}]")
             assert str(uid) in text
         (policies / f.name).write_text(text)
-    d = Daemon(tmp_path_factory.mktemp("escape"), ["--policy-dir", str(policies)])
+    d = Daemon(tmp_path_factory.mktemp("escape"), ["--policy-dir", str(policies)] + daemon_args())
+    d.readable_dir = readable  # the `readable-dir` policy's directory (test_compensation.py)
     yield d
     d.stop()
+    shutil.rmtree(readable, ignore_errors=True)
+
+
+def readable_dir() -> Path:
+    """The `readable-dir` policy's directory: reachable by every uid, with one world-writable
+    file (`victim`) that no run may change."""
+    d = Path(tempfile.mkdtemp(prefix="ptcd-escape-readable-"))
+    d.chmod(0o755)
+    victim = d / "victim"
+    victim.write_text("precious\n")
+    victim.chmod(0o666)
+    return d
 
 
 @pytest.fixture

@@ -385,4 +385,14 @@ mod tests {
             .unwrap_err()
             .contains("max_connections"));
     }
+
+    #[test]
+    fn landlock_max_abi_is_checked_and_named() {
+        assert_eq!(settings("landlock_max_abi = 2").unwrap().landlock_max_abi, Some(2));
+        let err = settings("landlock_max_abi = 9").unwrap_err();
+        assert!(err.contains("landlock_max_abi: 9: must be a Landlock ABI from 1 to 7"), "{err}");
+        let err = settings("landlock_max_abi = 0").unwrap_err();
+        assert!(err.contains("landlock_max_abi"), "{err}");
+    }
 }
+

@@ -388,11 +388,16 @@ mod tests {
 
     #[test]
     fn landlock_max_abi_is_checked_and_named() {
-        assert_eq!(settings("landlock_max_abi = 2").unwrap().landlock_max_abi, Some(2));
+        assert_eq!(
+            settings("landlock_max_abi = 2").unwrap().landlock_max_abi,
+            Some(2)
+        );
         let err = settings("landlock_max_abi = 9").unwrap_err();
-        assert!(err.contains("landlock_max_abi: 9: must be a Landlock ABI from 1 to 7"), "{err}");
+        assert!(
+            err.contains("landlock_max_abi: 9: must be a Landlock ABI from 1 to 7"),
+            "{err}"
+        );
         let err = settings("landlock_max_abi = 0").unwrap_err();
         assert!(err.contains("landlock_max_abi"), "{err}");
     }
 }
-

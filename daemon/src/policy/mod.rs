@@ -24,7 +24,14 @@ pub const BUILTIN_SOURCES: &[(&str, &str)] = &[
 ];
 
 /// Placeholders a filesystem path may start with (or contain, for `{version}`).
-pub const PLACEHOLDERS: &[&str] = &["{python}", "{stdlib}", "{scratch}", "{version}"];
+pub const PLACEHOLDERS: &[&str] = &[
+    "{python}",
+    "{stdlib}",
+    "{scratch}",
+    "{version}",
+    "{venv}",
+    "{libpython}",
+];
 
 /// A validated policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -478,11 +485,14 @@ fn check_path(path: &str) -> Result<(), String> {
         rest = &rest[open + close + 1..];
     }
     let starts_ok = path.starts_with('/')
-        || ["{python}", "{stdlib}", "{scratch}"]
+        || ["{python}", "{stdlib}", "{scratch}", "{venv}", "{libpython}"]
             .iter()
             .any(|p| path.starts_with(p));
     if !starts_ok {
-        return Err("path must be absolute or start with {python}, {stdlib} or {scratch}".into());
+        return Err(
+            "path must be absolute or start with {python}, {stdlib}, {scratch}, {venv} or {libpython}"
+                .into(),
+        );
     }
     if path.split('/').any(|c| c == "..") {
         return Err("'..' is not allowed in paths".into());

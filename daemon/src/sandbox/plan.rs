@@ -172,7 +172,7 @@ pub fn build_at(
         env.retain(|(existing, _)| existing != k);
         env.push((k.clone(), v.clone()));
     }
-    let exe = python.executable.display().to_string();
+    let exe = python.argv0(policy.python_site).display().to_string();
     let mut argv = vec![exe, "-I".into()];
     if !policy.python_site {
         argv.push("-S".into());
@@ -239,10 +239,25 @@ pub fn build_at(
         rules: policy
             .filesystem
             .iter()
-            .map(|e| FsRule {
-                path: PathBuf::from(resolve(&e.path, python, scratch)),
-                access: e.access,
-                optional: e.optional,
+            .filter_map(|e| match resolve(&e.path, python, scratch) {
+                Some(path) => Some(FsRule {
+                    path: PathBuf::from(path),
+                    access: e.access,
+                    optional: e.optional,
+                }),
+                // A placeholder this interpreter has no value for ({venv} outside a venv).
+                None if e.optional => None,
+                None => {
+                    refuse.get_or_insert(Refusal {
+                        mechanism: "landlock".into(),
+                        message: format!(
+                            "required path {}: the interpreter {} has no value for its placeholder",
+                            e.path,
+                            python.executable.display()
+                        ),
+                    });
+                    None
+                }
             })
             .collect(),
     });
@@ -292,12 +307,20 @@ fn same(resource: Resource, value: u64) -> Rlimit {
     }
 }
 
-/// Substitutes the placeholders of a policy path.
-pub fn resolve(path: &str, python: &Interpreter, scratch: &Path) -> String {
-    path.replace("{python}", &python.executable.display().to_string())
+/// Substitutes the placeholders of a policy path; `None` when the interpreter has no value for
+/// one of them (`{venv}` outside a venv, `{libpython}` for a static build).
+pub fn resolve(path: &str, python: &Interpreter, scratch: &Path) -> Option<String> {
+    let mut out = path
+        .replace("{python}", &python.executable.display().to_string())
         .replace("{stdlib}", &python.stdlib.display().to_string())
         .replace("{scratch}", &scratch.display().to_string())
-        .replace("{version}", &python.version)
+        .replace("{version}", &python.version);
+    for (placeholder, value) in [("{venv}", &python.venv), ("{libpython}", &python.libpython)] {
+        if out.contains(placeholder) {
+            out = out.replace(placeholder, &value.as_ref()?.display().to_string());
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -310,6 +333,8 @@ mod tests {
             executable: "/usr/bin/python3.11".into(),
             version: "3.11".into(),
             stdlib: "/usr/lib/python3.11".into(),
+            venv: None,
+            libpython: None,
         }
     }
 

@@ -200,10 +200,12 @@ pub fn enforced_summary() -> serde_json::Value {
         .clone()
 }
 
-/// The `ptcd doctor` report, and whether the default policy can be enforced.
+/// The `ptcd doctor` report, and whether the default policy can be enforced. `probes`: the
+/// outcome of each policy's real confined run ([`crate::probe`]), by policy name.
 pub fn doctor(
     python: Result<&Interpreter, String>,
     policies: &[std::sync::Arc<Policy>],
+    probes: &[(String, crate::probe::Outcome)],
 ) -> (String, bool) {
     let mut out = String::new();
     let yes = |b: bool| if b { "yes" } else { "no" };
@@ -260,10 +262,18 @@ pub fn doctor(
         Ok(py) => {
             let _ = writeln!(
                 out,
-                "interpreter       {} (Python {}, stdlib {})",
+                "interpreter       {} (CPython {}, stdlib {}{}{})",
                 py.executable.display(),
                 py.version,
-                py.stdlib.display()
+                py.stdlib.display(),
+                py.libpython
+                    .as_ref()
+                    .map(|l| format!(", shared {}", l.display()))
+                    .unwrap_or_default(),
+                py.venv
+                    .as_ref()
+                    .map(|v| format!(", venv {}", v.display()))
+                    .unwrap_or_default()
             );
         }
         Err(e) => {
@@ -288,8 +298,23 @@ pub fn doctor(
                 let _ = writeln!(out, "    {line}");
             }
         }
+        let probe = probes
+            .iter()
+            .find(|(n, _)| *n == policy.name)
+            .map(|(_, o)| o);
+        match probe {
+            Some(Ok(what)) => {
+                let _ = writeln!(out, "    probe run: ok: {what}");
+            }
+            Some(Err(why)) => {
+                let _ = writeln!(out, "    probe run: FAILED: {why}");
+            }
+            None => {
+                let _ = writeln!(out, "    probe run: not run (no usable interpreter)");
+            }
+        }
         if policy.name == "default" {
-            default_ok = problems.is_empty();
+            default_ok = problems.is_empty() && matches!(probe, Some(Ok(_)));
         }
     }
     (out, default_ok)
@@ -315,7 +340,18 @@ pub fn doctor_main(python: Option<&Path>, policy_dir: Option<&Path>) -> i32 {
         .iter()
         .filter_map(|n| set.get(Some(n)).ok())
         .collect();
-    let (report, default_ok) = doctor(py.as_ref().map_err(Clone::clone), &policies);
+    // The probes mount scratch dirs: keep them out of the host's mount table, as `serve` does.
+    let _ = crate::scratch::enter_private_mount_namespace();
+    let probes = match &py {
+        Ok(interpreter) => crate::probe::run(interpreter, &set).unwrap_or_else(|e| {
+            set.names()
+                .into_iter()
+                .map(|n| (n, Err(format!("cannot start the probe: {e}"))))
+                .collect()
+        }),
+        Err(_) => Vec::new(),
+    };
+    let (report, default_ok) = doctor(py.as_ref().map_err(Clone::clone), &policies, &probes);
     print!("{report}");
     if default_ok && py.is_ok() {
         println!("ok: the default policy can be enforced on this host");

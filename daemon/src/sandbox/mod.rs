@@ -23,6 +23,7 @@ pub mod launcher;
 pub mod plan;
 pub mod seccomp;
 pub mod spawn;
+pub mod syscall_table;
 
 pub use plan::SandboxPlan;
 pub use spawn::{spawn, SandboxError};

@@ -43,6 +43,19 @@ def landlock_abi_in_use() -> int:
     return min(abi, LANDLOCK_MAX_ABI) if LANDLOCK_MAX_ABI else abi
 
 
+# `PTCD_ESCAPE_UNPRIVILEGED=1`: the suite's daemon runs as `nobody` with no capabilities (a
+# per-user service): no per-run uids, scratch dirs in measured mode. Cases that differ say so.
+UNPRIVILEGED = os.environ.get("PTCD_ESCAPE_UNPRIVILEGED") == "1"
+UNPRIVILEGED_UID = 65534
+
+
+def unprivileged_prefix() -> list[str]:
+    """How the unprivileged daemon is started: another uid, no groups, no capabilities."""
+    uid = UNPRIVILEGED_UID
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all", "--reset-env"]
+
+
 def daemon_args() -> list[str]:
     """Flags every escape-suite daemon gets (the ABI cap, when set)."""
     return ["--landlock-max-abi", str(LANDLOCK_MAX_ABI)] if LANDLOCK_MAX_ABI else []
@@ -135,7 +148,19 @@ def escape_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 
     uid leases are host-wide, so `one-uid`'s single uid is made unique to this pytest process:
     two copies of the suite running at once must not contend for it."""
-    policies = tmp_path_factory.mktemp("policies")
+    base = None
+    if UNPRIVILEGED:
+        # Everything the daemon reads or creates must be reachable by its uid.
+        base = Path(tempfile.mkdtemp(prefix="ptcd-escape-unpriv-"))
+        base.chmod(0o755)
+        policies = base / "policies"
+        policies.mkdir()
+        workdir = base / "d"
+        workdir.mkdir()
+        os.chown(workdir, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+    else:
+        policies = tmp_path_factory.mktemp("policies")
+        workdir = tmp_path_factory.mktemp("escape")
     readable = readable_dir()
     for f in POLICY_DIR.glob("*.toml"):
         text = f.read_text().replace("@READABLE_DIR@", str(readable))
@@ -144,11 +169,17 @@ def escape_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
             text = text.replace("uid_range = [64990, 64990]", f"uid_range = [{uid}, {uid}]")
             assert str(uid) in text
         (policies / f.name).write_text(text)
-    d = Daemon(tmp_path_factory.mktemp("escape"), ["--policy-dir", str(policies)] + daemon_args())
+    args = ["--policy-dir", str(policies)] + daemon_args()
+    if UNPRIVILEGED:
+        d = Daemon(workdir, args, prefix=unprivileged_prefix(), scratch=workdir / "scratch")
+    else:
+        d = Daemon(workdir, args)
     d.readable_dir = readable  # the `readable-dir` policy's directory (test_compensation.py)
     yield d
     d.stop()
     shutil.rmtree(readable, ignore_errors=True)
+    if base is not None:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def readable_dir() -> Path:

@@ -42,7 +42,10 @@ pub fn main(plan_json: &str) -> ! {
             fail(
                 "sandbox_error",
                 Some("network_namespace"),
-                &format!("unshare(CLONE_NEWNET): {}", errno()),
+                &format!(
+                    "unshare(CLONE_NEWNET): {} (needs CAP_SYS_ADMIN, which container runtimes and unprivileged daemons lack; seccomp already denies every socket)",
+                    errno()
+                ),
             );
         }
     }

@@ -167,3 +167,19 @@ def test_works_with_exactly_the_kubernetes_example_capabilities(container_daemon
     finally:
         c.close()
     assert d.proc.poll() is None
+
+
+def test_fails_closed_without_cap_kill_instead_of_leaving_unstoppable_runs(container_daemon):
+    """Per-run uids without CAP_KILL: the daemon could start a run it cannot end at its
+    timeout. Every run on a per-run-uid policy is refused, naming the capability."""
+    caps = [c for c in kubernetes_example_caps() if c != "kill"]
+    d = container_daemon(caps=caps)
+    c = d.connect()
+    try:
+        resp = c.call("run", {"code": "import time; time.sleep(60)", "limits": {"timeout_ms": 500}})
+        assert "error" in resp, resp
+        assert resp["error"]["code"] == -32006
+        assert "identity" in resp["error"]["message"] and "CAP_KILL" in resp["error"]["message"]
+    finally:
+        c.close()
+    assert d.proc.poll() is None

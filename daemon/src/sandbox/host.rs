@@ -97,6 +97,52 @@ pub fn landlock_refusal(min_abi: u32, assessment: &Assessment) -> Option<String>
     (!missing.is_empty()).then(|| missing.join("; "))
 }
 
+/// The capabilities a root daemon needs to give runs their own uid, by bit number: switch to
+/// the uid, hand it its scratch dir, end its processes, remove what it left.
+const IDENTITY_CAPS: &[(u32, &str)] = &[
+    (0, "CAP_CHOWN"),
+    (1, "CAP_DAC_OVERRIDE"),
+    (3, "CAP_FOWNER"),
+    (5, "CAP_KILL"),
+    (6, "CAP_SETGID"),
+    (7, "CAP_SETUID"),
+];
+
+/// Which of [`IDENTITY_CAPS`] this root process lacks (a container's `securityContext` may drop
+/// them); empty when it has them all or is not root. Read once from `/proc/self/status`.
+pub fn missing_identity_caps() -> &'static [&'static str] {
+    static MISSING: OnceLock<Vec<&'static str>> = OnceLock::new();
+    MISSING.get_or_init(|| {
+        if !identity::daemon_is_root() {
+            return Vec::new();
+        }
+        let effective = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapEff:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .unwrap_or(0);
+        IDENTITY_CAPS
+            .iter()
+            .filter(|(bit, _)| effective & (1u64 << bit) == 0)
+            .map(|(_, name)| *name)
+            .collect()
+    })
+}
+
+/// Why per-run uids cannot work here, if they cannot.
+pub fn identity_refusal() -> Option<String> {
+    let missing = missing_identity_caps();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the daemon runs as root without {} (needed to run each run as its own uid and to end and clean up after it; add them to the container's capabilities)",
+            missing.join(", ")
+        )
+    })
+}
+
 /// Whether unprivileged user namespaces can be created (informational: ptcd does not need them).
 pub fn user_namespaces() -> bool {
     let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
@@ -135,6 +181,11 @@ pub fn policy_problems(policy: &Policy) -> Vec<String> {
             } else {
                 format!("landlock: {m}")
             });
+        }
+    }
+    if policy.identity.is_some() {
+        if let Some(m) = identity_refusal() {
+            problems.push(format!("identity: {m}"));
         }
     }
     if policy.seccomp && !seccomp::available() {

@@ -141,9 +141,20 @@ pub fn build(
     leased: &Leased,
 ) -> SandboxPlan {
     let abi = super::host::landlock_level();
-    build_at(
+    let mut plan = build_at(
         abi, python, policy, limits, scratch, run_id, extra_env, leased,
-    )
+    );
+    if plan.identity.is_some() {
+        // A root daemon that could switch uids but not end or clean up after them (a
+        // container without CAP_KILL...) would leave runs it cannot stop: refuse instead.
+        if let Some(message) = super::host::identity_refusal() {
+            plan.refuse.get_or_insert(Refusal {
+                mechanism: "identity".into(),
+                message,
+            });
+        }
+    }
+    plan
 }
 
 /// [`build`] for a given Landlock ABI (the host's, capped): pure.

@@ -52,6 +52,7 @@ pub struct FileConfig {
     pub allowed_gids: Option<Vec<u32>>,
     pub max_tool_argument_bytes: Option<usize>,
     pub max_queued_tool_argument_bytes: Option<usize>,
+    pub landlock_max_abi: Option<u32>,
 }
 
 /// Command-line values that override the file.
@@ -66,6 +67,7 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     pub max_concurrent_runs: Option<usize>,
     pub max_line_bytes: Option<usize>,
+    pub landlock_max_abi: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +115,9 @@ pub struct Settings {
     pub max_connections: usize,
     pub access: Access,
     pub serve: ServeConfig,
+    /// Use at most this Landlock ABI (older kernels' behaviour, with compensating layers);
+    /// read at start-up only.
+    pub landlock_max_abi: Option<u32>,
     /// The file the settings came from, for SIGHUP reloads (`None`: no file).
     pub source: Option<PathBuf>,
 }
@@ -313,7 +318,17 @@ impl Settings {
                 allowed: Some((uids.unwrap_or_default(), gids.unwrap_or_default())),
             },
         };
+        let landlock_max_abi = flags.landlock_max_abi.or(file.landlock_max_abi);
+        if let Some(n) = landlock_max_abi {
+            crate::sandbox::host::check_landlock_cap(n).map_err(|message| {
+                ConfigError::Invalid {
+                    key: "landlock_max_abi",
+                    message,
+                }
+            })?;
+        }
         Ok(Settings {
+            landlock_max_abi,
             socket: flags
                 .socket
                 .or(file.socket)
@@ -445,5 +460,20 @@ mod tests {
         assert!(settings("max_connections = 0")
             .unwrap_err()
             .contains("max_connections"));
+    }
+
+    #[test]
+    fn landlock_max_abi_is_checked_and_named() {
+        assert_eq!(
+            settings("landlock_max_abi = 2").unwrap().landlock_max_abi,
+            Some(2)
+        );
+        let err = settings("landlock_max_abi = 9").unwrap_err();
+        assert!(
+            err.contains("landlock_max_abi: 9: must be a Landlock ABI from 1 to 7"),
+            "{err}"
+        );
+        let err = settings("landlock_max_abi = 0").unwrap_err();
+        assert!(err.contains("landlock_max_abi"), "{err}");
     }
 }

@@ -16,7 +16,8 @@
 //! - [`definitions`]: `tools/definition`, the tool list and Python stubs handed to the model.
 //! - [`policy`] and [`limits`]: what a run may do; [`sandbox`]: the one path that starts children.
 //! - [`runtime`]: the embedded Python shim and the messages it exchanges with the daemon.
-//! - [`python`]: finding the real CPython binary once at start-up.
+//! - [`python`]: finding the real CPython binary once at start-up; [`probe`]: `ptcd doctor`'s
+//!   real confined run per policy.
 
 pub mod budget;
 pub mod config;
@@ -29,6 +30,7 @@ pub mod memory;
 pub mod params;
 pub mod policy;
 pub mod pool;
+pub mod probe;
 pub mod python;
 pub mod relay;
 pub mod rpc;

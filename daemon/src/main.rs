@@ -26,6 +26,9 @@ enum Command {
         /// Also check the policies in this directory.
         #[arg(long)]
         policy_dir: Option<PathBuf>,
+        /// Report as a daemon started with this `--landlock-max-abi` would enforce.
+        #[arg(long)]
+        landlock_max_abi: Option<u32>,
     },
     /// Policy files.
     #[command(subcommand)]
@@ -71,6 +74,10 @@ struct ServeArgs {
     /// Log format on stderr [default: text]
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// Use at most this Landlock ABI (1-7), as on an older kernel; the missing features get
+    /// compensating layers (see `ptcd doctor`) [default: the kernel's]
+    #[arg(long)]
+    landlock_max_abi: Option<u32>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -82,9 +89,23 @@ fn main() -> anyhow::Result<()> {
     }
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
-        Command::Doctor { python, policy_dir } => std::process::exit(
-            ptcd::sandbox::host::doctor_main(python.as_deref(), policy_dir.as_deref()),
-        ),
+        Command::Doctor {
+            python,
+            policy_dir,
+            landlock_max_abi,
+        } => {
+            if let Some(n) = landlock_max_abi {
+                if let Err(m) = ptcd::sandbox::host::check_landlock_cap(n) {
+                    eprintln!("--landlock-max-abi {m}");
+                    std::process::exit(2);
+                }
+            }
+            ptcd::sandbox::host::set_landlock_cap(landlock_max_abi);
+            std::process::exit(ptcd::sandbox::host::doctor_main(
+                python.as_deref(),
+                policy_dir.as_deref(),
+            ))
+        }
         Command::Policy(PolicyCommand::Check { file }) => {
             std::process::exit(ptcd::policy::check_main(&file))
         }
@@ -114,9 +135,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         log_format: args.log_format,
         max_concurrent_runs: args.max_runs,
         max_line_bytes: args.max_line_bytes,
+        landlock_max_abi: args.landlock_max_abi,
     };
     let (file, source) = config::read_file(args.config.as_deref())?;
     let settings = Settings::resolve(file, flags.clone(), source)?;
+    ptcd::sandbox::host::set_landlock_cap(settings.landlock_max_abi);
     // Before the runtime starts any thread (see the function's docs).
     let namespace = ptcd::scratch::enter_private_mount_namespace();
     init_logging(settings.log_format);

@@ -8,6 +8,8 @@ serves the next run. Helpers here do the second part, so no case can forget it.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,6 +20,45 @@ from daemon import Daemon
 from rpc import RpcClient
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
+
+# The Landlock ABI the suite's daemon may use (`--landlock-max-abi`), as on an older kernel:
+# 1 Ubuntu 22.04 (5.15), 2 Debian 12 (6.1), 4 Ubuntu 24.04 (6.8), 6 Linux 6.12. Unset: the
+# kernel's. `tests/run-all.sh` runs the suite at each of those levels.
+LANDLOCK_MAX_ABI = int(os.environ["PTCD_ESCAPE_LANDLOCK_MAX_ABI"]) if os.environ.get(
+    "PTCD_ESCAPE_LANDLOCK_MAX_ABI") else None
+
+
+def kernel_landlock_abi() -> int:
+    """The kernel's Landlock ABI (landlock_create_ruleset(NULL, 0, VERSION))."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    v = libc.syscall(ctypes.c_long(444), None, ctypes.c_long(0), ctypes.c_long(1))
+    return max(int(v), 0)
+
+
+def landlock_abi_in_use() -> int:
+    """The ABI runs are confined with: the kernel's, capped (ptcd uses at most 7)."""
+    abi = min(kernel_landlock_abi(), 7)
+    return min(abi, LANDLOCK_MAX_ABI) if LANDLOCK_MAX_ABI else abi
+
+
+# `PTCD_ESCAPE_UNPRIVILEGED=1`: the suite's daemon runs as `nobody` with no capabilities (a
+# per-user service): no per-run uids, scratch dirs in measured mode. Cases that differ say so.
+UNPRIVILEGED = os.environ.get("PTCD_ESCAPE_UNPRIVILEGED") == "1"
+UNPRIVILEGED_UID = 65534
+
+
+def unprivileged_prefix() -> list[str]:
+    """How the unprivileged daemon is started: another uid, no groups, no capabilities."""
+    uid = UNPRIVILEGED_UID
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all", "--reset-env"]
+
+
+def daemon_args() -> list[str]:
+    """Flags every escape-suite daemon gets (the ABI cap, when set)."""
+    return ["--landlock-max-abi", str(LANDLOCK_MAX_ABI)] if LANDLOCK_MAX_ABI else []
 
 # Prepended to attempts: a raw syscall through ctypes that raises OSError like os.* does.
 SYSCALL_HELPER = """
@@ -107,17 +148,49 @@ def escape_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 
     uid leases are host-wide, so `one-uid`'s single uid is made unique to this pytest process:
     two copies of the suite running at once must not contend for it."""
-    policies = tmp_path_factory.mktemp("policies")
+    base = None
+    if UNPRIVILEGED:
+        # Everything the daemon reads or creates must be reachable by its uid.
+        base = Path(tempfile.mkdtemp(prefix="ptcd-escape-unpriv-"))
+        base.chmod(0o755)
+        policies = base / "policies"
+        policies.mkdir()
+        workdir = base / "d"
+        workdir.mkdir()
+        os.chown(workdir, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+    else:
+        policies = tmp_path_factory.mktemp("policies")
+        workdir = tmp_path_factory.mktemp("escape")
+    readable = readable_dir()
     for f in POLICY_DIR.glob("*.toml"):
-        text = f.read_text()
+        text = f.read_text().replace("@READABLE_DIR@", str(readable))
         if f.name == "one-uid.toml":
             uid = 5_000_000 + os.getpid()
             text = text.replace("uid_range = [64990, 64990]", f"uid_range = [{uid}, {uid}]")
             assert str(uid) in text
         (policies / f.name).write_text(text)
-    d = Daemon(tmp_path_factory.mktemp("escape"), ["--policy-dir", str(policies)])
+    args = ["--policy-dir", str(policies)] + daemon_args()
+    if UNPRIVILEGED:
+        d = Daemon(workdir, args, prefix=unprivileged_prefix(), scratch=workdir / "scratch")
+    else:
+        d = Daemon(workdir, args)
+    d.readable_dir = readable  # the `readable-dir` policy's directory (test_compensation.py)
     yield d
     d.stop()
+    shutil.rmtree(readable, ignore_errors=True)
+    if base is not None:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def readable_dir() -> Path:
+    """The `readable-dir` policy's directory: reachable by every uid, with one world-writable
+    file (`victim`) that no run may change."""
+    d = Path(tempfile.mkdtemp(prefix="ptcd-escape-readable-"))
+    d.chmod(0o755)
+    victim = d / "victim"
+    victim.write_text("precious\n")
+    victim.chmod(0o666)
+    return d
 
 
 @pytest.fixture

@@ -57,7 +57,6 @@ def test_disk_filling_with_many_capped_files_gets_enospc(sb):
     # scratch dir the kernel refuses the write past 256 MiB: an ordinary OSError the script can
     # handle, and the run goes on. (The measured fallback ends the run instead:
     # tests/hardening/test_scratch_and_uids.py.)
-    assert sb.scratch_mode() == "tmpfs"
     body = """
     chunk = b'x' * (1 << 20)
     for i in range(1000):
@@ -65,13 +64,28 @@ def test_disk_filling_with_many_capped_files_gets_enospc(sb):
             for _ in range(32):
                 f.write(chunk)
     """
+    if sb.scratch_mode() == "measured":
+        # Differs unprivileged (PTCD_ESCAPE_UNPRIVILEGED): no tmpfs; the daemon measures the
+        # scratch dir and ends the run instead.
+        r = sb.run(body, limits={"timeout_ms": 20000})
+        assert r["status"] == "limit_exceeded", r
+        assert "more than scratch_mb = 256" in r["error"]["message"], r
+        return
+    assert sb.scratch_mode() == "tmpfs"
     assert sb.attempt(body, limits={"timeout_ms": 20000}) == "DENIED OSError ENOSPC"
 
 
 def test_inode_flood_gets_enospc(sb):
     # The tmpfs has nr_inodes = 100001: the next file cannot be created.
-    assert sb.scratch_mode() == "tmpfs"
     body = "for i in range(200000):\n        open(f'f{i}', 'w').close()"
+    if sb.scratch_mode() == "measured":
+        # Differs unprivileged: the measured scratch dir ends the run past 100,000 entries.
+        r = sb.run("for i in range(200000):\n    open(f'f{i}', 'w').close()",
+                   limits={"timeout_ms": 20000})
+        assert r["status"] == "limit_exceeded", r
+        assert "more than 100000 files and directories" in r["error"]["message"], r
+        return
+    assert sb.scratch_mode() == "tmpfs"
     assert sb.attempt(body, limits={"timeout_ms": 20000}) == "DENIED OSError ENOSPC"
 
 

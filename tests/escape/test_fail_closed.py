@@ -4,7 +4,13 @@ run is answered with -32006 naming the layer."""
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from conftest import LANDLOCK_MAX_ABI, UNPRIVILEGED, landlock_abi_in_use
 from daemon import PTCD_BIN
+
+FEATURE_ABI = {"filesystem": 1, "refer": 2, "truncate": 3, "tcp": 4, "device_ioctl": 5,
+               "abstract_unix_scope": 6, "signal_scope": 6}
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
 
@@ -40,6 +46,8 @@ def test_fails_closed_when_the_cgroup_is_missing(sb):
     assert not marker.exists()
 
 
+@pytest.mark.skipif(UNPRIVILEGED, reason="differs unprivileged: no per-run uids are leased, so "
+                    "no uid can run out (SECURITY.md, Running unprivileged)")
 def test_fails_closed_when_no_uid_is_free(sb):
     """One uid in the policy's range: a second concurrent run cannot get an identity."""
     from rpc import RpcClient
@@ -65,7 +73,13 @@ def test_fails_closed_when_no_uid_is_free(sb):
 def test_initialize_reports_what_is_enforced(sb):
     res = sb.client.call("initialize", {})["result"]
     assert res["sandbox"]["seccomp"] is True
-    assert res["sandbox"]["landlock_abi"] >= 6
+    assert res["sandbox"]["landlock_abi"] == landlock_abi_in_use()
+    assert res["sandbox"]["landlock_max_abi"] == LANDLOCK_MAX_ABI
+    # Every feature the ABI in use lacks is covered by a named layer, none by "nothing".
+    comp = res["sandbox"]["compensations"]
+    assert {c["feature"] for c in comp} == {
+        f for f, abi in FEATURE_ABI.items() if abi > landlock_abi_in_use()}
+    assert all(c["by"] in ("landlock", "seccomp", "identity") for c in comp), comp
     assert {"default", "site-packages", "failclosed-landlock"} <= set(res["policies"])
 
 

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import landlock_abi_in_use
+
 
 def ok(sb, code, **params):
     r = sb.run(code, **params)
@@ -77,7 +79,7 @@ def test_scratch_file_io_works(sb):
     (p / 'a.txt').write_text('hello')
     os.rename(p / 'a.txt', p / 'b.txt')
     shutil.copy(p / 'b.txt', 'c.txt')
-    os.truncate('c.txt', 2)
+    {truncate}
     os.symlink('c.txt', 'link')
     with tempfile.NamedTemporaryFile(dir=None) as f:
         f.write(b'x')
@@ -87,6 +89,13 @@ def test_scratch_file_io_works(sb):
     os.unlink('c.txt'); shutil.rmtree('data')
     r
     """
+    # Below Landlock ABI 3, truncate(2) by path answers EPERM everywhere (the compensating seccomp
+    # rule cannot tell the scratch dir from the rest): truncating through an open fd still works.
+    if landlock_abi_in_use() >= 3:
+        truncate = "os.truncate('c.txt', 2)"
+    else:
+        truncate = "with open('c.txt', 'r+') as t: t.truncate(2)"
+    code = code.replace("{truncate}", truncate)
     assert ok(sb, code)["value"] == ["he", ["c.txt", "data", "db.sqlite", "link"], True]
 
 

@@ -24,7 +24,14 @@ pub const BUILTIN_SOURCES: &[(&str, &str)] = &[
 ];
 
 /// Placeholders a filesystem path may start with (or contain, for `{version}`).
-pub const PLACEHOLDERS: &[&str] = &["{python}", "{stdlib}", "{scratch}", "{version}"];
+pub const PLACEHOLDERS: &[&str] = &[
+    "{python}",
+    "{stdlib}",
+    "{scratch}",
+    "{version}",
+    "{venv}",
+    "{libpython}",
+];
 
 /// A validated policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -218,7 +225,11 @@ impl Policy {
             file: file.to_string(),
             message,
         };
-        let raw: PolicyFile = toml::from_str(text).map_err(|e| invalid(toml_message(&e)))?;
+        let raw: PolicyFile = match extended(text).map_err(invalid)? {
+            None => toml::from_str(text).map_err(|e| invalid(toml_message(&e)))?,
+            Some(merged) => PolicyFile::deserialize(merged)
+                .map_err(|e| invalid(format!("after extending: {}", toml_message(&e))))?,
+        };
         let mut problems = Vec::new();
         if !valid_name(&raw.name) {
             problems.push(format!(
@@ -474,16 +485,76 @@ fn check_path(path: &str) -> Result<(), String> {
         rest = &rest[open + close + 1..];
     }
     let starts_ok = path.starts_with('/')
-        || ["{python}", "{stdlib}", "{scratch}"]
+        || ["{python}", "{stdlib}", "{scratch}", "{venv}", "{libpython}"]
             .iter()
             .any(|p| path.starts_with(p));
     if !starts_ok {
-        return Err("path must be absolute or start with {python}, {stdlib} or {scratch}".into());
+        return Err(
+            "path must be absolute or start with {python}, {stdlib}, {scratch}, {venv} or {libpython}"
+                .into(),
+        );
     }
     if path.split('/').any(|c| c == "..") {
         return Err("'..' is not allowed in paths".into());
     }
     Ok(())
+}
+
+/// `extends = "NAME"`: the built-in policy NAME with this file's keys laid over it. `None`
+/// when the file does not extend anything.
+///
+/// Tables merge key by key (so `[limits] memory_mb = 512` changes one limit); any other value
+/// replaces the base's; `[[filesystem]]` entries are added after the base's. `name` and
+/// `description` must be given again: a derived policy is a new policy.
+fn extended(text: &str) -> Result<Option<toml::Value>, String> {
+    let mut overlay: toml::Table = toml::from_str(text).map_err(|e| toml_message(&e))?;
+    let Some(base_name) = overlay.remove("extends") else {
+        return Ok(None);
+    };
+    let builtin: Vec<&str> = BUILTIN_SOURCES.iter().map(|(n, _)| *n).collect();
+    let base_text = match base_name.as_str() {
+        Some(n) => BUILTIN_SOURCES
+            .iter()
+            .find(|(b, _)| *b == n)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                format!(
+                    "extends = {n:?}: not a built-in policy; known: {}",
+                    builtin.join(", ")
+                )
+            })?,
+        None => return Err("extends: must be the name of a built-in policy (a string)".into()),
+    };
+    for key in ["name", "description"] {
+        if !overlay.contains_key(key) {
+            return Err(format!(
+                "{key}: a policy that extends {} must set its own {key}",
+                base_name.as_str().unwrap_or_default()
+            ));
+        }
+    }
+    let mut base: toml::Table = toml::from_str(base_text).map_err(|e| toml_message(&e))?;
+    merge(&mut base, overlay, "");
+    Ok(Some(toml::Value::Table(base)))
+}
+
+/// Lays `overlay` over `base` (see [`extended`]).
+fn merge(base: &mut toml::Table, overlay: toml::Table, at: &str) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => {
+                merge(b, o, &format!("{at}{key}."))
+            }
+            (Some(toml::Value::Array(b)), toml::Value::Array(o))
+                if at.is_empty() && key == "filesystem" =>
+            {
+                b.extend(o)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
 }
 
 fn toml_message(e: &toml::de::Error) -> String {
@@ -593,7 +664,7 @@ mod tests {
         assert_eq!(set.names(), vec!["default", "site-packages"]);
         let d = set.get(None).unwrap();
         assert_eq!(d.name, "default");
-        assert_eq!(d.landlock_min_abi, Some(6));
+        assert_eq!(d.landlock_min_abi, Some(1));
         assert!(d.seccomp);
         assert_eq!(d.identity, Some(DEFAULT_UID_RANGE));
         assert!(!d.python_site);
@@ -669,5 +740,82 @@ mod tests {
         let errs = PolicySet::with_dir(&dir).unwrap_err();
         assert!(matches!(errs[0], PolicyError::Duplicate { .. }));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn extending(body: &str) -> Result<Policy, String> {
+        Policy::parse("small.toml", body).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn extends_default_overrides_a_few_keys_and_adds_read_paths() {
+        let p = extending(
+            r#"
+extends = "default"
+name = "small"
+description = "default with less memory and one more read path"
+[limits]
+memory_mb = 256
+[[filesystem]]
+path = "/opt/data"
+access = "read"
+reason = "the team's data set"
+"#,
+        )
+        .unwrap();
+        let d = PolicySet::builtin().get(None).unwrap();
+        assert_eq!(p.name, "small");
+        assert_eq!(p.limits.memory_mb, 256);
+        // Everything else is the default's.
+        assert_eq!(p.limits.timeout_ms, d.limits.timeout_ms);
+        assert_eq!(p.rlimits, d.rlimits);
+        assert_eq!(p.landlock_min_abi, d.landlock_min_abi);
+        assert_eq!(p.identity, d.identity);
+        assert_eq!(p.filesystem.len(), d.filesystem.len() + 1);
+        assert_eq!(&p.filesystem[..d.filesystem.len()], &d.filesystem[..]);
+        assert_eq!(
+            p.filesystem.last().map(|e| e.path.as_str()),
+            Some("/opt/data")
+        );
+    }
+
+    #[test]
+    fn extends_site_packages_keeps_its_site_setting() {
+        let p = extending(
+            "extends = \"site-packages\"\nname = \"sp2\"\ndescription = \"x\"\n[seccomp]\nreason = \"still on\"\n",
+        )
+        .unwrap();
+        assert!(p.python_site && p.seccomp);
+    }
+
+    #[test]
+    fn extends_errors_name_the_key() {
+        let err = extending("extends = \"nope\"\nname = \"a\"\ndescription = \"b\"\n").unwrap_err();
+        assert!(
+            err.contains(
+                "extends = \"nope\": not a built-in policy; known: default, site-packages"
+            ),
+            "{err}"
+        );
+        let err = extending("extends = 3\nname = \"a\"\ndescription = \"b\"\n").unwrap_err();
+        assert!(err.contains("extends: must be the name"), "{err}");
+        let err = extending("extends = \"default\"\ndescription = \"b\"\n").unwrap_err();
+        assert!(
+            err.contains("name: a policy that extends default must set its own name"),
+            "{err}"
+        );
+        let err = extending(
+            "extends = \"default\"\nname = \"a\"\ndescription = \"b\"\n[limits]\nmemroy_mb = 5\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("memroy_mb"), "{err}");
+        let err = extending(
+            "extends = \"default\"\nname = \"a\"\ndescription = \"b\"\n[limits]\nthreads = 0\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("limits.threads"), "{err}");
+        let err = extending("extends = \"default\"\nname = \"a\"\ndescription = \"b\"\n[limits]\nthreads = \"many\"\n").unwrap_err();
+        assert!(err.contains("threads"), "{err}");
+        let err = extending("extends = \"default\"\nname = \"a\"\ndescription = \"b\"\n[[filesystem]]\npath = \"rel\"\naccess = \"read\"\nreason = \"r\"\n").unwrap_err();
+        assert!(err.contains("(rel): path must be absolute"), "{err}");
     }
 }

@@ -2,8 +2,10 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
+use super::coverage::{self, Assessment, Facts};
 use super::{identity, seccomp};
 use crate::policy::{Policy, LANDLOCK_MAX_ABI};
 use crate::python::Interpreter;
@@ -21,6 +23,124 @@ pub fn landlock_abi() -> Option<u32> {
         )
     };
     (v > 0).then_some(v as u32)
+}
+
+/// `landlock_max_abi`: the highest ABI the daemon may use (0: no cap). Set once at start-up.
+static LANDLOCK_CAP: AtomicU32 = AtomicU32::new(0);
+
+/// Caps the Landlock ABI this process uses at `max` (`landlock_max_abi`, `--landlock-max-abi`):
+/// a newer kernel is then used as if it were older, with the compensating layers of
+/// [`coverage`]. Call before the first run or report.
+pub fn set_landlock_cap(max: Option<u32>) {
+    LANDLOCK_CAP.store(max.unwrap_or(0), Ordering::Relaxed);
+}
+
+/// Validates a `landlock_max_abi` value.
+pub fn check_landlock_cap(n: u32) -> Result<(), String> {
+    if (1..=LANDLOCK_MAX_ABI).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{n}: must be a Landlock ABI from 1 to {LANDLOCK_MAX_ABI} (1: Linux 5.13, 2: 5.19, 3: 6.2, 4: 6.7, 5: 6.10, 6: 6.12, 7: 6.15)"
+        ))
+    }
+}
+
+/// The configured cap, if any.
+pub fn landlock_cap() -> Option<u32> {
+    match LANDLOCK_CAP.load(Ordering::Relaxed) {
+        0 => None,
+        n => Some(n),
+    }
+}
+
+/// The Landlock ABI runs use: the kernel's, capped at what this daemon knows
+/// ([`LANDLOCK_MAX_ABI`]) and at `landlock_max_abi`; 0 when Landlock is unavailable.
+pub fn landlock_level() -> u32 {
+    let kernel = landlock_abi().unwrap_or(0).min(LANDLOCK_MAX_ABI);
+    match landlock_cap() {
+        Some(cap) => kernel.min(cap),
+        None => kernel,
+    }
+}
+
+/// How `policy`'s Landlock layer is enforced here (`None`: the policy turns Landlock off).
+pub fn assessment(policy: &Policy) -> Option<Assessment> {
+    policy.landlock_min_abi?;
+    Some(coverage::assess(Facts {
+        abi: landlock_level(),
+        seccomp: policy.seccomp && seccomp::available(),
+        per_run_uid: policy.identity.is_some() && identity::daemon_is_root(),
+    }))
+}
+
+/// "this kernel has ABI 7" or "this host uses ABI 2 (landlock_max_abi = 2, the kernel has 7)".
+fn level_text() -> String {
+    match (landlock_abi(), landlock_cap()) {
+        (Some(k), Some(cap)) if cap < k.min(LANDLOCK_MAX_ABI) => {
+            format!("this host uses ABI {cap} (landlock_max_abi = {cap}; the kernel has ABI {k})")
+        }
+        (Some(k), _) => format!("this kernel has ABI {k}"),
+        (None, _) => "this kernel has no Landlock".into(),
+    }
+}
+
+/// Why the Landlock layer of a policy with `min_abi` cannot apply at the ABI in use, if so.
+pub fn landlock_refusal(min_abi: u32, assessment: &Assessment) -> Option<String> {
+    if assessment.abi < min_abi && assessment.abi > 0 {
+        return Some(format!(
+            "the policy requires ABI {min_abi}, {}",
+            level_text()
+        ));
+    }
+    let missing = assessment.missing();
+    (!missing.is_empty()).then(|| missing.join("; "))
+}
+
+/// The capabilities a root daemon needs to give runs their own uid, by bit number: switch to
+/// the uid, hand it its scratch dir, end its processes, remove what it left.
+const IDENTITY_CAPS: &[(u32, &str)] = &[
+    (0, "CAP_CHOWN"),
+    (1, "CAP_DAC_OVERRIDE"),
+    (3, "CAP_FOWNER"),
+    (5, "CAP_KILL"),
+    (6, "CAP_SETGID"),
+    (7, "CAP_SETUID"),
+];
+
+/// Which of [`IDENTITY_CAPS`] this root process lacks (a container's `securityContext` may drop
+/// them); empty when it has them all or is not root. Read once from `/proc/self/status`.
+pub fn missing_identity_caps() -> &'static [&'static str] {
+    static MISSING: OnceLock<Vec<&'static str>> = OnceLock::new();
+    MISSING.get_or_init(|| {
+        if !identity::daemon_is_root() {
+            return Vec::new();
+        }
+        let effective = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapEff:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .unwrap_or(0);
+        IDENTITY_CAPS
+            .iter()
+            .filter(|(bit, _)| effective & (1u64 << bit) == 0)
+            .map(|(_, name)| *name)
+            .collect()
+    })
+}
+
+/// Why per-run uids cannot work here, if they cannot.
+pub fn identity_refusal() -> Option<String> {
+    let missing = missing_identity_caps();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the daemon runs as root without {} (needed to run each run as its own uid and to end and clean up after it; add them to the container's capabilities)",
+            missing.join(", ")
+        )
+    })
 }
 
 /// Whether unprivileged user namespaces can be created (informational: ptcd does not need them).
@@ -54,13 +174,18 @@ pub fn cgroups() -> Vec<(String, String)> {
 /// Why `policy` cannot be enforced on this host, one line per problem (empty: it can).
 pub fn policy_problems(policy: &Policy) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Some(min) = policy.landlock_min_abi {
-        match landlock_abi() {
-            None => problems.push("landlock: not available on this kernel".to_string()),
-            Some(abi) if abi < min => problems.push(format!(
-                "landlock: the policy requires ABI {min}, this kernel has ABI {abi}"
-            )),
-            Some(_) => {}
+    if let (Some(min), Some(a)) = (policy.landlock_min_abi, assessment(policy)) {
+        if let Some(m) = landlock_refusal(min, &a) {
+            problems.push(if m.starts_with("landlock") {
+                m
+            } else {
+                format!("landlock: {m}")
+            });
+        }
+    }
+    if policy.identity.is_some() {
+        if let Some(m) = identity_refusal() {
+            problems.push(format!("identity: {m}"));
         }
     }
     if policy.seccomp && !seccomp::available() {
@@ -107,12 +232,18 @@ pub fn enforced_summary() -> serde_json::Value {
             let policy = crate::policy::PolicySet::builtin()
                 .get(None)
                 .expect("built-in default policy");
-            let landlock = match (policy.landlock_min_abi, landlock_abi()) {
-                (Some(min), Some(abi)) if abi >= min => Some(abi.min(LANDLOCK_MAX_ABI)),
+            let assessment = assessment(&policy);
+            let landlock = match (policy.landlock_min_abi, &assessment) {
+                (Some(min), Some(a)) if landlock_refusal(min, a).is_none() => Some(a.abi),
                 _ => None,
             };
             serde_json::json!({
                 "landlock_abi": landlock,
+                "landlock_kernel_abi": landlock_abi(),
+                "landlock_max_abi": landlock_cap(),
+                "compensations": assessment
+                    .map(|a| a.compensations_json())
+                    .unwrap_or_else(|| serde_json::json!([])),
                 "seccomp": policy.seccomp && seccomp::available(),
                 "namespaces": policy.network_namespace && identity::daemon_is_root(),
             })
@@ -120,10 +251,12 @@ pub fn enforced_summary() -> serde_json::Value {
         .clone()
 }
 
-/// The `ptcd doctor` report, and whether the default policy can be enforced.
+/// The `ptcd doctor` report, and whether the default policy can be enforced. `probes`: the
+/// outcome of each policy's real confined run ([`crate::probe`]), by policy name.
 pub fn doctor(
     python: Result<&Interpreter, String>,
     policies: &[std::sync::Arc<Policy>],
+    probes: &[(String, crate::probe::Outcome)],
 ) -> (String, bool) {
     let mut out = String::new();
     let yes = |b: bool| if b { "yes" } else { "no" };
@@ -142,7 +275,13 @@ pub fn doctor(
         out,
         "landlock          {}",
         match landlock_abi() {
-            Some(abi) => format!("ABI {abi} (ptcd uses up to {LANDLOCK_MAX_ABI})"),
+            Some(abi) => match landlock_cap() {
+                Some(cap) => format!(
+                    "ABI {abi}; runs use ABI {} (landlock_max_abi = {cap})",
+                    landlock_level()
+                ),
+                None => format!("ABI {abi}; runs use ABI {}", landlock_level()),
+            },
             None => "not available".into(),
         }
     );
@@ -174,10 +313,18 @@ pub fn doctor(
         Ok(py) => {
             let _ = writeln!(
                 out,
-                "interpreter       {} (Python {}, stdlib {})",
+                "interpreter       {} (CPython {}, stdlib {}{}{})",
                 py.executable.display(),
                 py.version,
-                py.stdlib.display()
+                py.stdlib.display(),
+                py.libpython
+                    .as_ref()
+                    .map(|l| format!(", shared {}", l.display()))
+                    .unwrap_or_default(),
+                py.venv
+                    .as_ref()
+                    .map(|v| format!(", venv {}", v.display()))
+                    .unwrap_or_default()
             );
         }
         Err(e) => {
@@ -197,8 +344,28 @@ pub fn doctor(
                 format!("CANNOT be enforced:\n    {}", problems.join("\n    "))
             }
         );
+        if let Some(a) = assessment(policy) {
+            for line in a.lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+        let probe = probes
+            .iter()
+            .find(|(n, _)| *n == policy.name)
+            .map(|(_, o)| o);
+        match probe {
+            Some(Ok(what)) => {
+                let _ = writeln!(out, "    probe run: ok: {what}");
+            }
+            Some(Err(why)) => {
+                let _ = writeln!(out, "    probe run: FAILED: {why}");
+            }
+            None => {
+                let _ = writeln!(out, "    probe run: not run (no usable interpreter)");
+            }
+        }
         if policy.name == "default" {
-            default_ok = problems.is_empty();
+            default_ok = problems.is_empty() && matches!(probe, Some(Ok(_)));
         }
     }
     (out, default_ok)
@@ -224,7 +391,18 @@ pub fn doctor_main(python: Option<&Path>, policy_dir: Option<&Path>) -> i32 {
         .iter()
         .filter_map(|n| set.get(Some(n)).ok())
         .collect();
-    let (report, default_ok) = doctor(py.as_ref().map_err(Clone::clone), &policies);
+    // The probes mount scratch dirs: keep them out of the host's mount table, as `serve` does.
+    let _ = crate::scratch::enter_private_mount_namespace();
+    let probes = match &py {
+        Ok(interpreter) => crate::probe::run(interpreter, &set).unwrap_or_else(|e| {
+            set.names()
+                .into_iter()
+                .map(|n| (n, Err(format!("cannot start the probe: {e}"))))
+                .collect()
+        }),
+        Err(_) => Vec::new(),
+    };
+    let (report, default_ok) = doctor(py.as_ref().map_err(Clone::clone), &policies, &probes);
     print!("{report}");
     if default_ok && py.is_ok() {
         println!("ok: the default policy can be enforced on this host");

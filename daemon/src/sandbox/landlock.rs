@@ -14,22 +14,30 @@ use super::host;
 use super::plan::LandlockPlan;
 use crate::policy::{FsAccess, LANDLOCK_MAX_ABI};
 
-/// The Landlock ABI to use: the kernel's, capped at the highest this daemon was tested with.
-fn landlock_abi(min_abi: u32) -> Result<ABI, String> {
+/// The Landlock ABI the plan asks for (the daemon's choice: the kernel's, capped), checked
+/// against the kernel and the policy's minimum.
+fn landlock_abi(plan: &LandlockPlan) -> Result<ABI, String> {
     let kernel = host::landlock_abi().ok_or_else(|| {
         "not available on this kernel (not built in, or not in the lsm= boot list)".to_string()
     })?;
-    if kernel < min_abi {
+    if kernel < plan.min_abi {
         return Err(format!(
-            "the policy requires ABI {min_abi}, this kernel has ABI {kernel}"
+            "the policy requires ABI {}, this kernel has ABI {kernel}",
+            plan.min_abi
         ));
     }
-    Ok(ABI::from(kernel.min(LANDLOCK_MAX_ABI) as i32))
+    if plan.abi < plan.min_abi || plan.abi > kernel.min(LANDLOCK_MAX_ABI) || plan.abi == 0 {
+        return Err(format!(
+            "the plan asks for ABI {} (policy minimum {}, kernel {kernel})",
+            plan.abi, plan.min_abi
+        ));
+    }
+    Ok(ABI::from(plan.abi as i32))
 }
 
 /// Creates the ruleset and adds every rule, opening the paths while still privileged.
 pub fn prepare(plan: &LandlockPlan) -> Result<RulesetCreated, String> {
-    let abi = landlock_abi(plan.min_abi)?;
+    let abi = landlock_abi(plan)?;
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(AccessFs::from_all(abi))

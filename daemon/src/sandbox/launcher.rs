@@ -49,7 +49,10 @@ pub fn main() -> ! {
             fail(
                 "sandbox_error",
                 Some("network_namespace"),
-                &format!("unshare(CLONE_NEWNET): {}", errno()),
+                &format!(
+                    "unshare(CLONE_NEWNET): {} (needs CAP_SYS_ADMIN, which container runtimes and unprivileged daemons lack; seccomp already denies every socket)",
+                    errno()
+                ),
             );
         }
     }
@@ -92,6 +95,10 @@ pub fn main() -> ! {
                 &format!("filter {}: {m}", i + 1),
             )
         });
+    }
+    if plan.compensation.any() {
+        seccomp::install_compensation(plan.compensation)
+            .unwrap_or_else(|m| fail("sandbox_error", Some("seccomp"), &m));
     }
     exec(&plan)
 }
@@ -188,8 +195,19 @@ fn set_rlimit(resource: Resource, soft: u64, hard: u64) -> Result<(), String> {
         Resource::Memlock => libc::RLIMIT_MEMLOCK,
         Resource::Msgqueue => libc::RLIMIT_MSGQUEUE,
     };
+    // Never above the current hard limit: raising it needs CAP_SYS_RESOURCE, which container
+    // runtimes drop; a lower limit inherited from the host or container is only stricter.
+    let mut current = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `current` is a valid rlimit for the duration of the call.
+    if unsafe { libc::getrlimit(which, &mut current) } != 0 {
+        return Err(format!("{}: getrlimit: {}", resource.name(), errno()));
+    }
+    let hard = hard.min(current.rlim_max);
     let lim = libc::rlimit {
-        rlim_cur: soft,
+        rlim_cur: soft.min(hard),
         rlim_max: hard,
     };
     // SAFETY: `lim` is a valid rlimit for the duration of the call.

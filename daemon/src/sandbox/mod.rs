@@ -8,12 +8,14 @@
 //!
 //! - [`plan`]: the pure description of one child (built by the daemon, serialized to the launcher);
 //! - [`landlock`]: the filesystem allowlist, TCP denial and scopes (applied by the launcher);
+//! - [`coverage`]: what an older Landlock ABI leaves out and the layer that compensates;
 //! - [`seccomp`]: the BPF filters (built in the daemon, installed by the launcher and the shim);
 //! - [`identity`]: per-run unprivileged uids;
 //! - [`spawn`]: the parent side, the only place that creates a child process;
 //! - [`launcher`]: the child side, which applies the plan and execs the interpreter;
 //! - [`host`]: what this host can enforce (`ptcd doctor`, `initialize`).
 
+pub mod coverage;
 pub mod host;
 pub mod identity;
 pub mod landlock;
@@ -21,6 +23,7 @@ pub mod launcher;
 pub mod plan;
 pub mod seccomp;
 pub mod spawn;
+pub mod syscall_table;
 
 pub use plan::SandboxPlan;
 pub use spawn::{spawn, SandboxError};

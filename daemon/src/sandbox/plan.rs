@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::coverage::{self, Compensation, Facts};
 use super::identity::{Leased, UidLease};
 use super::seccomp;
 use crate::limits::Limits;
@@ -42,6 +43,10 @@ pub struct SandboxPlan {
     pub landlock: Option<LandlockPlan>,
     /// Hex BPF programs the launcher installs just before exec, in order.
     pub seccomp: Vec<String>,
+    /// Seccomp rules standing in for Landlock features the ABI in use lacks (see
+    /// [`coverage`]); compiled by the launcher, which knows its own pid.
+    #[serde(default)]
+    pub compensation: Compensation,
     /// Move into a new, empty network namespace (needs root).
     pub network_namespace: bool,
     /// Join a per-uid cgroup v2 child of this directory, with these limits.
@@ -102,6 +107,8 @@ pub struct Rlimit {
 pub struct LandlockPlan {
     /// The lowest ABI the policy accepts; a lower kernel ABI fails the run.
     pub min_abi: u32,
+    /// The ABI to enforce: the host's, capped by `landlock_max_abi` (chosen by the daemon).
+    pub abi: u32,
     pub rules: Vec<FsRule>,
 }
 
@@ -133,6 +140,35 @@ pub fn build(
     extra_env: &[(String, String)],
     leased: &Leased,
 ) -> SandboxPlan {
+    let abi = super::host::landlock_level();
+    let mut plan = build_at(
+        abi, python, policy, limits, scratch, run_id, extra_env, leased,
+    );
+    if plan.identity.is_some() {
+        // A root daemon that could switch uids but not end or clean up after them (a
+        // container without CAP_KILL...) would leave runs it cannot stop: refuse instead.
+        if let Some(message) = super::host::identity_refusal() {
+            plan.refuse.get_or_insert(Refusal {
+                mechanism: "identity".into(),
+                message,
+            });
+        }
+    }
+    plan
+}
+
+/// [`build`] for a given Landlock ABI (the host's, capped): pure.
+#[allow(clippy::too_many_arguments)]
+pub fn build_at(
+    landlock_abi: u32,
+    python: &Interpreter,
+    policy: &Policy,
+    limits: &Limits,
+    scratch: &Path,
+    run_id: &str,
+    extra_env: &[(String, String)],
+    leased: &Leased,
+) -> SandboxPlan {
     let scratch_str = scratch.display().to_string();
     let mut env = vec![
         ("LANG".to_string(), "C.UTF-8".to_string()),
@@ -147,7 +183,7 @@ pub fn build(
         env.retain(|(existing, _)| existing != k);
         env.push((k.clone(), v.clone()));
     }
-    let exe = python.executable.display().to_string();
+    let exe = python.argv0(policy.python_site).display().to_string();
     let mut argv = vec![exe, "-I".into()];
     if !policy.python_site {
         argv.push("-S".into());
@@ -193,15 +229,46 @@ pub fn build(
         rlimits.push(same(Resource::Nproc, x.threads));
     }
 
+    let mut compensation = Compensation::default();
+    if let Some(min_abi) = policy.landlock_min_abi {
+        let assessment = coverage::assess(Facts {
+            abi: landlock_abi,
+            seccomp: policy.seccomp,
+            per_run_uid: identity.is_some(),
+        });
+        compensation = assessment.compensation;
+        if let Some(message) = super::host::landlock_refusal(min_abi, &assessment) {
+            refuse.get_or_insert(Refusal {
+                mechanism: "landlock".into(),
+                message,
+            });
+        }
+    }
     let landlock = policy.landlock_min_abi.map(|min_abi| LandlockPlan {
         min_abi,
+        abi: landlock_abi,
         rules: policy
             .filesystem
             .iter()
-            .map(|e| FsRule {
-                path: PathBuf::from(resolve(&e.path, python, scratch)),
-                access: e.access,
-                optional: e.optional,
+            .filter_map(|e| match resolve(&e.path, python, scratch) {
+                Some(path) => Some(FsRule {
+                    path: PathBuf::from(path),
+                    access: e.access,
+                    optional: e.optional,
+                }),
+                // A placeholder this interpreter has no value for ({venv} outside a venv).
+                None if e.optional => None,
+                None => {
+                    refuse.get_or_insert(Refusal {
+                        mechanism: "landlock".into(),
+                        message: format!(
+                            "required path {}: the interpreter {} has no value for its placeholder",
+                            e.path,
+                            python.executable.display()
+                        ),
+                    });
+                    None
+                }
             })
             .collect(),
     });
@@ -236,6 +303,7 @@ pub fn build(
         rlimits,
         landlock,
         seccomp,
+        compensation,
         network_namespace: policy.network_namespace,
         cgroup,
         uid_lease,
@@ -250,12 +318,20 @@ fn same(resource: Resource, value: u64) -> Rlimit {
     }
 }
 
-/// Substitutes the placeholders of a policy path.
-pub fn resolve(path: &str, python: &Interpreter, scratch: &Path) -> String {
-    path.replace("{python}", &python.executable.display().to_string())
+/// Substitutes the placeholders of a policy path; `None` when the interpreter has no value for
+/// one of them (`{venv}` outside a venv, `{libpython}` for a static build).
+pub fn resolve(path: &str, python: &Interpreter, scratch: &Path) -> Option<String> {
+    let mut out = path
+        .replace("{python}", &python.executable.display().to_string())
         .replace("{stdlib}", &python.stdlib.display().to_string())
         .replace("{scratch}", &scratch.display().to_string())
-        .replace("{version}", &python.version)
+        .replace("{version}", &python.version);
+    for (placeholder, value) in [("{venv}", &python.venv), ("{libpython}", &python.libpython)] {
+        if out.contains(placeholder) {
+            out = out.replace(placeholder, &value.as_ref()?.display().to_string());
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -268,6 +344,8 @@ mod tests {
             executable: "/usr/bin/python3.11".into(),
             version: "3.11".into(),
             stdlib: "/usr/lib/python3.11".into(),
+            venv: None,
+            libpython: None,
         }
     }
 
@@ -289,7 +367,7 @@ mod tests {
             &leased,
         );
         let ll = plan.landlock.as_ref().expect("landlock on");
-        assert_eq!(ll.min_abi, 6);
+        assert_eq!(ll.min_abi, 1);
         assert!(ll
             .rules
             .iter()
@@ -379,5 +457,61 @@ mod tests {
         let get = |res| plan.rlimits.iter().find(|r| r.resource == res).unwrap();
         assert_eq!(get(Resource::Cpu).soft, 2);
         assert_eq!(get(Resource::As).hard, 256 << 20);
+    }
+
+    #[test]
+    fn capped_abi_plans_carry_the_compensating_seccomp_rules() {
+        let policy = PolicySet::builtin().get(None).unwrap();
+        let at = |abi, leased: &Leased| {
+            build_at(
+                abi,
+                &python(),
+                &policy,
+                &policy.limits,
+                Path::new("/s"),
+                "r-5",
+                &[],
+                leased,
+            )
+        };
+        // ABI 2 (Debian 12), unprivileged: truncate and signals compensated by seccomp.
+        let plan = at(2, &Leased::Unswitched);
+        assert_eq!(plan.landlock.as_ref().map(|l| l.abi), Some(2));
+        assert!(plan.refuse.is_none(), "{:?}", plan.refuse);
+        assert!(plan.compensation.truncate && plan.compensation.signals);
+        // ABI 6: nothing to compensate.
+        let plan = at(6, &Leased::Unswitched);
+        assert!(!plan.compensation.any());
+        // No Landlock at all: refused, naming the feature and the kernel.
+        let plan = at(0, &Leased::Unswitched);
+        let refusal = plan.refuse.expect("refused");
+        assert_eq!(refusal.mechanism, "landlock");
+        assert!(
+            refusal.message.contains("Linux 5.13"),
+            "{}",
+            refusal.message
+        );
+    }
+
+    #[test]
+    fn a_policy_minimum_above_the_capped_abi_refuses() {
+        let mut policy = (*PolicySet::builtin().get(None).unwrap()).clone();
+        policy.landlock_min_abi = Some(4);
+        let plan = build_at(
+            3,
+            &python(),
+            &policy,
+            &policy.limits,
+            Path::new("/s"),
+            "r-6",
+            &[],
+            &Leased::Unswitched,
+        );
+        let refusal = plan.refuse.expect("refused");
+        assert!(
+            refusal.message.contains("requires ABI 4"),
+            "{}",
+            refusal.message
+        );
     }
 }

@@ -25,11 +25,14 @@
 //! `execveat`, `prctl` changes of the parent-death signal and of dumpability, and further
 //! seccomp filters.
 //!
-//! The lists are x86_64 (arm64 has other numbers and no legacy calls such as `open`).
+//! The lists name each syscall; they are written with this host's numbers and compiled for x86_64
+//! or aarch64 by name ([`Arch`], [`super::syscall_table`]): aarch64 has other numbers and none of
+//! x86_64's legacy calls (`open`, `stat`, `fork`, ...), which are simply absent from its filters.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use super::coverage::Compensation;
 use seccompiler::{
     sock_filter, BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op,
     SeccompCondition as Cond, SeccompFilter, SeccompRule, TargetArch,
@@ -373,7 +376,6 @@ fn denied_always() -> Vec<Syscall> {
         (SYS_LISTMOUNT, "listmount"),
         (SYS_name_to_handle_at, "name_to_handle_at"),
         (SYS_open_by_handle_at, "open_by_handle_at"),
-        (SYS_mknod, "mknod"),
         (SYS_mknodat, "mknodat"),
         // Watching paths: inotify/fanotify report names in directories Landlock lets the
         // script watch but not list.
@@ -426,6 +428,7 @@ fn denied_always() -> Vec<Syscall> {
     ];
     #[cfg(target_arch = "x86_64")]
     list.extend([
+        (SYS_mknod, "mknod"),
         (SYS_fork, "fork"),
         (SYS_vfork, "vfork"),
         (SYS_inotify_init, "inotify_init"),
@@ -602,23 +605,93 @@ fn ioctl_outside_allowlist() -> SeccompRule {
     )
 }
 
-fn arch() -> TargetArch {
-    std::env::consts::ARCH
-        .try_into()
-        .expect("seccompiler supports this architecture")
+/// An architecture the filters can be built for. The lists above name syscalls with this
+/// host's numbers (`libc::SYS_*`); [`compile`] renumbers them by name for the target
+/// ([`super::syscall_table`]), dropping calls the target does not have (x86_64's legacy `open`,
+/// `stat`, `fork`, ... on aarch64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
 }
 
-/// A seccompiler program: `on_match` for the syscalls of `rules` whose rules match (an empty
-/// rule list always matches), `otherwise` for the rest; a foreign architecture kills.
+impl Arch {
+    /// The architecture this daemon runs on.
+    pub fn native() -> Arch {
+        if cfg!(target_arch = "aarch64") {
+            Arch::Aarch64
+        } else {
+            Arch::X86_64
+        }
+    }
+
+    fn target(self) -> TargetArch {
+        match self {
+            Arch::X86_64 => TargetArch::x86_64,
+            Arch::Aarch64 => TargetArch::aarch64,
+        }
+    }
+
+    fn table(self) -> &'static [(&'static str, i64)] {
+        match self {
+            Arch::X86_64 => super::syscall_table::X86_64,
+            Arch::Aarch64 => super::syscall_table::AARCH64,
+        }
+    }
+
+    /// The number of syscall `name` on this architecture.
+    pub fn number(self, name: &str) -> Option<i64> {
+        self.table()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, nr)| *nr)
+    }
+
+    /// The name of syscall number `nr` on this architecture.
+    pub fn name(self, nr: i64) -> Option<&'static str> {
+        self.table()
+            .iter()
+            .find(|(_, n)| *n == nr)
+            .map(|(name, _)| *name)
+    }
+}
+
+/// A seccompiler program for the native architecture (see [`compile_for`]).
 fn compile(
     rules: BTreeMap<i64, Vec<SeccompRule>>,
     otherwise: SeccompAction,
     on_match: SeccompAction,
 ) -> Vec<sock_filter> {
-    let filter =
-        SeccompFilter::new(rules, otherwise, on_match, arch()).expect("static seccomp filter");
+    compile_for(Arch::native(), rules, otherwise, on_match)
+}
+
+/// A seccompiler program for `arch`: `on_match` for the syscalls of `rules` (keyed by this
+/// host's numbers) whose rules match (an empty rule list always matches), `otherwise` for the
+/// rest; a foreign architecture kills, and on x86_64 so does an x32 syscall number.
+fn compile_for(
+    arch: Arch,
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    otherwise: SeccompAction,
+    on_match: SeccompAction,
+) -> Vec<sock_filter> {
+    let native = Arch::native();
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = rules
+        .into_iter()
+        .filter_map(|(nr, r)| {
+            let name = native
+                .name(nr)
+                .expect("every listed syscall is in the table");
+            arch.number(name).map(|n| (n, r))
+        })
+        .collect();
+    let filter = SeccompFilter::new(rules, otherwise, on_match, arch.target())
+        .expect("static seccomp filter");
     let prog: BpfProgram = filter.try_into().expect("seccomp filter compiles");
-    let mut guarded = x32_guard();
+    let mut guarded = if arch == Arch::X86_64 {
+        x32_guard()
+    } else {
+        Vec::new()
+    };
     guarded.extend(prog);
     guarded
 }
@@ -650,11 +723,17 @@ fn x32_guard() -> Vec<sock_filter> {
 
 /// Filter 1: allows [`allowed`], answers `ENOSYS` to every other syscall number.
 pub fn allow_filter() -> Vec<sock_filter> {
+    allow_filter_for(Arch::native())
+}
+
+/// [`allow_filter`] for `arch`.
+pub fn allow_filter_for(arch: Arch) -> Vec<sock_filter> {
     let rules = allowed()
         .into_iter()
         .map(|(nr, _)| (nr, Vec::new()))
         .collect();
-    compile(
+    compile_for(
+        arch,
         rules,
         SeccompAction::Errno(libc::ENOSYS as u32),
         SeccompAction::Allow,
@@ -663,12 +742,18 @@ pub fn allow_filter() -> Vec<sock_filter> {
 
 /// Filter 2: `EPERM` for [`denied_always`] and for the argument rules of [`denied_when`].
 pub fn deny_filter() -> Vec<sock_filter> {
+    deny_filter_for(Arch::native())
+}
+
+/// [`deny_filter`] for `arch`.
+pub fn deny_filter_for(arch: Arch) -> Vec<sock_filter> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = denied_always()
         .into_iter()
         .map(|(nr, _)| (nr, Vec::new()))
         .collect();
     rules.extend(denied_when());
-    compile(
+    compile_for(
+        arch,
         rules,
         SeccompAction::Allow,
         SeccompAction::Errno(libc::EPERM as u32),
@@ -677,11 +762,17 @@ pub fn deny_filter() -> Vec<sock_filter> {
 
 /// Filter 3: `ENOSYS` for [`enosys_always`].
 pub fn enosys_filter() -> Vec<sock_filter> {
+    enosys_filter_for(Arch::native())
+}
+
+/// [`enosys_filter`] for `arch`.
+pub fn enosys_filter_for(arch: Arch) -> Vec<sock_filter> {
     let rules = enosys_always()
         .into_iter()
         .map(|(nr, _)| (nr, Vec::new()))
         .collect();
-    compile(
+    compile_for(
+        arch,
         rules,
         SeccompAction::Allow,
         SeccompAction::Errno(libc::ENOSYS as u32),
@@ -697,6 +788,57 @@ pub fn early_filters() -> &'static [String] {
             .map(|prog| to_hex(prog))
             .collect()
     })
+}
+
+/// The names of the syscalls a filter list holds (for the cross-architecture tests).
+pub fn allowed_names() -> Vec<&'static str> {
+    allowed().into_iter().map(|(_, n)| n).collect()
+}
+
+/// The compensation program of a child whose pid is `pid`: `EPERM` for what the missing
+/// Landlock features would have denied (see [`super::coverage`]). Installed by the launcher
+/// after the early filters, so its `EPERM` wins over their answers.
+pub fn compensation_program(c: Compensation, pid: u32) -> Vec<sock_filter> {
+    use libc::*;
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    if c.truncate {
+        // Landlock ABI 3's truncate right: truncate(2) by path, and an open that truncates a
+        // file it only asked to read (O_WRONLY/O_RDWR opens need Landlock's write right).
+        let ro_trunc = |flags_arg: u8| {
+            rule(vec![cond(
+                flags_arg,
+                Len::Dword,
+                Op::MaskedEq((O_ACCMODE | O_TRUNC) as u64),
+                O_TRUNC as u64,
+            )])
+        };
+        rules.insert(SYS_truncate, Vec::new());
+        rules.insert(SYS_openat, vec![ro_trunc(2)]);
+        #[cfg(target_arch = "x86_64")]
+        rules.insert(SYS_open, vec![ro_trunc(1)]);
+    }
+    if c.signals {
+        // Landlock ABI 6's signal scope: signals only to this process (and its threads, which
+        // tgkill checks belong to the tgid given).
+        let not_self = |arg: u8| vec![rule(vec![cond(arg, Len::Dword, Op::Ne, pid as u64)])];
+        rules.insert(SYS_kill, not_self(0));
+        rules.insert(SYS_tgkill, not_self(0));
+        rules.insert(SYS_rt_sigqueueinfo, not_self(0));
+        rules.insert(SYS_rt_tgsigqueueinfo, not_self(0));
+        rules.insert(SYS_tkill, Vec::new());
+    }
+    compile(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(EPERM as u32),
+    )
+}
+
+/// Builds and installs [`compensation_program`] for the calling process (the launcher, whose
+/// pid the interpreter keeps across exec).
+pub fn install_compensation(c: Compensation) -> Result<(), String> {
+    let prog = compensation_program(c, std::process::id());
+    install(&to_hex(&prog)).map_err(|e| format!("compensation filter: {e}"))
 }
 
 /// The program of [`late_filter`].
@@ -825,9 +967,17 @@ mod tests {
     /// A classic-BPF interpreter for the instructions seccompiler and [`x32_guard`] emit, run on
     /// a `seccomp_data` for x86_64 (nr, arch, args).
     fn run(prog: &[sock_filter], nr: u32, args: [u64; 6]) -> u32 {
+        run_as(prog, AUDIT_ARCH_X86_64, nr, args)
+    }
+
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+
+    /// [`run`] on a `seccomp_data` of architecture `audit_arch`.
+    fn run_as(prog: &[sock_filter], audit_arch: u32, nr: u32, args: [u64; 6]) -> u32 {
         let mut data = Vec::with_capacity(64);
         data.extend_from_slice(&nr.to_ne_bytes());
-        data.extend_from_slice(&0xc000_003eu32.to_ne_bytes()); // AUDIT_ARCH_X86_64
+        data.extend_from_slice(&audit_arch.to_ne_bytes());
         data.extend_from_slice(&0u64.to_ne_bytes()); // instruction pointer
         for a in args {
             data.extend_from_slice(&a.to_ne_bytes());
@@ -1195,5 +1345,199 @@ mod tests {
         assert_eq!(denied(libc::SYS_prctl, 21), RET_ALLOW); // PR_GET_SECCOMP
         assert_eq!(denied(libc::SYS_read, 0), RET_ALLOW);
         assert_eq!(denied(470, 0), RET_ENOSYS);
+    }
+
+    #[test]
+    fn compensation_denies_what_truncate_and_signal_scopes_would() {
+        use libc::*;
+        let c = Compensation {
+            truncate: true,
+            signals: true,
+        };
+        let mut filters = early();
+        filters.push(compensation_program(c, 4242));
+        let v = |nr: i64, args: [u64; 6]| verdict(&filters, nr as u32, args);
+        let trunc = O_TRUNC as u64;
+        assert_eq!(v(SYS_truncate, NO_ARGS), RET_EPERM);
+        assert_eq!(v(SYS_openat, [0, 0, trunc, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_open, [0, trunc, 0, 0, 0, 0]), RET_EPERM);
+        // Writing opens with O_TRUNC are Landlock's write right: still allowed here.
+        let wtrunc = (O_WRONLY | O_CREAT | O_TRUNC) as u64;
+        assert_eq!(v(SYS_openat, [0, 0, wtrunc, 0o644, 0, 0]), RET_ALLOW);
+        assert_eq!(v(SYS_openat, [0, 0, O_RDONLY as u64, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(v(SYS_ftruncate, NO_ARGS), RET_ALLOW);
+        // Signals: only to pid 4242.
+        assert_eq!(v(SYS_kill, [4242, 15, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(v(SYS_kill, [1, 15, 0, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_kill, [0, 15, 0, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_kill, [u64::MAX, 9, 0, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_tgkill, [4242, 4243, 10, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(v(SYS_tgkill, [77, 77, 10, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_rt_sigqueueinfo, [77, 10, 0, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_tkill, [4242, 10, 0, 0, 0, 0]), RET_EPERM);
+        // Nothing else changes.
+        assert_eq!(v(SYS_read, NO_ARGS), RET_ALLOW);
+    }
+
+    /// The x86_64 calls aarch64 does not have (their filters simply lack them).
+    const X86_64_ONLY: &[&str] = &[
+        "open",
+        "creat",
+        "stat",
+        "lstat",
+        "access",
+        "readlink",
+        "mkdir",
+        "rmdir",
+        "unlink",
+        "rename",
+        "link",
+        "symlink",
+        "chmod",
+        "chown",
+        "lchown",
+        "utime",
+        "utimes",
+        "futimesat",
+        "getdents",
+        "dup2",
+        "pipe",
+        "poll",
+        "select",
+        "epoll_create",
+        "epoll_wait",
+        "eventfd",
+        "signalfd",
+        "pause",
+        "alarm",
+        "time",
+        "getpgrp",
+        "arch_prctl",
+        "mknod",
+        "fork",
+        "vfork",
+        "inotify_init",
+        "iopl",
+        "ioperm",
+        "modify_ldt",
+        "uselib",
+        "ustat",
+        "sysfs",
+        "_sysctl",
+    ];
+
+    fn arm_verdict(nr: i64, args: [u64; 6]) -> u32 {
+        let arm = Arch::Aarch64;
+        let filters = [
+            allow_filter_for(arm),
+            deny_filter_for(arm),
+            enosys_filter_for(arm),
+        ];
+        let action = |ret: u32| (ret & 0xffff_0000) as i32;
+        let mut ret = libc::SECCOMP_RET_ALLOW;
+        for prog in filters.iter().rev() {
+            let cur = run_as(prog, AUDIT_ARCH_AARCH64, nr as u32, args);
+            if action(cur) < action(ret) {
+                ret = cur;
+            }
+        }
+        ret
+    }
+
+    #[test]
+    fn every_listed_syscall_has_a_number_on_both_architectures_or_is_x86_only() {
+        let names = allowed_names()
+            .into_iter()
+            .chain(denied_names())
+            .chain(enosys_always().into_iter().map(|(_, n)| n));
+        for name in names {
+            assert!(
+                Arch::X86_64.number(name).is_some(),
+                "{name} missing on x86_64"
+            );
+            assert!(
+                Arch::Aarch64.number(name).is_some() || X86_64_ONLY.contains(&name),
+                "{name} missing on aarch64"
+            );
+        }
+        // The table agrees with libc on this host.
+        assert_eq!(Arch::X86_64.number("openat"), Some(libc::SYS_openat));
+        assert_eq!(Arch::Aarch64.number("openat"), Some(56));
+        assert_eq!(Arch::Aarch64.number("socket"), Some(198));
+    }
+
+    #[test]
+    fn aarch64_filters_deny_the_same_syscall_names() {
+        let arm = Arch::Aarch64;
+        for name in denied_names() {
+            match arm.number(name) {
+                Some(nr) => assert_eq!(arm_verdict(nr, NO_ARGS), RET_EPERM, "{name}"),
+                None => assert!(X86_64_ONLY.contains(&name), "{name}"),
+            }
+        }
+        let conditional: Vec<&str> = denied_when()
+            .into_iter()
+            .filter_map(|(nr, _)| Arch::X86_64.name(nr))
+            .collect();
+        for name in allowed_names() {
+            let Some(nr) = arm.number(name) else {
+                assert!(X86_64_ONLY.contains(&name), "{name}");
+                continue;
+            };
+            if !conditional.contains(&name) {
+                assert_eq!(arm_verdict(nr, NO_ARGS), RET_ALLOW, "{name}");
+            }
+        }
+        for (_, name) in enosys_always() {
+            let nr = arm.number(name).expect("clone3/openat2 exist on aarch64");
+            assert_eq!(arm_verdict(nr, NO_ARGS), RET_ENOSYS, "{name}");
+        }
+        // Not in the allowlist, and numbers past the table: ENOSYS, as on x86_64.
+        assert_eq!(arm_verdict(arm.number("acct").unwrap(), NO_ARGS), RET_EPERM);
+        assert_eq!(
+            arm_verdict(arm.number("vhangup").unwrap(), NO_ARGS),
+            RET_EPERM
+        );
+        assert_eq!(
+            arm_verdict(arm.number("io_setup").unwrap(), NO_ARGS),
+            RET_ENOSYS
+        );
+        assert_eq!(arm_verdict(600, NO_ARGS), RET_ENOSYS);
+    }
+
+    #[test]
+    fn aarch64_filters_check_the_same_arguments() {
+        use libc::*;
+        let arm = Arch::Aarch64;
+        let nr = |n: &str| arm.number(n).unwrap();
+        // clone: threads only.
+        assert_eq!(arm_verdict(nr("clone"), NO_ARGS), RET_EPERM);
+        let thread = (CLONE_VM | CLONE_THREAD | CLONE_SIGHAND) as u64;
+        assert_eq!(arm_verdict(nr("clone"), [thread, 0, 0, 0, 0, 0]), RET_ALLOW);
+        // socketpair: AF_UNIX stream only.
+        let pair = |d: i32, t: i32| [d as u64, t as u64, 0, 0, 0, 0];
+        assert_eq!(
+            arm_verdict(nr("socketpair"), pair(AF_UNIX, SOCK_STREAM)),
+            RET_ALLOW
+        );
+        assert_eq!(
+            arm_verdict(nr("socketpair"), pair(AF_UNIX, SOCK_DGRAM)),
+            RET_EPERM
+        );
+        assert_eq!(
+            arm_verdict(nr("socketpair"), pair(AF_INET, SOCK_STREAM)),
+            RET_EPERM
+        );
+        // ioctl: the allowlist only (TIOCSTI is terminal injection).
+        assert_eq!(arm_verdict(nr("ioctl"), [0, 0x5401, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(arm_verdict(nr("ioctl"), [0, 0x5412, 0, 0, 0, 0]), RET_EPERM);
+        // openat creating a setuid file.
+        let creat = [0, 0, O_CREAT as u64, S_ISUID as u64 | 0o755, 0, 0];
+        assert_eq!(arm_verdict(nr("openat"), creat), RET_EPERM);
+        assert_eq!(arm_verdict(nr("openat"), [0, 0, 0, 0, 0, 0]), RET_ALLOW);
+        // A foreign architecture's call (x86_64 numbering) kills.
+        let prog = allow_filter_for(arm);
+        let killed = run_as(&prog, AUDIT_ARCH_X86_64, 0, NO_ARGS);
+        assert_eq!(killed, RET_KILL);
     }
 }

@@ -166,7 +166,10 @@ def test_timeout_kills_the_run(client: RpcClient) -> None:
 
 
 def test_unanswered_tool_call_ends_with_the_deadline_and_is_cancelled(client: RpcClient) -> None:
-    rid = client.request("run", {"code": "await slow()", "tools": [{"name": "slow"}], "limits": {"timeout_ms": 300}})
+    # The deadline must fire while the call is out, not while the interpreter still starts: a
+    # warm interpreter and a deadline far beyond a start on a loaded machine.
+    wait_pool_full(client)
+    rid = client.request("run", {"code": "await slow()", "tools": [{"name": "slow"}], "limits": {"timeout_ms": 3000}})
     call = client.recv()
     assert call["method"] == "tool/call"
     r = client.wait_response(rid)["result"]

@@ -45,7 +45,7 @@ const DRAIN_GRACE: Duration = Duration::from_millis(500);
 #[derive(Debug, Serialize)]
 pub struct RunResult {
     pub run_id: String,
-    pub status: &'static str,
+    pub status: RunStatus,
     pub stdout: String,
     pub stderr: String,
     pub truncated: Truncated,
@@ -55,6 +55,38 @@ pub struct RunResult {
     pub error: Option<ScriptError>,
     pub tool_calls: u64,
     pub duration_ms: f64,
+}
+
+/// How a run ended, as the contract spells it in the result's `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// The script finished; `value` is its result.
+    Ok,
+    /// The script raised; `error` says what.
+    Error,
+    /// The wall clock (`timeout_ms`) ran out.
+    Timeout,
+    /// `run/cancel`, a disconnect, a closed session or shutdown ended it.
+    Cancelled,
+    /// A limit other than the wall clock (`max_tool_calls`, `cpu_ms`, `scratch_mb`) was exceeded.
+    LimitExceeded,
+    /// The interpreter ended without reporting a result.
+    Crashed,
+}
+
+impl RunStatus {
+    /// The status as it appears on the wire and in `daemon/status`'s `runs_by_status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Error => "error",
+            RunStatus::Timeout => "timeout",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::LimitExceeded => "limit_exceeded",
+            RunStatus::Crashed => "crashed",
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -67,7 +99,7 @@ impl RunResult {
     fn not_started(run_id: String, why: &str) -> RunResult {
         RunResult {
             run_id,
-            status: "cancelled",
+            status: RunStatus::Cancelled,
             stdout: String::new(),
             stderr: String::new(),
             truncated: Truncated::default(),
@@ -161,7 +193,7 @@ pub async fn execute(
                 .fetch_add(r.tool_calls, Ordering::Relaxed);
             daemon.stats.count_status(r.status);
             tracing::info!(
-                status = r.status,
+                status = r.status.as_str(),
                 tool_calls = r.tool_calls,
                 duration_ms = r.duration_ms,
                 "run finished"
@@ -431,13 +463,13 @@ impl Execution<'_> {
                 status: DoneStatus::Ok,
                 value,
                 ..
-            } => ("ok", value, None),
+            } => (RunStatus::Ok, value, None),
             Ending::Done {
                 status: DoneStatus::Error,
                 error,
                 ..
             } => (
-                "error",
+                RunStatus::Error,
                 raw_null(),
                 Some(error.unwrap_or_else(|| {
                     plain_error("Error", "the script failed without details".into())
@@ -454,13 +486,13 @@ impl Execution<'_> {
                     "the run was cancelled by run/cancel"
                 };
                 (
-                    "cancelled",
+                    RunStatus::Cancelled,
                     raw_null(),
                     Some(plain_error("Cancelled", why.into())),
                 )
             }
             Ending::Timeout => (
-                "timeout",
+                RunStatus::Timeout,
                 raw_null(),
                 Some(plain_error(
                     "Timeout",
@@ -471,7 +503,7 @@ impl Execution<'_> {
                 )),
             ),
             Ending::TooManyToolCalls => (
-                "limit_exceeded",
+                RunStatus::LimitExceeded,
                 raw_null(),
                 Some(plain_error(
                     "LimitExceeded",
@@ -482,7 +514,7 @@ impl Execution<'_> {
                 )),
             ),
             Ending::DiskFull(why) => (
-                "limit_exceeded",
+                RunStatus::LimitExceeded,
                 raw_null(),
                 Some(plain_error("LimitExceeded", why)),
             ),
@@ -627,7 +659,7 @@ fn child_gone(
     detail: Option<String>,
     limits: &Limits,
     cpu_used_ms: Option<u64>,
-) -> (&'static str, Raw, Option<ScriptError>) {
+) -> (RunStatus, Raw, Option<ScriptError>) {
     use std::os::unix::process::ExitStatusExt;
     let signal = exit.and_then(|s| s.signal());
     // SIGXCPU at the soft CPU limit, or SIGKILL at the hard one (one second later) when the
@@ -639,7 +671,7 @@ fn child_gone(
             limits.cpu_ms
         );
         return (
-            "limit_exceeded",
+            RunStatus::LimitExceeded,
             raw_null(),
             Some(plain_error("LimitExceeded", message)),
         );
@@ -655,7 +687,11 @@ fn child_gone(
         Some(d) => format!("{d}; {how}"),
         None => how,
     };
-    ("crashed", raw_null(), Some(plain_error("Crashed", message)))
+    (
+        RunStatus::Crashed,
+        raw_null(),
+        Some(plain_error("Crashed", message)),
+    )
 }
 
 fn signal_name(sig: i32) -> String {
@@ -667,5 +703,26 @@ fn signal_name(sig: i32) -> String {
         libc::SIGSYS => "SIGSYS (a forbidden system call)".into(),
         libc::SIGXFSZ => "SIGXFSZ (file size limit)".into(),
         other => format!("{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunStatus;
+
+    #[test]
+    fn run_status_serializes_as_the_contract_spells_it() {
+        for status in [
+            RunStatus::Ok,
+            RunStatus::Error,
+            RunStatus::Timeout,
+            RunStatus::Cancelled,
+            RunStatus::LimitExceeded,
+            RunStatus::Crashed,
+        ] {
+            let wire = serde_json::to_value(status).unwrap_or_default();
+            assert_eq!(wire, serde_json::Value::from(status.as_str()));
+        }
+        assert_eq!(RunStatus::LimitExceeded.as_str(), "limit_exceeded");
     }
 }

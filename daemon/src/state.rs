@@ -95,12 +95,12 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn count_status(&self, status: &'static str) {
+    pub fn count_status(&self, status: crate::run::RunStatus) {
         let mut map = self
             .runs_by_status
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        *map.entry(status).or_default() += 1;
+        *map.entry(status.as_str()).or_default() += 1;
     }
 }
 

@@ -36,22 +36,25 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::client_source::ClientSource;
 use crate::rpc::error::{self, RpcError};
 use crate::rpc::inbound::{hangup, ClientLines, Frame, InboundLimits, ReadError};
 use crate::rpc::message::Rejected;
 use crate::rpc::peer::{outbox, OutboxReader};
 use crate::rpc::{Id, Incoming, Peer};
-use crate::run::SessionTicket;
+use crate::run::{RunContext, SessionTicket};
 use crate::session::Sessions;
 use crate::state::{ConnectionSlot, Daemon};
 
-/// What a run task needs from its connection.
+/// What the connection's request handlers share.
 #[derive(Clone)]
 pub struct ConnectionCtx {
     pub daemon: Arc<Daemon>,
     pub peer: Arc<Peer>,
     /// Fired when the client is gone: cancels every run of the connection.
     pub closed: CancellationToken,
+    /// What the connection's runs get: the client as their requester (`client_source.rs`).
+    pub runs: RunContext,
 }
 
 /// Runs in flight on this connection, by the JSON text of their request id.
@@ -94,10 +97,16 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
         closed.clone(),
         daemon.clone(),
     ));
+    let peer = Arc::new(Peer::new(outbox));
     let ctx = ConnectionCtx {
         daemon: daemon.clone(),
-        peer: Arc::new(Peer::new(outbox)),
+        peer: peer.clone(),
         closed: closed.clone(),
+        runs: RunContext {
+            daemon: daemon.clone(),
+            requester: Arc::new(ClientSource::new(peer)),
+            gone: closed.clone(),
+        },
     };
     let tables = Tables {
         runs: Arc::default(),
@@ -411,7 +420,7 @@ fn start_run(ctx: &ConnectionCtx, tables: &Tables, id: Id, params: Value) {
     let runs = runs.clone();
     tasks.spawn(async move {
         // A panic in the run still gets its answer (and the run's guards restore the counters).
-        let run = crate::run::execute(&ctx, &id, params, cancel, ticket);
+        let run = crate::run::execute(&ctx.runs, &id, params, cancel, ticket);
         let outcome = crate::unwind::catch_panic(run)
             .await
             .unwrap_or_else(|panic| {

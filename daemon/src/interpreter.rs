@@ -21,7 +21,6 @@ use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Child;
 use tokio::sync::mpsc;
@@ -33,11 +32,11 @@ use crate::limits::Limits;
 use crate::policy::Policy;
 use crate::rpc::codec::{Frame, LineReader};
 use crate::rpc::error::{self, RpcError};
-use crate::rpc::{Id, Peer};
 use crate::sandbox::identity::Leased;
 use crate::sandbox::plan::SandboxPlan;
 use crate::sandbox::{self, SandboxError};
 use crate::state::Daemon;
+use crate::tool_source::{Requester, RunIdentity};
 
 /// Longest control line the daemon accepts from a child (a tool call with its arguments, the
 /// script's value), unless `max_tool_argument_bytes` asks for more.
@@ -300,12 +299,11 @@ async fn read_pipe<R: AsyncRead + Unpin>(mut pipe: R, stream: Stream, sink: Sink
     }
 }
 
-/// Where streamed output goes (`stream: true`).
+/// Where streamed output goes (`stream: true`): the run's requester.
 #[derive(Clone)]
 pub struct Streamer {
-    pub peer: Arc<Peer>,
-    pub run_id: String,
-    pub request_id: Id,
+    pub to: Arc<dyn Requester>,
+    pub run: Arc<RunIdentity>,
 }
 
 /// One stream of one run: the kept bytes and the count of the dropped ones.
@@ -341,9 +339,7 @@ impl Captured {
         };
         if valid > 0 {
             let text = String::from_utf8_lossy(&pending[..valid]);
-            let params = json!({"run_id": s.run_id, "request_id": s.request_id,
-                "stream": self.stream.name(), "text": text});
-            let _ = s.peer.notify("run/output", &params).await;
+            s.to.output(&s.run, self.stream.name(), &text).await;
             self.streamed += valid;
         }
     }

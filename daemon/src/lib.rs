@@ -19,6 +19,7 @@
 //! - [`python`]: finding the real CPython binary once at start-up.
 
 pub mod budget;
+pub mod client_source;
 pub mod config;
 pub mod connection;
 pub mod control;
@@ -41,5 +42,6 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod state;
+pub mod tool_source;
 pub mod tools;
 pub mod unwind;

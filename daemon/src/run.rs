@@ -10,7 +10,6 @@
 //! captured output, remove the scratch dir (a drop guard, so even a panic cannot leak it), and
 //! answer with a result.
 
-use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,12 +20,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::connection::ConnectionCtx;
 use crate::interpreter::{collect_output, finish_output, Chunk, Interpreter, Streamer};
 use crate::limits::Limits;
 use crate::params::{check_inputs, limits_error, RunParams};
 use crate::policy::Policy;
-use crate::relay::{Admission, ArgumentLimits, Relay, RunRef};
+use crate::relay::{Admission, ArgumentLimits, Relay};
 use crate::rpc::codec::Frame;
 use crate::rpc::error::{self, RpcError};
 use crate::rpc::message::raw_null;
@@ -35,6 +33,20 @@ use crate::runtime::{self, DoneStatus, Exec, FromShim, ScriptError};
 use crate::sandbox::identity;
 use crate::scratch::DiskWatch;
 use crate::session::{unknown_session, Session, Turn};
+use crate::state::Daemon;
+use crate::tool_source::{Requester, RunIdentity, ToolRouter};
+
+/// What a run needs from whoever asked for it (rmcp's `RequestContext { ct, peer }`): the
+/// daemon, the requester (the source of the request's declared tools and the receiver of
+/// streamed output) and the signal that the requester is gone. A connection builds one for its
+/// client; nothing in a run knows about connections.
+#[derive(Clone)]
+pub struct RunContext {
+    pub daemon: Arc<Daemon>,
+    pub requester: Arc<dyn Requester>,
+    /// Fired when the requester is gone: its runs are cancelled ("the client disconnected").
+    pub gone: CancellationToken,
+}
 
 /// How long a child that reported `done` may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
@@ -121,7 +133,7 @@ pub struct SessionTicket {
 /// Executes one `run` request. `Err` only when nothing ran (bad params, policy, overload,
 /// sandbox unavailable); a script that fails still gives `Ok` with its status.
 pub async fn execute(
-    ctx: &ConnectionCtx,
+    ctx: &RunContext,
     request_id: &Id,
     params: Value,
     cancel: CancellationToken,
@@ -284,7 +296,7 @@ enum Ending {
 
 /// One admitted run.
 struct Execution<'a> {
-    ctx: &'a ConnectionCtx,
+    ctx: &'a RunContext,
     request_id: &'a Id,
     run_id: &'a str,
     params: &'a RunParams,
@@ -364,25 +376,24 @@ impl Execution<'_> {
                 }
             },
         };
-        let streamer = params.stream.then(|| Streamer {
-            peer: ctx.peer.clone(),
-            run_id: run_id.to_string(),
-            request_id: request_id.clone(),
-        });
-        let (output_to, output) = collect_output(limits.max_output_bytes as usize, streamer);
-        interpreter.attach(Some(output_to.clone()));
-
-        let run = RunRef {
+        let run = RunIdentity {
             run_id: run_id.to_string(),
             request_id: request_id.clone(),
             session_id: session.map(|s| s.id.clone()),
         };
+        let streamer = params.stream.then(|| Streamer {
+            to: ctx.requester.clone(),
+            run: Arc::new(run.clone()),
+        });
+        let (output_to, output) = collect_output(limits.max_output_bytes as usize, streamer);
+        interpreter.attach(Some(output_to.clone()));
+
         let tools = &params.settings.tools;
-        let names: HashSet<String> = tools.iter().map(|t| t.name.clone()).collect();
+        let router =
+            ToolRouter::for_run(ctx.requester.clone(), tools.iter().map(|t| t.name.clone()));
         let mut relay = Relay::new(
-            ctx.peer.clone(),
+            router,
             run,
-            names,
             limits.max_concurrent_tool_calls,
             ArgumentLimits {
                 per_call: daemon.config.max_tool_argument_bytes,
@@ -478,7 +489,7 @@ impl Execution<'_> {
             Ending::Cancelled => {
                 let why = if daemon.stop.is_cancelled() {
                     "the daemon shut down before the run finished"
-                } else if ctx.closed.is_cancelled() {
+                } else if ctx.gone.is_cancelled() {
                     "the client disconnected"
                 } else if session.is_some_and(|s| s.closed.is_cancelled()) {
                     "its session was closed"

@@ -47,12 +47,17 @@ impl<F: Future> Future for CatchPanic<F> {
     }
 }
 
-/// The `-32603` answer for a request whose task panicked.
-pub fn panic_error(what: &str, message: &str) -> RpcError {
-    RpcError::internal(format!(
+/// What a request (or tool call) whose task panicked is told.
+pub fn panic_message(what: &str, message: &str) -> String {
+    format!(
         "internal error: the daemon failed while handling this {what} ({message}); \
          the daemon is still running"
-    ))
+    )
+}
+
+/// The `-32603` answer for a request whose task panicked.
+pub fn panic_error(what: &str, message: &str) -> RpcError {
+    RpcError::internal(panic_message(what, message))
 }
 
 #[cfg(test)]

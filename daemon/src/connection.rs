@@ -37,6 +37,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::client_source::ClientSource;
+use crate::error::RequestError;
 use crate::rpc::error::{self, RpcError};
 use crate::rpc::inbound::{hangup, ClientLines, Frame, InboundLimits, ReadError};
 use crate::rpc::message::Rejected;
@@ -244,62 +245,84 @@ async fn handle_line(ctx: &ConnectionCtx, tables: &Tables, line: &[u8]) {
         }
         Ok(Incoming::Request { id, method, params }) => {
             if ctx.daemon.draining.is_cancelled() {
-                let err = RpcError::new(error::SHUTTING_DOWN, "the daemon is shutting down");
-                let _ = peer.respond_error(&id, &err).await;
+                reply(peer, &id, Err::<Value, _>(RequestError::ShuttingDown)).await;
                 return;
             }
             if method == "run/cancel" {
-                let reply = cancel_run(&tables.runs, params.as_deref());
-                let _ = match reply {
-                    Ok(result) => peer.respond(&id, &result).await,
-                    Err(err) => peer.respond_error(&id, &err).await,
-                };
+                reply(peer, &id, cancel_run(&tables.runs, params.as_deref())).await;
                 return;
             }
             let params = match params_value(params.as_deref()) {
                 Ok(params) => params,
                 Err(err) => {
-                    let _ = peer.respond_error(&id, &err).await;
+                    reply(peer, &id, Err::<Value, _>(err)).await;
                     return;
                 }
             };
-            let reply = match method.as_str() {
+            let result = match method.as_str() {
                 "initialize" => Ok(ctx.daemon.describe()),
                 "daemon/status" => Ok(ctx.daemon.status()),
                 "run" => return start_run(ctx, tables, id, params),
-                "tools/definition" => tool_definitions(&tables.sessions, params),
+                "tools/definition" => {
+                    // The provider formats (`definitions.rs`) still speak wire errors.
+                    let _ = match tool_definitions(&tables.sessions, params) {
+                        Ok(result) => peer.respond(&id, &result).await,
+                        Err(err) => peer.respond_error(&id, &err).await,
+                    };
+                    return;
+                }
                 "session/create" => tables.sessions.create(ctx, params),
                 "session/close" => {
                     // Waits for the session's running run to end: not in the reader.
                     let (peer, sessions) = (peer.clone(), tables.sessions.clone());
                     tables.tasks.spawn(async move {
-                        let _ = match sessions.close(&params).await {
-                            Ok(result) => peer.respond(&id, &result).await,
-                            Err(err) => peer.respond_error(&id, &err).await,
-                        };
+                        reply(&peer, &id, sessions.close(&params).await).await;
                     });
                     return;
                 }
-                _ => Err(RpcError::new(
-                    error::METHOD_NOT_FOUND,
-                    format!("unknown method {method:?}"),
-                )),
+                _ => Err(RequestError::UnknownMethod(method)),
             };
-            let _ = match reply {
-                Ok(result) => peer.respond(&id, &result).await,
-                Err(err) => peer.respond_error(&id, &err).await,
-            };
+            reply(peer, &id, result).await;
         }
     }
 }
 
+/// Answers a request: its result, or its error mapped to the wire by [`wire_error`].
+async fn reply<T: serde::Serialize>(peer: &Peer, id: &Id, result: Result<T, RequestError>) {
+    let _ = match result {
+        Ok(result) => peer.respond(id, &result).await,
+        Err(err) => peer.respond_error(id, &wire_error(&err)).await,
+    };
+}
+
+/// The one place a domain error becomes a JSON-RPC error object: its code from the contract,
+/// its message, and `data.field` when it is about one field.
+pub fn wire_error(e: &RequestError) -> RpcError {
+    let code = match e {
+        RequestError::InvalidParams { .. } => error::INVALID_PARAMS,
+        RequestError::InvalidRequest(_) => error::INVALID_REQUEST,
+        RequestError::UnknownMethod(_) => error::METHOD_NOT_FOUND,
+        RequestError::UnknownSession(_) => error::UNKNOWN_SESSION,
+        RequestError::Overloaded(_) => error::OVERLOADED,
+        RequestError::LimitsExceedPolicy { .. } => error::LIMITS_EXCEED_POLICY,
+        RequestError::UnknownPolicy(_) => error::UNKNOWN_POLICY,
+        RequestError::UnknownRun(_) => error::UNKNOWN_RUN,
+        RequestError::SandboxUnavailable(_) => error::SANDBOX_UNAVAILABLE,
+        RequestError::ShuttingDown => error::SHUTTING_DOWN,
+        RequestError::Internal(_) => error::INTERNAL_ERROR,
+    };
+    let mut wire = RpcError::new(code, e.to_string());
+    wire.data = e.field().map(|field| json!({ "field": field }));
+    wire
+}
+
 /// A request's `params` as a `Value` (`null` when absent). JSON nested deeper than serde_json's
 /// recursion limit (128) is refused with `-32602`, never forwarded half-parsed.
-fn params_value(params: Option<&serde_json::value::RawValue>) -> Result<Value, RpcError> {
+fn params_value(params: Option<&serde_json::value::RawValue>) -> Result<Value, RequestError> {
     match params {
         None => Ok(Value::Null),
         Some(raw) => serde_json::from_str(raw.get()).map_err(|e| {
-            RpcError::invalid_params("params", format!("params could not be read: {e}"))
+            RequestError::invalid_params("params", format!("params could not be read: {e}"))
         }),
     }
 }
@@ -308,7 +331,7 @@ fn params_value(params: Option<&serde_json::value::RawValue>) -> Result<Value, R
 fn cancel_run(
     runs: &RunTable,
     params: Option<&serde_json::value::RawValue>,
-) -> Result<Value, RpcError> {
+) -> Result<Value, RequestError> {
     #[derive(serde::Deserialize)]
     struct CancelParams<'a> {
         #[serde(borrow)]
@@ -320,7 +343,7 @@ fn cancel_run(
     let id = match raw_id.and_then(Id::from_raw) {
         Some(id) => id,
         None => {
-            return Err(RpcError::invalid_params(
+            return Err(RequestError::invalid_params(
                 "request_id",
                 "request_id (the id of the run request) must be a string or a number",
             ))
@@ -332,10 +355,7 @@ fn cancel_run(
             token.cancel();
             Ok(json!({"cancelled": true}))
         }
-        None => Err(RpcError::new(
-            error::UNKNOWN_RUN,
-            format!("no run in flight with request id {id} on this connection"),
-        )),
+        None => Err(RequestError::UnknownRun(id.to_string())),
     }
 }
 
@@ -357,7 +377,7 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
         Some(Value::String(id)) => {
             let session = sessions
                 .get(&id)
-                .ok_or_else(|| crate::session::unknown_session(&id))?;
+                .ok_or_else(|| wire_error(&crate::session::unknown_session(&id)))?;
             specs = session.specs.clone();
             persistent = session.persistent;
         }
@@ -369,7 +389,7 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
         }
     }
     if let Some(tools) = map.remove("tools").filter(|t| !t.is_null()) {
-        crate::tools::parse_tools(&tools, "tools")?;
+        crate::tools::parse_tools(&tools, "tools").map_err(|e| wire_error(&e))?;
         let extra = match tools {
             Value::Array(extra) => extra,
             _ => Vec::new(),
@@ -380,7 +400,7 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
         specs.retain(|old| !extra.iter().any(|new| py(new) == py(old)));
         specs.extend(extra);
     }
-    crate::params::reject_unknown(&map, "tools/definition")?;
+    crate::params::reject_unknown(&map, "tools/definition").map_err(|e| wire_error(&e))?;
     Ok(crate::definitions::definitions(&specs, format, persistent))
 }
 
@@ -406,11 +426,10 @@ fn start_run(ctx: &ConnectionCtx, tables: &Tables, id: Id, params: Value) {
             drop(table);
             let peer = ctx.peer.clone();
             tasks.spawn(async move {
-                let err = RpcError::new(
-                    error::INVALID_REQUEST,
-                    format!("a run with request id {id} is already in flight on this connection"),
-                );
-                let _ = peer.respond_error(&id, &err).await;
+                let err = RequestError::InvalidRequest(format!(
+                    "a run with request id {id} is already in flight on this connection"
+                ));
+                reply(&peer, &id, Err::<Value, _>(err)).await;
             });
             return;
         }
@@ -425,12 +444,49 @@ fn start_run(ctx: &ConnectionCtx, tables: &Tables, id: Id, params: Value) {
             .await
             .unwrap_or_else(|panic| {
                 tracing::error!(%id, panic = %panic, "a run panicked");
-                Err(crate::unwind::panic_error("run", &panic))
+                Err(RequestError::internal(crate::unwind::panic_message(
+                    "run", &panic,
+                )))
             });
         runs.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-        let _ = match outcome {
-            Ok(result) => ctx.peer.respond(&id, &result).await,
-            Err(err) => ctx.peer.respond_error(&id, &err).await,
-        };
+        reply(&ctx.peer, &id, outcome).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::SandboxUnavailable;
+
+    #[test]
+    fn domain_errors_map_to_the_contract_codes_with_their_field() {
+        let bad = wire_error(&RequestError::invalid_params("limits.cpu_ms", "too big"));
+        assert_eq!(bad.code, error::INVALID_PARAMS);
+        assert_eq!(bad.data, Some(json!({"field": "limits.cpu_ms"})));
+        let looser = wire_error(&RequestError::LimitsExceedPolicy {
+            field: "limits.timeout_ms".into(),
+            message: "looser than the policy".into(),
+        });
+        assert_eq!(looser.code, error::LIMITS_EXCEED_POLICY);
+        assert_eq!(looser.data, Some(json!({"field": "limits.timeout_ms"})));
+        let missing = wire_error(&RequestError::SandboxUnavailable(SandboxUnavailable {
+            mechanism: "landlock".into(),
+            message: "not supported".into(),
+        }));
+        assert_eq!(missing.code, error::SANDBOX_UNAVAILABLE);
+        assert_eq!(
+            missing.message,
+            "sandbox unavailable: landlock: not supported; no code ran"
+        );
+        assert_eq!(missing.data, None);
+        let busy = wire_error(&RequestError::Overloaded("2 runs are executing".into()));
+        assert_eq!(
+            (busy.code, busy.message.as_str()),
+            (error::OVERLOADED, "overloaded: 2 runs are executing")
+        );
+        assert_eq!(
+            wire_error(&RequestError::ShuttingDown).code,
+            error::SHUTTING_DOWN
+        );
+    }
 }

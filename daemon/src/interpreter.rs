@@ -28,10 +28,10 @@ use tokio::task::JoinHandle;
 
 use crate::budget::ByteGauge;
 use crate::control::{self, ControlReader};
+use crate::error::{SandboxUnavailable, StartError};
 use crate::limits::Limits;
 use crate::policy::Policy;
 use crate::rpc::codec::{Frame, LineReader};
-use crate::rpc::error::{self, RpcError};
 use crate::sandbox::identity::Leased;
 use crate::sandbox::plan::SandboxPlan;
 use crate::sandbox::{self, SandboxError};
@@ -113,22 +113,22 @@ impl Interpreter {
         run_id: &str,
         env: &[(String, String)],
         leased: &Leased,
-    ) -> Result<Interpreter, RpcError> {
+    ) -> Result<Interpreter, StartError> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
-            .map_err(|e| RpcError::internal(format!("socketpair: {e}")))?;
+            .map_err(|e| StartError::Launch(format!("socketpair: {e}")))?;
         // `scratch` was created owned by the lease's uid (a session's, for its whole life).
         let plan =
             sandbox::plan::build(&daemon.python, policy, limits, scratch, run_id, env, leased);
         let mut child = sandbox::spawn(&plan, theirs.into()).map_err(|e| match e {
-            SandboxError::Unavailable { .. } => {
-                RpcError::new(error::SANDBOX_UNAVAILABLE, e.to_string())
+            SandboxError::Unavailable { mechanism, message } => {
+                StartError::SandboxUnavailable(SandboxUnavailable { mechanism, message })
             }
-            other => RpcError::internal(other.to_string()),
+            other => StartError::Launch(other.to_string()),
         })?;
         let (read_half, mut write_half) = ours
             .set_nonblocking(true)
             .and_then(|()| control::split(ours.into()))
-            .map_err(|e| RpcError::internal(format!("control channel: {e}")))?;
+            .map_err(|e| StartError::Launch(format!("control channel: {e}")))?;
         // Unbounded as a channel, bounded in bytes by `outbox`: the run loop stops producing
         // (reading the child, taking answers) while the outbox is full.
         let (to_child, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();

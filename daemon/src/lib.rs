@@ -24,6 +24,7 @@ pub mod config;
 pub mod connection;
 pub mod control;
 pub mod definitions;
+pub mod error;
 pub mod interpreter;
 pub mod limits;
 pub mod memory;

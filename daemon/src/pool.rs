@@ -349,7 +349,7 @@ async fn start_one(
         Ok(interpreter) => interpreter,
         Err(e) => {
             scratch.remove().await;
-            return Err(WarmError::Spawn(e.message));
+            return Err(WarmError::Spawn(e.to_string()));
         }
     };
     let first = tokio::time::timeout(READY_TIMEOUT, interpreter.next_frame()).await;

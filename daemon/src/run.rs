@@ -20,13 +20,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::error::{RequestError, SandboxUnavailable, StartError};
 use crate::interpreter::{collect_output, finish_output, Chunk, Interpreter, Streamer};
 use crate::limits::Limits;
-use crate::params::{check_inputs, limits_error, RunParams};
+use crate::params::{check_inputs, RunParams};
 use crate::policy::Policy;
 use crate::relay::{Admission, ArgumentLimits, Relay};
 use crate::rpc::codec::Frame;
-use crate::rpc::error::{self, RpcError};
 use crate::rpc::message::raw_null;
 use crate::rpc::{Id, Raw};
 use crate::runtime::{self, DoneStatus, Exec, FromShim, ScriptError};
@@ -138,7 +138,7 @@ pub async fn execute(
     params: Value,
     cancel: CancellationToken,
     ticket: Option<SessionTicket>,
-) -> Result<RunResult, RpcError> {
+) -> Result<RunResult, RequestError> {
     let mut params = RunParams::parse(params)?;
     let (session, turn) = match (&params.session_id, ticket) {
         (None, _) => (None, None),
@@ -153,14 +153,12 @@ pub async fn execute(
     let policy = daemon
         .policies()
         .get(params.settings.policy.as_deref())
-        .map_err(|e| RpcError::new(error::UNKNOWN_POLICY, e.to_string()))?;
+        .map_err(|e| RequestError::UnknownPolicy(e.to_string()))?;
     let mut limits = policy.limits;
     if let Some(s) = &session {
-        limits = limits.tighten(&s.limits).map_err(limits_error)?;
+        limits = limits.tighten(&s.limits)?;
     }
-    let limits = limits
-        .tighten(&params.settings.limits)
-        .map_err(limits_error)?;
+    let limits = limits.tighten(&params.settings.limits)?;
     // Hold the turn until the run has ended: the session's next run waits for it.
     let _turn = match (turn, &session) {
         (Some(mut turn), Some(s)) => {
@@ -246,18 +244,15 @@ impl Drop for QueuePlace<'_> {
 async fn admit(
     daemon: &crate::state::Daemon,
     cancel: &CancellationToken,
-) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, RpcError> {
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, RequestError> {
     if let Ok(permit) = daemon.run_slots.clone().try_acquire_owned() {
         return Ok(Some(permit));
     }
     let overloaded = || {
-        RpcError::new(
-            error::OVERLOADED,
-            format!(
-                "overloaded: {} runs are executing and {} are queued; try again",
-                daemon.config.max_concurrent_runs, daemon.config.queue_depth
-            ),
-        )
+        RequestError::Overloaded(format!(
+            "{} runs are executing and {} are queued; try again",
+            daemon.config.max_concurrent_runs, daemon.config.queue_depth
+        ))
     };
     // Reserve a queue place, or refuse at once.
     let reserved = daemon
@@ -291,7 +286,7 @@ enum Ending {
     /// The control channel closed or spoke nonsense before `done`.
     ChildGone(Option<String>),
     /// Nothing ran: the launcher refused or failed.
-    Refused(RpcError),
+    NotStarted(StartError),
 }
 
 /// One admitted run.
@@ -306,7 +301,7 @@ struct Execution<'a> {
 }
 
 impl Execution<'_> {
-    async fn start(self, cancel: CancellationToken) -> Result<RunResult, RpcError> {
+    async fn start(self, cancel: CancellationToken) -> Result<RunResult, RequestError> {
         let Execution {
             ctx,
             request_id,
@@ -356,7 +351,7 @@ impl Execution<'_> {
                         )
                         .await
                         .map_err(|e| {
-                            RpcError::internal(format!("cannot create scratch dir: {e}"))
+                            RequestError::internal(format!("cannot create scratch dir: {e}"))
                         })?;
                     match Interpreter::spawn(
                         daemon,
@@ -370,7 +365,7 @@ impl Execution<'_> {
                         Ok(fresh) => (fresh, Some(scratch)),
                         Err(e) => {
                             scratch.remove().await;
-                            return Err(e);
+                            return Err(e.into());
                         }
                     }
                 }
@@ -417,7 +412,7 @@ impl Execution<'_> {
             max_argument_bytes: daemon.config.max_tool_argument_bytes,
         };
         let mut exec_line = serde_json::to_vec(&exec)
-            .map_err(|e| RpcError::internal(format!("cannot encode the job: {e}")))?;
+            .map_err(|e| RequestError::internal(format!("cannot encode the job: {e}")))?;
         exec_line.push(b'\n');
         let bounds = Bounds {
             deadline,
@@ -469,7 +464,7 @@ impl Execution<'_> {
         }
 
         let (status, value, mut error) = match ending {
-            Ending::Refused(e) => return Err(e),
+            Ending::NotStarted(e) => return Err(e.into()),
             Ending::Done {
                 status: DoneStatus::Ok,
                 value,
@@ -638,13 +633,10 @@ async fn drive(
                         return Ending::Done { status, value, error };
                     }
                     FromShim::SandboxError { mechanism, message } if !ready => {
-                        return Ending::Refused(RpcError::new(
-                            error::SANDBOX_UNAVAILABLE,
-                            format!("sandbox unavailable: {mechanism}: {message}; no code ran"),
-                        ));
+                        return Ending::NotStarted(StartError::SandboxUnavailable(SandboxUnavailable { mechanism, message }));
                     }
                     FromShim::LaunchError { message } if !ready => {
-                        return Ending::Refused(RpcError::internal(format!("could not start the interpreter: {message}")));
+                        return Ending::NotStarted(StartError::Launch(message));
                     }
                     other => {
                         return Ending::ChildGone(Some(format!("unexpected control message from the child: {}", other.describe())));

@@ -22,10 +22,10 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::ConnectionCtx;
+use crate::error::{RequestError, SandboxUnavailable};
 use crate::interpreter::Interpreter;
 use crate::limits::LimitsRequest;
 use crate::params::{reject_unknown, RunSettings};
-use crate::rpc::error::{self, RpcError};
 use crate::sandbox::identity::{self, Leased};
 use crate::scratch::Scratch;
 use crate::tools::ToolDef;
@@ -134,12 +134,12 @@ impl Sessions {
     }
 
     /// `session/create`.
-    pub fn create(&self, ctx: &ConnectionCtx, params: Value) -> Result<Value, RpcError> {
+    pub fn create(&self, ctx: &ConnectionCtx, params: Value) -> Result<Value, RequestError> {
         let mut map = match params {
             Value::Object(map) => map,
             Value::Null => Map::new(),
             _ => {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     "params",
                     "params must be an object",
                 ))
@@ -150,7 +150,7 @@ impl Sessions {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => b,
             Some(_) => {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     "persistent",
                     "persistent must be a boolean",
                 ))
@@ -160,14 +160,14 @@ impl Sessions {
             None | Some(Value::Null) => {}
             Some(Value::Array(names)) if names.is_empty() => {}
             Some(Value::Array(_)) => {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     "mcp_servers",
                     "mcp_servers: no MCP servers are configured in this version of ptcd; \
                      pass the tools in \"tools\" instead",
                 ))
             }
             Some(_) => {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     "mcp_servers",
                     "mcp_servers must be an array of server names",
                 ))
@@ -175,35 +175,32 @@ impl Sessions {
         }
         reject_unknown(&map, "session/create")?;
         if lock(&self.0).len() >= MAX_SESSIONS_PER_CONNECTION {
-            return Err(RpcError::new(
-                error::OVERLOADED,
-                format!(
-                    "overloaded: this connection already has {MAX_SESSIONS_PER_CONNECTION} open sessions; close one first"
-                ),
-            ));
+            return Err(RequestError::Overloaded(format!(
+                "this connection already has {MAX_SESSIONS_PER_CONNECTION} open sessions; close one first"
+            )));
         }
         let daemon = &ctx.daemon;
         let policy = daemon
             .policies()
             .get(settings.policy.as_deref())
-            .map_err(|e| RpcError::new(error::UNKNOWN_POLICY, e.to_string()))?;
+            .map_err(|e| RequestError::UnknownPolicy(e.to_string()))?;
         policy
             .limits
             .tighten(&settings.limits)
-            .map_err(crate::params::limits_error)?;
+            .map_err(RequestError::from)?;
         let id = format!("s-{}", NEXT_SESSION.fetch_add(1, Ordering::Relaxed));
         let (scratch, leased) = if persistent {
             let leased = identity::for_policy(&policy);
             if let Leased::Refused(why) = &leased {
-                return Err(RpcError::new(
-                    error::SANDBOX_UNAVAILABLE,
-                    format!("sandbox unavailable: identity: {why}"),
-                ));
+                return Err(RequestError::SandboxUnavailable(SandboxUnavailable {
+                    mechanism: "identity".into(),
+                    message: why.to_string(),
+                }));
             }
             let dir = daemon
                 .scratch
                 .create(&id, leased.lease().cloned(), policy.rlimits.scratch_mb)
-                .map_err(|e| RpcError::internal(format!("cannot create scratch dir: {e}")))?;
+                .map_err(|e| RequestError::internal(format!("cannot create scratch dir: {e}")))?;
             (Some(dir), leased)
         } else {
             (None, Leased::Unswitched)
@@ -230,7 +227,7 @@ impl Sessions {
     }
 
     /// `session/close`: waits for the session's runs to end (its running run is cancelled).
-    pub async fn close(&self, params: &Value) -> Result<Value, RpcError> {
+    pub async fn close(&self, params: &Value) -> Result<Value, RequestError> {
         let id = session_id_param(params)?;
         let session = lock(&self.0)
             .remove(id)
@@ -250,16 +247,13 @@ impl Sessions {
 }
 
 /// The `session_id` param of `session/close` (required).
-fn session_id_param(params: &Value) -> Result<&str, RpcError> {
+fn session_id_param(params: &Value) -> Result<&str, RequestError> {
     params
         .get("session_id")
         .and_then(Value::as_str)
-        .ok_or_else(|| RpcError::invalid_params("session_id", "session_id must be a string"))
+        .ok_or_else(|| RequestError::invalid_params("session_id", "session_id must be a string"))
 }
 
-pub fn unknown_session(id: &str) -> RpcError {
-    RpcError::new(
-        error::UNKNOWN_SESSION,
-        format!("unknown session {id:?} (never created on this connection, or closed)"),
-    )
+pub fn unknown_session(id: &str) -> RequestError {
+    RequestError::UnknownSession(id.to_string())
 }

@@ -32,6 +32,8 @@ use crate::error::{SandboxUnavailable, StartError};
 use crate::limits::Limits;
 use crate::policy::Policy;
 use crate::rpc::codec::{Frame, LineReader};
+use crate::rpc::Raw;
+use crate::runtime::{DoneStatus, FromShim, ScriptError};
 use crate::sandbox::identity::Leased;
 use crate::sandbox::plan::SandboxPlan;
 use crate::sandbox::{self, SandboxError};
@@ -50,6 +52,36 @@ pub const OUTBOX_BYTES: usize = 1 << 20;
 /// Chunks of output waiting for the collector; a full channel stops the pipe readers, and with
 /// them a child that writes faster than the client reads.
 const OUTPUT_QUEUE: usize = 16;
+
+/// A valid control message from a running child (see [`Interpreter::next_message`]).
+#[derive(Debug)]
+pub enum ChildMessage {
+    /// The shim finished its imports and waits for the `exec`.
+    Ready,
+    ToolCall {
+        id: u64,
+        name: String,
+        /// Raw JSON, checked to be an object.
+        arguments: Raw,
+    },
+    /// Text the script wrote to `sys.stdout`/`sys.stderr` (persistent mode).
+    Output { stream: Stream, text: String },
+    Done {
+        status: DoneStatus,
+        /// Raw JSON (`null` when absent).
+        value: Raw,
+        error: Option<ScriptError>,
+    },
+}
+
+/// Why a child's control channel ends its run.
+#[derive(Debug)]
+pub enum ChildFault {
+    /// Its launcher refused or failed before `ready`: nothing ran.
+    NotStarted(StartError),
+    /// It closed the channel, or said something invalid or out of turn (the detail, if any).
+    Gone(Option<String>),
+}
 
 /// Which output stream a chunk belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -92,8 +124,8 @@ pub struct Interpreter {
     _writer: AbortOnDrop,
     sink: Sink,
     pipes: Vec<JoinHandle<()>>,
-    /// The shim said `ready` and waits for an `exec`.
-    pub ready: bool,
+    /// The shim said `ready` (set only by [`Interpreter::next_message`]).
+    ready: bool,
     /// Keeps the plan's uid lease for as long as the child lives.
     plan: SandboxPlan,
 }
@@ -189,9 +221,72 @@ impl Interpreter {
         &self.outbox
     }
 
-    /// The next control line from the child.
-    pub async fn next_frame(&mut self) -> std::io::Result<Option<Frame>> {
-        self.reader.next_frame().await
+    /// True once the shim said `ready`: it waits for (or runs) an `exec`.
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// The next control message from the child, decoded and checked against where the child is
+    /// in its life — the one decoder for the pool (waiting for `ready`) and the run loop. Before
+    /// `ready` only `ready`, `sandbox_error` and `launch_error` are valid (the last two become
+    /// [`ChildFault::NotStarted`]); after it only `tool_call`, `output` and `done`. Anything
+    /// else, an oversize line, or the channel closing is [`ChildFault::Gone`]. Cancel-safe (the
+    /// line reader keeps a partial line).
+    pub async fn next_message(&mut self) -> Result<ChildMessage, ChildFault> {
+        let line = match self.reader.next_frame().await {
+            Ok(Some(Frame::Line(line))) => line,
+            Ok(Some(Frame::TooLong)) => {
+                return Err(ChildFault::Gone(Some(
+                    "the child sent an oversize control message".into(),
+                )))
+            }
+            Ok(None) | Err(_) => return Err(ChildFault::Gone(None)),
+        };
+        let message = FromShim::parse(&line).map_err(|e| {
+            ChildFault::Gone(Some(format!(
+                "the child sent an invalid control message: {e}"
+            )))
+        })?;
+        drop(line);
+        match message {
+            FromShim::Ready if !self.ready => {
+                self.ready = true;
+                Ok(ChildMessage::Ready)
+            }
+            FromShim::SandboxError { mechanism, message } if !self.ready => {
+                Err(ChildFault::NotStarted(StartError::SandboxUnavailable(
+                    SandboxUnavailable { mechanism, message },
+                )))
+            }
+            FromShim::LaunchError { message } if !self.ready => {
+                Err(ChildFault::NotStarted(StartError::Launch(message)))
+            }
+            FromShim::ToolCall {
+                id,
+                name,
+                arguments,
+            } if self.ready => Ok(ChildMessage::ToolCall {
+                id,
+                name,
+                arguments,
+            }),
+            FromShim::Output { stream, text } if self.ready => {
+                Ok(ChildMessage::Output { stream, text })
+            }
+            FromShim::Done {
+                status,
+                value,
+                error,
+            } if self.ready => Ok(ChildMessage::Done {
+                status,
+                value,
+                error,
+            }),
+            other => Err(ChildFault::Gone(Some(format!(
+                "unexpected control message from the child: {}",
+                other.describe()
+            )))),
+        }
     }
 
     /// Directs what the child writes to fd 1/2 to a run's output channel (`None`: drop it).

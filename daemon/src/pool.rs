@@ -29,11 +29,10 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::interpreter::Interpreter;
+use crate::error::StartError;
+use crate::interpreter::{ChildFault, Interpreter};
 use crate::limits::Limits;
 use crate::policy::Policy;
-use crate::rpc::codec::Frame;
-use crate::runtime::FromShim;
 use crate::sandbox::identity;
 use crate::scratch::Scratch;
 use crate::state::Daemon;
@@ -55,9 +54,7 @@ pub enum WarmError {
     #[error("cannot create its scratch dir: {0}")]
     Scratch(std::io::Error),
     #[error("{0}")]
-    Spawn(String),
-    #[error("sandbox unavailable: {mechanism}: {message}")]
-    Refused { mechanism: String, message: String },
+    Start(#[from] StartError),
     #[error("the interpreter did not start: {0}")]
     NotReady(String),
 }
@@ -349,37 +346,25 @@ async fn start_one(
         Ok(interpreter) => interpreter,
         Err(e) => {
             scratch.remove().await;
-            return Err(WarmError::Spawn(e.to_string()));
+            return Err(WarmError::Start(e));
         }
     };
-    let first = tokio::time::timeout(READY_TIMEOUT, interpreter.next_frame()).await;
+    let first = tokio::time::timeout(READY_TIMEOUT, interpreter.next_message()).await;
     let outcome = match first {
         Err(_) => Err(WarmError::NotReady("no `ready` within 10 s".into())),
-        Ok(Ok(Some(Frame::Line(line)))) => match FromShim::parse(&line) {
-            Ok(FromShim::Ready) => Ok(()),
-            Ok(FromShim::SandboxError { mechanism, message }) => {
-                Err(WarmError::Refused { mechanism, message })
-            }
-            Ok(FromShim::LaunchError { message }) => Err(WarmError::NotReady(message)),
-            Ok(other) => Err(WarmError::NotReady(format!(
-                "unexpected {}",
-                other.describe()
-            ))),
-            Err(e) => Err(WarmError::NotReady(format!("invalid control message: {e}"))),
-        },
-        Ok(Ok(Some(Frame::TooLong))) => Err(WarmError::NotReady("oversize message".into())),
-        Ok(Ok(None)) | Ok(Err(_)) => Err(WarmError::NotReady("it exited".into())),
+        Ok(Ok(_ready)) => Ok(()), // before `ready`, nothing else is Ok
+        Ok(Err(ChildFault::NotStarted(e))) => Err(WarmError::Start(e)),
+        Ok(Err(ChildFault::Gone(detail))) => Err(WarmError::NotReady(
+            detail.unwrap_or_else(|| "it exited".into()),
+        )),
     };
     match outcome {
-        Ok(()) => {
-            interpreter.ready = true;
-            Ok(Warm {
-                interpreter,
-                scratch,
-                policy: policy.clone(),
-                generation,
-            })
-        }
+        Ok(()) => Ok(Warm {
+            interpreter,
+            scratch,
+            policy: policy.clone(),
+            generation,
+        }),
         Err(e) => {
             interpreter.kill().await;
             drop(interpreter);

@@ -20,16 +20,17 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::error::{RequestError, SandboxUnavailable, StartError};
-use crate::interpreter::{collect_output, finish_output, Chunk, Interpreter, Streamer};
+use crate::error::{RequestError, StartError};
+use crate::interpreter::{
+    collect_output, finish_output, ChildFault, ChildMessage, Chunk, Interpreter, Streamer,
+};
 use crate::limits::Limits;
 use crate::params::{check_inputs, RunParams};
 use crate::policy::Policy;
 use crate::relay::{Admission, ArgumentLimits, Relay};
-use crate::rpc::codec::Frame;
 use crate::rpc::message::raw_null;
 use crate::rpc::{Id, Raw};
-use crate::runtime::{self, DoneStatus, Exec, FromShim, ScriptError};
+use crate::runtime::{self, DoneStatus, Exec, ScriptError};
 use crate::sandbox::identity;
 use crate::scratch::DiskWatch;
 use crate::session::{unknown_session, Session, Turn};
@@ -574,7 +575,7 @@ async fn drive(
     cancel: &CancellationToken,
     output: mpsc::Sender<Chunk>,
 ) -> Ending {
-    if interpreter.ready {
+    if interpreter.is_ready() {
         // A persistent interpreter that finished its previous run waits for this one.
         interpreter.send(std::mem::take(&mut exec_line));
     }
@@ -601,24 +602,12 @@ async fn drive(
                     permit.send(chunk);
                 }
             }
-            frame = interpreter.next_frame(), if read_child => {
-                let line = match frame {
-                    Ok(Some(Frame::Line(line))) => line,
-                    Ok(Some(Frame::TooLong)) => return Ending::ChildGone(Some("the child sent an oversize control message".into())),
-                    Ok(None) | Err(_) => return Ending::ChildGone(None),
-                };
-                let message = match FromShim::parse(&line) {
-                    Ok(m) => m,
-                    Err(e) => return Ending::ChildGone(Some(format!("the child sent an invalid control message: {e}"))),
-                };
-                drop(line);
-                let ready = interpreter.ready;
+            message = interpreter.next_message(), if read_child => {
                 match message {
-                    FromShim::Ready if !ready => {
-                        interpreter.ready = true;
-                        interpreter.send(std::mem::take(&mut exec_line));
-                    }
-                    FromShim::ToolCall { id, name, arguments } if ready => {
+                    Err(ChildFault::NotStarted(e)) => return Ending::NotStarted(e),
+                    Err(ChildFault::Gone(detail)) => return Ending::ChildGone(detail),
+                    Ok(ChildMessage::Ready) => interpreter.send(std::mem::take(&mut exec_line)),
+                    Ok(ChildMessage::ToolCall { id, name, arguments }) => {
                         if relay.count >= limits.max_tool_calls {
                             return Ending::TooManyToolCalls;
                         }
@@ -626,20 +615,11 @@ async fn drive(
                             interpreter.send(runtime::tool_result_line(id, &Err(err)));
                         }
                     }
-                    FromShim::Output { stream, text } if ready => {
+                    Ok(ChildMessage::Output { stream, text }) => {
                         unsent = Some((stream, text.into_bytes()));
                     }
-                    FromShim::Done { status, value, error } if ready => {
+                    Ok(ChildMessage::Done { status, value, error }) => {
                         return Ending::Done { status, value, error };
-                    }
-                    FromShim::SandboxError { mechanism, message } if !ready => {
-                        return Ending::NotStarted(StartError::SandboxUnavailable(SandboxUnavailable { mechanism, message }));
-                    }
-                    FromShim::LaunchError { message } if !ready => {
-                        return Ending::NotStarted(StartError::Launch(message));
-                    }
-                    other => {
-                        return Ending::ChildGone(Some(format!("unexpected control message from the child: {}", other.describe())));
                     }
                 }
             }

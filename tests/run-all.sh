@@ -27,7 +27,7 @@ fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 step "runtime shim tests"
-"$VENV/bin/python" -m pytest -q daemon/src/runtime/test_shim.py
+"$VENV/bin/python" -m pytest -q daemon/src/shim/test_shim.py
 
 step "end-to-end and escape tests (real daemon, real socket)"
 "$VENV/bin/python" -m pytest -q tests

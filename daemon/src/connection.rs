@@ -37,6 +37,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::client_source::ClientSource;
+use crate::daemon::{ConnectionSlot, Daemon};
 use crate::error::RequestError;
 use crate::rpc::error::{self, RpcError};
 use crate::rpc::inbound::{hangup, ClientLines, Frame, InboundLimits, ReadError};
@@ -45,7 +46,6 @@ use crate::rpc::peer::{outbox, OutboxReader};
 use crate::rpc::{Id, Incoming, Peer};
 use crate::run::{RunContext, SessionTicket};
 use crate::session::Sessions;
-use crate::state::{ConnectionSlot, Daemon};
 
 /// What the connection's request handlers share.
 #[derive(Clone)]
@@ -58,11 +58,11 @@ pub struct ConnectionCtx {
     pub runs: RunContext,
 }
 
-/// Runs in flight on this connection, by the JSON text of their request id.
-type RunTable = Arc<Mutex<HashMap<String, CancellationToken>>>;
+/// Runs in flight on this connection, by their request id (exactly as sent).
+type RunTable = Arc<Mutex<HashMap<Id, CancellationToken>>>;
 
 /// What the reader loop keeps for the connection's requests.
-struct Tables {
+struct ConnectionState {
     runs: RunTable,
     sessions: Sessions,
     tasks: TaskTracker,
@@ -109,12 +109,12 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
             gone: closed.clone(),
         },
     };
-    let tables = Tables {
+    let state = ConnectionState {
         runs: Arc::default(),
         sessions: Sessions::default(),
         tasks: TaskTracker::new(),
     };
-    let tasks = &tables.tasks;
+    let tasks = &state.tasks;
     let mut reader = ClientLines::new(
         read_half,
         InboundLimits {
@@ -144,7 +144,7 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
             Ok(Some(Frame::Line(line))) => {
                 daemon.activity.note(line.len());
                 if !line.iter().all(u8::is_ascii_whitespace) {
-                    handle_line(&ctx, &tables, &line).await;
+                    handle_line(&ctx, &state, &line).await;
                 }
             }
             Ok(Some(Frame::TooLong)) => {
@@ -179,7 +179,7 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
     }
     closed.cancel();
     tasks.wait().await;
-    tables.sessions.close_all().await;
+    state.sessions.close_all().await;
     drop(ctx);
     let _ = writer.await;
 }
@@ -228,7 +228,7 @@ async fn write_loop(
     let _ = tokio::time::timeout(Duration::from_secs(1), out.shutdown()).await;
 }
 
-async fn handle_line(ctx: &ConnectionCtx, tables: &Tables, line: &[u8]) {
+async fn handle_line(ctx: &ConnectionCtx, state: &ConnectionState, line: &[u8]) {
     let peer = &ctx.peer;
     match Incoming::parse(line) {
         Err(rejected) => {
@@ -249,7 +249,7 @@ async fn handle_line(ctx: &ConnectionCtx, tables: &Tables, line: &[u8]) {
                 return;
             }
             if method == "run/cancel" {
-                reply(peer, &id, cancel_run(&tables.runs, params.as_deref())).await;
+                reply(peer, &id, cancel_run(&state.runs, params.as_deref())).await;
                 return;
             }
             let params = match params_value(params.as_deref()) {
@@ -262,20 +262,20 @@ async fn handle_line(ctx: &ConnectionCtx, tables: &Tables, line: &[u8]) {
             let result = match method.as_str() {
                 "initialize" => Ok(ctx.daemon.describe()),
                 "daemon/status" => Ok(ctx.daemon.status()),
-                "run" => return start_run(ctx, tables, id, params),
+                "run" => return start_run(ctx, state, id, params),
                 "tools/definition" => {
                     // The provider formats (`definitions.rs`) still speak wire errors.
-                    let _ = match tool_definitions(&tables.sessions, params) {
+                    let _ = match tool_definitions(&state.sessions, params) {
                         Ok(result) => peer.respond(&id, &result).await,
                         Err(err) => peer.respond_error(&id, &err).await,
                     };
                     return;
                 }
-                "session/create" => tables.sessions.create(ctx, params),
+                "session/create" => state.sessions.create(ctx, params),
                 "session/close" => {
                     // Waits for the session's running run to end: not in the reader.
-                    let (peer, sessions) = (peer.clone(), tables.sessions.clone());
-                    tables.tasks.spawn(async move {
+                    let (peer, sessions) = (peer.clone(), state.sessions.clone());
+                    state.tasks.spawn(async move {
                         reply(&peer, &id, sessions.close(&params).await).await;
                     });
                     return;
@@ -350,7 +350,7 @@ fn cancel_run(
         }
     };
     let table = runs.lock().unwrap_or_else(|p| p.into_inner());
-    match table.get(&id.to_string()) {
+    match table.get(&id) {
         Some(token) => {
             token.cancel();
             Ok(json!({"cancelled": true}))
@@ -404,14 +404,14 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
     Ok(crate::definitions::definitions(&specs, format, persistent))
 }
 
-fn start_run(ctx: &ConnectionCtx, tables: &Tables, id: Id, params: Value) {
-    let (runs, tasks) = (&tables.runs, &tables.tasks);
-    let key = id.to_string();
+fn start_run(ctx: &ConnectionCtx, state: &ConnectionState, id: Id, params: Value) {
+    let (runs, tasks) = (&state.runs, &state.tasks);
+    let key = id.clone();
     // A session run takes its place in the session's queue now, in arrival order.
     let ticket = params
         .get("session_id")
         .and_then(Value::as_str)
-        .and_then(|sid| tables.sessions.get(sid))
+        .and_then(|sid| state.sessions.get(sid))
         .map(|session| SessionTicket {
             turn: session.enqueue(),
             session,

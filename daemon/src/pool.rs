@@ -3,7 +3,7 @@
 //! Why: a cold run pays for the launcher, confinement, CPython start-up and the shim's imports
 //! (~40 ms) before the script's first instruction; a child that has already said `ready` answers
 //! in a few milliseconds. Why it is safe: a warm child is started through the very same path as a
-//! cold one ([`Interpreter::spawn`] with the policy's plan, a fresh scratch dir of its own and its
+//! cold one ([`ConfinedChild::spawn`] with the policy's plan, a fresh scratch dir of its own and its
 //! own uid lease), so it is confined before it exists as Python; it runs no script code until it
 //! is given the one `exec` of the one run that takes it, and that run kills and reaps it at its
 //! end exactly as a cold child. It is never put back.
@@ -29,13 +29,13 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::confined::{ChildFault, ConfinedChild};
+use crate::daemon::Daemon;
 use crate::error::StartError;
-use crate::interpreter::{ChildFault, Interpreter};
 use crate::limits::Limits;
 use crate::policy::Policy;
 use crate::sandbox::identity;
 use crate::scratch::Scratch;
-use crate::state::Daemon;
 
 /// How long a warm child may take to say `ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,7 +61,7 @@ pub enum WarmError {
 
 /// An idle, confined child that said `ready`, with its own scratch dir.
 pub struct Warm {
-    interpreter: Interpreter,
+    interpreter: ConfinedChild,
     scratch: Scratch,
     policy: Arc<Policy>,
     generation: u64,
@@ -69,7 +69,7 @@ pub struct Warm {
 
 impl Warm {
     /// The child and its scratch dir, now owned by the run that took them.
-    pub fn into_parts(self) -> (Interpreter, Scratch) {
+    pub fn into_parts(self) -> (ConfinedChild, Scratch) {
         (self.interpreter, self.scratch)
     }
 
@@ -334,7 +334,7 @@ async fn start_one(
         .create_off_runtime(&id, leased.lease().cloned(), policy.rlimits.scratch_mb)
         .await
         .map_err(WarmError::Scratch)?;
-    let mut interpreter = match Interpreter::spawn(
+    let mut interpreter = match ConfinedChild::spawn(
         daemon,
         policy,
         &policy.limits,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::state::{ConnectionSlot, Daemon};
+use crate::daemon::{ConnectionSlot, Daemon};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {

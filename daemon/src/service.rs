@@ -29,10 +29,10 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{self, Settings};
+use crate::daemon::Daemon;
 use crate::policy::PolicySet;
 use crate::python::{Interpreter, InterpreterError};
 use crate::server::BindError;
-use crate::state::Daemon;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

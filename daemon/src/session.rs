@@ -6,7 +6,7 @@
 //! [`Turn`] synchronously in the connection's reader (so arrival order is the queue order, not
 //! the order in which tasks happen to be scheduled) and waits for the previous turn to end.
 //!
-//! A persistent session keeps its [`Interpreter`] between runs (taken out by the run that uses
+//! A persistent session keeps its [`ConfinedChild`] between runs (taken out by the run that uses
 //! it, put back when that run ended with `done`), one scratch dir (a tmpfs where the daemon may
 //! mount) and one uid lease for its whole life: an interpreter restarted after a crash runs as the
 //! same uid, so nothing of the first tenant's is ever owned by a uid another run may get.
@@ -21,9 +21,9 @@ use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use crate::confined::ConfinedChild;
 use crate::connection::ConnectionCtx;
 use crate::error::{RequestError, SandboxUnavailable};
-use crate::interpreter::Interpreter;
 use crate::limits::LimitsRequest;
 use crate::params::{reject_unknown, RunSettings};
 use crate::sandbox::identity::{self, Leased};
@@ -46,7 +46,7 @@ pub struct Session {
     /// Fired when the session is closed (a child of the connection's token).
     pub closed: CancellationToken,
     tail: Mutex<Option<oneshot::Receiver<()>>>,
-    interpreter: Mutex<Option<Interpreter>>,
+    interpreter: Mutex<Option<ConfinedChild>>,
     scratch: Mutex<Option<Scratch>>,
     /// A persistent session's uid, held for the session's whole life: every interpreter it
     /// starts runs as this uid, and the uid returns to the pool only after the session's last
@@ -85,12 +85,12 @@ impl Session {
     }
 
     /// The kept interpreter, if any (persistent sessions).
-    pub fn take_interpreter(&self) -> Option<Interpreter> {
+    pub fn take_interpreter(&self) -> Option<ConfinedChild> {
         lock(&self.interpreter).take()
     }
 
     /// Keeps the interpreter for the next run; a closed session gets it back only to drop it.
-    pub fn keep_interpreter(&self, interpreter: Interpreter) -> Option<Interpreter> {
+    pub fn keep_interpreter(&self, interpreter: ConfinedChild) -> Option<ConfinedChild> {
         let mut slot = lock(&self.interpreter);
         if self.closed.is_cancelled() {
             return Some(interpreter);

@@ -23,9 +23,10 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use ptcd::config::Access;
+use ptcd::config::ServeConfig;
+use ptcd::daemon::Daemon;
 use ptcd::policy::PolicySet;
 use ptcd::rpc::{Id, Raw};
-use ptcd::state::{Daemon, ServeConfig};
 use ptcd::tool_source::{
     OutputFuture, Requester, RunIdentity, ToolCall, ToolError, ToolFuture, ToolSource,
 };

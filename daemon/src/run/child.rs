@@ -14,15 +14,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::drive::Ending;
 use super::result::ChildExit;
+use crate::confined::{finish_output, ConfinedChild, Output};
+use crate::daemon::Daemon;
 use crate::error::RequestError;
-use crate::interpreter::{finish_output, Interpreter, Output};
 use crate::limits::Limits;
 use crate::policy::Policy;
 use crate::relay::Relay;
 use crate::sandbox::identity;
 use crate::scratch::Scratch;
 use crate::session::{unknown_session, Session};
-use crate::state::Daemon;
 
 /// How long a child that reported `done` may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
@@ -32,7 +32,7 @@ const DRAIN_GRACE: Duration = Duration::from_millis(500);
 /// The interpreter of one run, and the scratch dir the run owns (`None` for a persistent
 /// session's, which outlives the run).
 pub struct RunChild {
-    pub interpreter: Interpreter,
+    pub interpreter: ConfinedChild,
     scratch: Option<Scratch>,
 }
 
@@ -52,7 +52,7 @@ pub async fn choose(
             None => {
                 // A restarted interpreter runs as the session's uid, in its scratch dir.
                 let dir = s.scratch_path().ok_or_else(|| unknown_session(&s.id))?;
-                Interpreter::spawn(daemon, policy, limits, &dir, run_id, env, &s.leased)?
+                ConfinedChild::spawn(daemon, policy, limits, &dir, run_id, env, &s.leased)?
             }
         };
         return Ok(RunChild {
@@ -76,7 +76,7 @@ pub async fn choose(
         .create_off_runtime(run_id, leased.lease().cloned(), policy.rlimits.scratch_mb)
         .await
         .map_err(|e| RequestError::internal(format!("cannot create scratch dir: {e}")))?;
-    match Interpreter::spawn(daemon, policy, limits, scratch.path(), run_id, env, &leased) {
+    match ConfinedChild::spawn(daemon, policy, limits, scratch.path(), run_id, env, &leased) {
         Ok(interpreter) => Ok(RunChild {
             interpreter,
             scratch: Some(scratch),

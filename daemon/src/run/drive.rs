@@ -5,13 +5,13 @@
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::confined::{ChildFault, ChildMessage, Chunk, ConfinedChild};
 use crate::error::StartError;
-use crate::interpreter::{ChildFault, ChildMessage, Chunk, Interpreter};
 use crate::limits::Limits;
 use crate::relay::{Admission, Relay};
 use crate::rpc::Raw;
-use crate::runtime::{self, DoneStatus, ScriptError};
 use crate::scratch::DiskWatch;
+use crate::shim::{self, DoneStatus, ScriptError};
 
 /// How the run loop ended.
 pub enum Ending {
@@ -46,7 +46,7 @@ pub struct Tripwires {
 /// deadline and cancellation still fire). Every branch is cancel-safe: the line reader keeps its
 /// partial line, `join_next` and `reserve` lose nothing when another branch wins.
 pub async fn drive(
-    interpreter: &mut Interpreter,
+    interpreter: &mut ConfinedChild,
     mut exec_line: Vec<u8>,
     limits: &Limits,
     relay: &mut Relay,
@@ -72,7 +72,7 @@ pub async fn drive(
             _ = outbox.has_room(), if outbox_full => {}
             _ = queued.has_room(), if queued.is_full() => {}
             (call_id, outcome, permit) = relay.next_answer(), if !relay.is_idle() && !outbox_full => {
-                interpreter.send(runtime::tool_result_line(call_id, &outcome));
+                interpreter.send(shim::tool_result_line(call_id, &outcome));
                 // The call's slot is free once its answer is the writer's.
                 drop(permit);
             }
@@ -91,7 +91,7 @@ pub async fn drive(
                             return Ending::TooManyToolCalls;
                         }
                         if let Admission::Refused(err) = relay.start(id, name, arguments) {
-                            interpreter.send(runtime::tool_result_line(id, &Err(err)));
+                            interpreter.send(shim::tool_result_line(id, &Err(err)));
                         }
                     }
                     Ok(ChildMessage::Output { stream, text }) => {

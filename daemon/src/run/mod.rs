@@ -29,17 +29,17 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::confined::{collect_output, ConfinedChild, Streamer};
+use crate::daemon::Daemon;
 use crate::error::RequestError;
-use crate::interpreter::{collect_output, Interpreter, Streamer};
 use crate::limits::Limits;
 use crate::params::{check_inputs, RunParams};
 use crate::policy::Policy;
 use crate::relay::{ArgumentLimits, Relay};
 use crate::rpc::Id;
-use crate::runtime::Exec;
 use crate::scratch::DiskWatch;
 use crate::session::{unknown_session, Session, Turn};
-use crate::state::Daemon;
+use crate::shim::Exec;
 use crate::tool_source::{Requester, RunIdentity, ToolRouter};
 use drive::Tripwires;
 use result::{conclude, CancelCause};
@@ -150,10 +150,10 @@ pub async fn execute(
 }
 
 /// Counts a run in `runs_active` for as long as it lives, even if its task panics or is dropped.
-struct ActiveRun<'a>(&'a crate::state::Daemon);
+struct ActiveRun<'a>(&'a crate::daemon::Daemon);
 
 impl<'a> ActiveRun<'a> {
-    fn count(daemon: &'a crate::state::Daemon) -> ActiveRun<'a> {
+    fn count(daemon: &'a crate::daemon::Daemon) -> ActiveRun<'a> {
         daemon.stats.runs_active.fetch_add(1, Ordering::Relaxed);
         ActiveRun(daemon)
     }
@@ -176,7 +176,7 @@ impl Drop for QueuePlace<'_> {
 
 /// Takes a run slot, waiting in the queue if there is room. `Ok(None)`: cancelled while queued.
 async fn admit(
-    daemon: &crate::state::Daemon,
+    daemon: &crate::daemon::Daemon,
     cancel: &CancellationToken,
 ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, RequestError> {
     if let Ok(permit) = daemon.run_slots.clone().try_acquire_owned() {
@@ -334,7 +334,7 @@ fn exec_line(
     env: &[(String, String)],
     run_id: &str,
     persistent: bool,
-    interpreter: &Interpreter,
+    interpreter: &ConfinedChild,
 ) -> Result<Vec<u8>, RequestError> {
     let mut environ: Map<String, Value> = env
         .iter()

@@ -8,7 +8,7 @@ use crate::error::StartError;
 use crate::limits::Limits;
 use crate::rpc::message::raw_null;
 use crate::rpc::Raw;
-use crate::runtime::{DoneStatus, ScriptError};
+use crate::shim::{DoneStatus, ScriptError};
 
 /// The `run` result, as sent to the client.
 #[derive(Debug, Serialize)]

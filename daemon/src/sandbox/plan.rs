@@ -14,7 +14,7 @@ use super::seccomp;
 use crate::limits::Limits;
 use crate::policy::{FsAccess, Policy};
 use crate::python::Interpreter;
-use crate::runtime;
+use crate::shim;
 
 /// Everything the launcher needs to confine itself and exec the interpreter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,7 +152,7 @@ pub fn build(
     if !policy.python_site {
         argv.push("-S".into());
     }
-    argv.extend(["-B".into(), "-c".into(), runtime::SHIM_SOURCE.into()]);
+    argv.extend(["-B".into(), "-c".into(), shim::SHIM_SOURCE.into()]);
 
     let mut refuse = None;
     let (identity, uid_lease) = match leased {

@@ -50,7 +50,7 @@ pub enum FromShim {
     },
     /// Text the script wrote to `sys.stdout`/`sys.stderr` (persistent mode).
     Output {
-        stream: crate::interpreter::Stream,
+        stream: crate::confined::Stream,
         text: String,
     },
     Done {
@@ -84,7 +84,7 @@ struct Members<'a> {
     #[serde(default, borrow)]
     arguments: Option<&'a RawValue>,
     #[serde(default)]
-    stream: Option<crate::interpreter::Stream>,
+    stream: Option<crate::confined::Stream>,
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]

@@ -1,19 +1,19 @@
 //! A started, confined interpreter and its channels to the daemon.
 //!
-//! One [`Interpreter`] serves one run, or — in a persistent session — every run of the session
+//! One [`ConfinedChild`] serves one run, or — in a persistent session — every run of the session
 //! until one of them ends abnormally. That is why the channels live here and not in a run:
 //! - the control socket (fd 3, see [`crate::control`]): a bounded, cancel-safe line reader, and
 //!   a writer task so that a child that stops reading can never stall the run loop. What waits
-//!   for that writer is counted in bytes ([`Interpreter::outbox`]); while it is over
+//!   for that writer is counted in bytes ([`ConfinedChild::outbox`]); while it is over
 //!   [`OUTBOX_BYTES`] the run loop stops reading the child (back-pressure, not a queue);
 //! - the output pipes (fd 1/2): one reader task each, for the interpreter's whole life. They put
-//!   what they read into the *current run's* output channel ([`Interpreter::attach`]); bytes read
+//!   what they read into the *current run's* output channel ([`ConfinedChild::attach`]); bytes read
 //!   while no run is attached (between the runs of a persistent session) are dropped.
 //!
 //! Output is collected per run by [`collect_output`]: it keeps at most `max_output_bytes` per
 //! stream, counts the rest, and streams `run/output` when asked. In a persistent session the shim
 //! forwards `print()` output as `output` control messages instead of writing to the pipes, so each
-//! run gets exactly its own output (see `runtime/shim.py`).
+//! run gets exactly its own output (see `shim/shim.py`).
 
 use std::future::Future;
 use std::path::Path;
@@ -28,16 +28,16 @@ use tokio::task::JoinHandle;
 
 use crate::budget::ByteGauge;
 use crate::control::{self, ControlReader};
+use crate::daemon::Daemon;
 use crate::error::{SandboxUnavailable, StartError};
 use crate::limits::Limits;
 use crate::policy::Policy;
 use crate::rpc::codec::{Frame, LineReader};
 use crate::rpc::Raw;
-use crate::runtime::{DoneStatus, FromShim, ScriptError};
 use crate::sandbox::identity::Leased;
 use crate::sandbox::plan::SandboxPlan;
 use crate::sandbox::{self, SandboxError};
-use crate::state::Daemon;
+use crate::shim::{DoneStatus, FromShim, ScriptError};
 use crate::tool_source::{Requester, RunIdentity};
 
 /// Longest control line the daemon accepts from a child (a tool call with its arguments, the
@@ -53,7 +53,7 @@ pub const OUTBOX_BYTES: usize = 1 << 20;
 /// them a child that writes faster than the client reads.
 const OUTPUT_QUEUE: usize = 16;
 
-/// A valid control message from a running child (see [`Interpreter::next_message`]).
+/// A valid control message from a running child (see [`ConfinedChild::next_message`]).
 #[derive(Debug)]
 pub enum ChildMessage {
     /// The shim finished its imports and waits for the `exec`.
@@ -103,7 +103,7 @@ impl Stream {
 /// A piece of a run's output.
 pub type Chunk = (Stream, Vec<u8>);
 
-type Sink = Arc<Mutex<Option<mpsc::Sender<Chunk>>>>;
+type AttachedOutput = Arc<Mutex<Option<mpsc::Sender<Chunk>>>>;
 
 /// Aborts a task when dropped.
 pub struct AbortOnDrop(pub JoinHandle<()>);
@@ -115,22 +115,22 @@ impl Drop for AbortOnDrop {
 }
 
 /// A confined child running the shim.
-pub struct Interpreter {
+pub struct ConfinedChild {
     child: Child,
     reader: LineReader<BufReader<ControlReader>>,
     to_child: mpsc::UnboundedSender<Vec<u8>>,
     /// Bytes sent to `to_child` and not yet written to the socket.
     outbox: ByteGauge,
     _writer: AbortOnDrop,
-    sink: Sink,
+    attached: AttachedOutput,
     pipes: Vec<JoinHandle<()>>,
-    /// The shim said `ready` (set only by [`Interpreter::next_message`]).
+    /// The shim said `ready` (set only by [`ConfinedChild::next_message`]).
     ready: bool,
     /// Keeps the plan's uid lease for as long as the child lives.
     plan: SandboxPlan,
 }
 
-impl Interpreter {
+impl ConfinedChild {
     /// The child's scratch dir (its working directory).
     pub fn scratch(&self) -> &Path {
         &self.plan.cwd
@@ -145,7 +145,7 @@ impl Interpreter {
         run_id: &str,
         env: &[(String, String)],
         leased: &Leased,
-    ) -> Result<Interpreter, StartError> {
+    ) -> Result<ConfinedChild, StartError> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| StartError::Launch(format!("socketpair: {e}")))?;
         // `scratch` was created owned by the lease's uid (a session's, for its whole life).
@@ -180,13 +180,21 @@ impl Interpreter {
                 written.release(line.len());
             }
         });
-        let sink: Sink = Arc::default();
+        let attached: AttachedOutput = Arc::default();
         let mut pipes = Vec::new();
         if let Some(out) = child.stdout.take() {
-            pipes.push(tokio::spawn(read_pipe(out, Stream::Stdout, sink.clone())));
+            pipes.push(tokio::spawn(read_pipe(
+                out,
+                Stream::Stdout,
+                attached.clone(),
+            )));
         }
         if let Some(err) = child.stderr.take() {
-            pipes.push(tokio::spawn(read_pipe(err, Stream::Stderr, sink.clone())));
+            pipes.push(tokio::spawn(read_pipe(
+                err,
+                Stream::Stderr,
+                attached.clone(),
+            )));
         }
         let max_line = MAX_CONTROL_LINE.max(
             daemon
@@ -194,20 +202,20 @@ impl Interpreter {
                 .max_tool_argument_bytes
                 .saturating_add(CONTROL_ENVELOPE),
         );
-        Ok(Interpreter {
+        Ok(ConfinedChild {
             child,
             reader: LineReader::new(BufReader::with_capacity(64 << 10, read_half), max_line),
             to_child,
             outbox,
             _writer: AbortOnDrop(writer),
-            sink,
+            attached,
             pipes,
             ready: false,
             plan,
         })
     }
 
-    /// Sends one control line to the child (never blocks; counted in [`Interpreter::outbox`]).
+    /// Sends one control line to the child (never blocks; counted in [`ConfinedChild::outbox`]).
     pub fn send(&self, line: Vec<u8>) {
         let len = line.len();
         self.outbox.add(len);
@@ -291,7 +299,7 @@ impl Interpreter {
 
     /// Directs what the child writes to fd 1/2 to a run's output channel (`None`: drop it).
     pub fn attach(&self, to: Option<mpsc::Sender<Chunk>>) {
-        *self.sink.lock().unwrap_or_else(|p| p.into_inner()) = to;
+        *self.attached.lock().unwrap_or_else(|p| p.into_inner()) = to;
     }
 
     /// Kills the child's whole process group and reaps the child. Returns its exit status.
@@ -365,7 +373,7 @@ impl Interpreter {
     }
 }
 
-impl Drop for Interpreter {
+impl Drop for ConfinedChild {
     fn drop(&mut self) {
         for task in &self.pipes {
             task.abort();
@@ -380,14 +388,14 @@ impl Drop for Interpreter {
     }
 }
 
-async fn read_pipe<R: AsyncRead + Unpin>(mut pipe: R, stream: Stream, sink: Sink) {
+async fn read_pipe<R: AsyncRead + Unpin>(mut pipe: R, stream: Stream, attached: AttachedOutput) {
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let n = match pipe.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        let to = sink.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let to = attached.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(to) = to {
             let _ = to.send((stream, chunk[..n].to_vec())).await;
         }

@@ -1,0 +1,92 @@
+"""The daemon's modules import one another top-down: no cycles between top-level modules.
+
+Reads every `crate::<module>` reference (and `use super::…` inside a module's own directory is
+internal) in daemon/src outside `#[cfg(test)]` blocks, builds the graph of top-level modules,
+and fails listing any strongly connected component larger than one module. Run:
+`python3 tests/module_layers.py` (exit 1 on a cycle); `--graph` prints the edges.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parent.parent / "daemon" / "src"
+REF = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")
+
+
+def top_module(path: Path) -> str | None:
+    rel = path.relative_to(SRC)
+    if rel.parts[0] in ("lib.rs", "main.rs"):
+        return None
+    return rel.parts[0].removesuffix(".rs")
+
+
+def graph() -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = {}
+    for path in sorted(SRC.rglob("*.rs")):
+        module = top_module(path)
+        if module is None:
+            continue
+        text = path.read_text()
+        text = text.split("#[cfg(test)]", 1)[0]
+        code = "\n".join(line.split("//", 1)[0] for line in text.splitlines())
+        targets = {m for m in REF.findall(code) if m != module}
+        edges.setdefault(module, set()).update(targets)
+    return edges
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's strongly connected components, keeping those of more than one module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    sys.setrecursionlimit(10_000)
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def main() -> int:
+    edges = graph()
+    if "--graph" in sys.argv:
+        for module in sorted(edges):
+            print(f"{module} -> {', '.join(sorted(edges[module])) or '-'}")
+    found = cycles(edges)
+    for component in found:
+        print("import cycle between: " + ", ".join(component))
+    if not found:
+        print(f"{len(edges)} modules, no import cycles")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

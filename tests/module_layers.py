@@ -1,9 +1,10 @@
-"""The daemon's modules import one another top-down: no cycles between top-level modules.
+"""The daemon's layers import one another top-down only.
 
-Reads every `crate::<module>` reference (and `use super::…` inside a module's own directory is
-internal) in daemon/src outside `#[cfg(test)]` blocks, builds the graph of top-level modules,
-and fails listing any strongly connected component larger than one module. Run:
-`python3 tests/module_layers.py` (exit 1 on a cycle); `--graph` prints the edges.
+Reads every `crate::<module>` reference in daemon/src outside `#[cfg(test)]` blocks and comments,
+builds the graph of top-level modules, and fails on any reference from a lower layer to a
+higher one (connection → run → child/sandbox → foundations must read top-down), and so on any
+import cycle between layers. Cycles between modules of one layer are listed as notes. Run:
+`python3 tests/module_layers.py` (exit 1 on an upward reference); `--graph` prints the edges.
 """
 
 from __future__ import annotations
@@ -14,6 +15,17 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "daemon" / "src"
 REF = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")
+
+
+# Highest first. A module may use its own layer and the layers below it.
+LAYERS = [
+    ("process", {"service"}),
+    ("connection", {"server", "connection", "client_source", "definitions"}),
+    ("run", {"run", "relay", "tool_source", "session", "params", "tools", "error", "pool", "daemon"}),
+    ("child", {"confined", "control", "shim", "sandbox", "scratch", "policy", "limits", "python"}),
+    ("foundation", {"rpc", "budget", "memory", "secure_dir", "unwind", "config"}),
+]
+RANK = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}
 
 
 def top_module(path: Path) -> str | None:
@@ -80,12 +92,22 @@ def main() -> int:
     if "--graph" in sys.argv:
         for module in sorted(edges):
             print(f"{module} -> {', '.join(sorted(edges[module])) or '-'}")
-    found = cycles(edges)
-    for component in found:
-        print("import cycle between: " + ", ".join(component))
-    if not found:
-        print(f"{len(edges)} modules, no import cycles")
-    return 1 if found else 0
+    unplaced = sorted(m for m in edges if m not in RANK)
+    for module in unplaced:
+        print(f"module {module} has no layer: add it to LAYERS")
+    upward = [
+        (m, t)
+        for m in sorted(edges)
+        for t in sorted(edges[m])
+        if m in RANK and t in RANK and RANK[t] < RANK[m]
+    ]
+    for m, t in upward:
+        print(f"upward reference: {m} ({LAYERS[RANK[m]][0]}) uses {t} ({LAYERS[RANK[t]][0]})")
+    for component in cycles(edges):
+        print("note: modules of one layer use one another: " + ", ".join(component))
+    if not upward and not unplaced:
+        print(f"{len(edges)} modules in {len(LAYERS)} layers: every reference points down")
+    return 1 if upward or unplaced else 0
 
 
 if __name__ == "__main__":

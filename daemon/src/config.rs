@@ -315,7 +315,7 @@ impl Settings {
             socket: flags
                 .socket
                 .or(file.socket)
-                .unwrap_or_else(crate::server::default_socket_path),
+                .unwrap_or_else(default_socket_path),
             socket_mode: mode
                 .as_deref()
                 .map(parse_mode)
@@ -398,6 +398,20 @@ fn default_scratch_root() -> PathBuf {
     } else {
         std::env::temp_dir().join(format!("ptcd-scratch-{uid}"))
     }
+}
+
+/// The contract's default socket path: `$XDG_RUNTIME_DIR/ptcd.sock`, else `/run/ptcd/ptcd.sock`
+/// for root under systemd, else `/tmp/ptcd-$UID/ptcd.sock`.
+pub fn default_socket_path() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("ptcd.sock");
+    }
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if uid == 0 && std::env::var_os("INVOCATION_ID").is_some() {
+        return PathBuf::from("/run/ptcd/ptcd.sock");
+    }
+    PathBuf::from(format!("/tmp/ptcd-{uid}/ptcd.sock"))
 }
 
 #[cfg(test)]

@@ -10,10 +10,12 @@
 //!   what they read into the *current run's* output channel ([`ConfinedChild::attach`]); bytes read
 //!   while no run is attached (between the runs of a persistent session) are dropped.
 //!
-//! Output is collected per run by [`collect_output`]: it keeps at most `max_output_bytes` per
-//! stream, counts the rest, and streams `run/output` when asked. In a persistent session the shim
-//! forwards `print()` output as `output` control messages instead of writing to the pipes, so each
-//! run gets exactly its own output (see `shim/shim.py`).
+//! Output is collected per run (`run/output.rs`). In a persistent session the shim forwards
+//! `print()` output as `output` control messages instead of writing to the pipes, so each run
+//! gets exactly its own output (see `shim/shim.py`).
+//!
+//! This module knows nothing of runs, connections or the daemon: a child is started from a
+//! [`Launch`] (the daemon-wide facts) plus the run's policy, limits, scratch dir and uid lease.
 
 use std::future::Future;
 use std::path::Path;
@@ -28,8 +30,6 @@ use tokio::task::JoinHandle;
 
 use crate::budget::ByteGauge;
 use crate::control::{self, ControlReader};
-use crate::daemon::Daemon;
-use crate::error::{SandboxUnavailable, StartError};
 use crate::limits::Limits;
 use crate::policy::Policy;
 use crate::rpc::codec::{Frame, LineReader};
@@ -38,7 +38,6 @@ use crate::sandbox::identity::Leased;
 use crate::sandbox::plan::SandboxPlan;
 use crate::sandbox::{self, SandboxError};
 use crate::shim::{DoneStatus, FromShim, ScriptError};
-use crate::tool_source::{Requester, RunIdentity};
 
 /// Longest control line the daemon accepts from a child (a tool call with its arguments, the
 /// script's value), unless `max_tool_argument_bytes` asks for more.
@@ -49,9 +48,33 @@ const CONTROL_ENVELOPE: usize = 64 << 10;
 /// child: a script that never reads its answers cannot make the daemon queue more than this
 /// (plus one line).
 pub const OUTBOX_BYTES: usize = 1 << 20;
-/// Chunks of output waiting for the collector; a full channel stops the pipe readers, and with
-/// them a child that writes faster than the client reads.
-const OUTPUT_QUEUE: usize = 16;
+
+/// What every child of a daemon is started with.
+#[derive(Clone, Copy)]
+pub struct Launch<'a> {
+    /// The resolved CPython binary.
+    pub python: &'a crate::python::Interpreter,
+    /// `max_tool_argument_bytes`: sizes the control-line reader.
+    pub max_argument_bytes: usize,
+}
+
+/// Why a child could not be started (its launcher refused or failed). Nothing ran.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    SandboxUnavailable(SandboxUnavailable),
+    #[error("could not start the interpreter: {0}")]
+    Launch(String),
+}
+
+/// A missing confinement, with the mechanism that is missing. One message format wherever it
+/// is found (before spawning, by the launcher, or when a session leases its uid).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("sandbox unavailable: {mechanism}: {message}; no code ran")]
+pub struct SandboxUnavailable {
+    pub mechanism: String,
+    pub message: String,
+}
 
 /// A valid control message from a running child (see [`ConfinedChild::next_message`]).
 #[derive(Debug)]
@@ -92,7 +115,7 @@ pub enum Stream {
 }
 
 impl Stream {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
@@ -138,7 +161,7 @@ impl ConfinedChild {
 
     /// Starts a child for `policy` with `limits`, working in `scratch`.
     pub fn spawn(
-        daemon: &Daemon,
+        launch: Launch<'_>,
         policy: &Policy,
         limits: &Limits,
         scratch: &Path,
@@ -150,7 +173,7 @@ impl ConfinedChild {
             .map_err(|e| StartError::Launch(format!("socketpair: {e}")))?;
         // `scratch` was created owned by the lease's uid (a session's, for its whole life).
         let plan =
-            sandbox::plan::build(&daemon.python, policy, limits, scratch, run_id, env, leased);
+            sandbox::plan::build(launch.python, policy, limits, scratch, run_id, env, leased);
         let mut child = sandbox::spawn(&plan, theirs.into()).map_err(|e| match e {
             SandboxError::Unavailable { mechanism, message } => {
                 StartError::SandboxUnavailable(SandboxUnavailable { mechanism, message })
@@ -196,12 +219,8 @@ impl ConfinedChild {
                 attached.clone(),
             )));
         }
-        let max_line = MAX_CONTROL_LINE.max(
-            daemon
-                .config
-                .max_tool_argument_bytes
-                .saturating_add(CONTROL_ENVELOPE),
-        );
+        let max_line =
+            MAX_CONTROL_LINE.max(launch.max_argument_bytes.saturating_add(CONTROL_ENVELOPE));
         Ok(ConfinedChild {
             child,
             reader: LineReader::new(BufReader::with_capacity(64 << 10, read_half), max_line),
@@ -399,141 +418,5 @@ async fn read_pipe<R: AsyncRead + Unpin>(mut pipe: R, stream: Stream, attached: 
         if let Some(to) = to {
             let _ = to.send((stream, chunk[..n].to_vec())).await;
         }
-    }
-}
-
-/// Where streamed output goes (`stream: true`): the run's requester.
-#[derive(Clone)]
-pub struct Streamer {
-    pub to: Arc<dyn Requester>,
-    pub run: Arc<RunIdentity>,
-}
-
-/// One stream of one run: the kept bytes and the count of the dropped ones.
-struct Captured {
-    stream: Stream,
-    kept: Vec<u8>,
-    dropped: u64,
-    streamed: usize,
-}
-
-impl Captured {
-    fn new(stream: Stream) -> Captured {
-        Captured {
-            stream,
-            kept: Vec::new(),
-            dropped: 0,
-            streamed: 0,
-        }
-    }
-
-    async fn push(&mut self, bytes: &[u8], cap: usize, streamer: Option<&Streamer>) {
-        let room = cap.saturating_sub(self.kept.len());
-        let keep = bytes.len().min(room);
-        self.kept.extend_from_slice(&bytes[..keep]);
-        self.dropped += (bytes.len() - keep) as u64;
-        let Some(s) = streamer else { return };
-        // Stream whole characters only; an incomplete trailing sequence waits for more bytes.
-        let pending = &self.kept[self.streamed..];
-        let valid = match std::str::from_utf8(pending) {
-            Ok(_) => pending.len(),
-            Err(e) if e.error_len().is_none() && keep == bytes.len() => e.valid_up_to(),
-            Err(_) => pending.len(),
-        };
-        if valid > 0 {
-            let text = String::from_utf8_lossy(&pending[..valid]);
-            s.to.output(&s.run, self.stream.name(), &text).await;
-            self.streamed += valid;
-        }
-    }
-
-    /// The kept text, cut at a character boundary, with a marker where text was dropped.
-    fn render(mut self) -> (String, u64) {
-        if self.dropped > 0 {
-            if let Err(e) = std::str::from_utf8(&self.kept) {
-                if e.error_len().is_none() {
-                    self.dropped += (self.kept.len() - e.valid_up_to()) as u64;
-                    self.kept.truncate(e.valid_up_to());
-                }
-            }
-        }
-        let mut text = String::from_utf8_lossy(&self.kept).into_owned();
-        if self.dropped > 0 {
-            text.push_str(&format!(
-                "\n[ptcd: output truncated here, {} more bytes dropped]\n",
-                self.dropped
-            ));
-        }
-        (text, self.dropped)
-    }
-}
-
-/// A run's output: `(text, dropped bytes)` for stdout and stderr.
-pub type Output = [(String, u64); 2];
-
-/// The output channel of one run and the task collecting from it.
-pub fn collect_output(
-    cap: usize,
-    streamer: Option<Streamer>,
-) -> (mpsc::Sender<Chunk>, JoinHandle<Output>) {
-    let (tx, mut rx) = mpsc::channel::<Chunk>(OUTPUT_QUEUE);
-    let task = tokio::spawn(async move {
-        let mut out = Captured::new(Stream::Stdout);
-        let mut err = Captured::new(Stream::Stderr);
-        while let Some((stream, bytes)) = rx.recv().await {
-            let target = match stream {
-                Stream::Stdout => &mut out,
-                Stream::Stderr => &mut err,
-            };
-            target.push(&bytes, cap, streamer.as_ref()).await;
-        }
-        [out.render(), err.render()]
-    });
-    (tx, task)
-}
-
-/// Waits (at most `grace`) for a collector whose senders are all gone.
-pub async fn finish_output(mut task: JoinHandle<Output>, grace: Duration) -> Output {
-    match tokio::time::timeout(grace, &mut task).await {
-        Ok(Ok(output)) => output,
-        _ => {
-            task.abort();
-            [(String::new(), 0), (String::new(), 0)]
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn output_keeps_cap_and_counts_the_rest() {
-        let (tx, task) = collect_output(100, None);
-        tx.send((Stream::Stdout, vec![b'x'; 1000]))
-            .await
-            .expect("collector runs");
-        tx.send((Stream::Stderr, b"e".to_vec()))
-            .await
-            .expect("collector runs");
-        drop(tx);
-        let [(out, out_dropped), (err, err_dropped)] =
-            finish_output(task, Duration::from_secs(5)).await;
-        assert_eq!(out_dropped, 900);
-        assert!(out.starts_with(&"x".repeat(100)));
-        assert!(out.contains("900 more bytes dropped"));
-        assert_eq!((err.as_str(), err_dropped), ("e", 0));
-    }
-
-    #[tokio::test]
-    async fn truncation_cuts_at_a_character_boundary() {
-        let (tx, task) = collect_output(5, None);
-        tx.send((Stream::Stdout, "ééé".as_bytes().to_vec()))
-            .await
-            .expect("collector runs");
-        drop(tx);
-        let [(out, dropped), _] = finish_output(task, Duration::from_secs(5)).await;
-        assert!(out.starts_with("éé\n[ptcd"), "{out}");
-        assert_eq!(dropped, 2);
     }
 }

@@ -271,7 +271,7 @@ async fn handle_line(ctx: &ConnectionCtx, state: &ConnectionState, line: &[u8]) 
                     };
                     return;
                 }
-                "session/create" => state.sessions.create(ctx, params),
+                "session/create" => state.sessions.create(&ctx.daemon, &ctx.closed, params),
                 "session/close" => {
                     // Waits for the session's running run to end: not in the reader.
                     let (peer, sessions) = (peer.clone(), state.sessions.clone());

@@ -120,6 +120,14 @@ impl Daemon {
         })
     }
 
+    /// What every child of this daemon is started with.
+    pub fn launch(&self) -> crate::confined::Launch<'_> {
+        crate::confined::Launch {
+            python: &self.python,
+            max_argument_bytes: self.config.max_tool_argument_bytes,
+        }
+    }
+
     /// The current policies.
     pub fn policies(&self) -> Arc<PolicySet> {
         self.policies

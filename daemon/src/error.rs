@@ -6,6 +6,8 @@
 //! rmcp keeps `ServiceError` apart from the wire's `ErrorData`. Each message names the field or
 //! the limit involved, so the client can act on it.
 
+pub use crate::confined::{SandboxUnavailable, StartError};
+
 /// Why a request got no result. Each variant is one error code of the contract.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RequestError {
@@ -44,15 +46,6 @@ pub enum RequestError {
     Internal(String),
 }
 
-/// A missing confinement, with the mechanism that is missing. One message format wherever it
-/// is found (before spawning, by the launcher, or when a session leases its uid).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("sandbox unavailable: {mechanism}: {message}; no code ran")]
-pub struct SandboxUnavailable {
-    pub mechanism: String,
-    pub message: String,
-}
-
 impl RequestError {
     pub fn invalid_params(field: impl Into<String>, message: impl Into<String>) -> Self {
         RequestError::InvalidParams {
@@ -73,15 +66,6 @@ impl RequestError {
             _ => None,
         }
     }
-}
-
-/// Why a child could not be started (its launcher refused or failed). Nothing ran.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum StartError {
-    #[error("{0}")]
-    SandboxUnavailable(SandboxUnavailable),
-    #[error("could not start the interpreter: {0}")]
-    Launch(String),
 }
 
 impl From<StartError> for RequestError {

@@ -335,7 +335,7 @@ async fn start_one(
         .await
         .map_err(WarmError::Scratch)?;
     let mut interpreter = match ConfinedChild::spawn(
-        daemon,
+        daemon.launch(),
         policy,
         &policy.limits,
         scratch.path(),

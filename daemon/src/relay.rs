@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::budget::{ByteGauge, Held};
+use crate::rpc::error::{self, RpcError};
 use crate::rpc::Raw;
 use crate::tool_source::{Arguments, RunIdentity, ToolCall, ToolError, ToolRouter};
 
@@ -192,4 +193,19 @@ impl Relay {
         }
         self.tasks.clear();
     }
+}
+
+/// How a failed tool call is shown to the script: the one mapping from [`ToolError`] to the
+/// JSON-RPC-shaped error object of the shim's `ToolError` (`code`, `message`, `data`).
+pub fn tool_error_object(error: &ToolError) -> RpcError {
+    let code = match error {
+        ToolError::Failed(object) => return object.clone(),
+        ToolError::Unknown(_) => error::METHOD_NOT_FOUND,
+        ToolError::ReusedId(_) => error::INVALID_REQUEST,
+        ToolError::TooLarge { .. } => error::INVALID_PARAMS,
+        ToolError::Unreachable(_) | ToolError::Cancelled | ToolError::Internal(_) => {
+            error::INTERNAL_ERROR
+        }
+    };
+    RpcError::new(code, error.to_string())
 }

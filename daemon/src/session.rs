@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::confined::ConfinedChild;
-use crate::connection::ConnectionCtx;
+use crate::daemon::Daemon;
 use crate::error::{RequestError, SandboxUnavailable};
 use crate::limits::LimitsRequest;
 use crate::params::{reject_unknown, RunSettings};
@@ -133,8 +133,14 @@ impl Sessions {
         lock(&self.0).get(id).cloned()
     }
 
-    /// `session/create`.
-    pub fn create(&self, ctx: &ConnectionCtx, params: Value) -> Result<Value, RequestError> {
+    /// `session/create`. The session's runs are cancelled when `closed` (the connection's
+    /// token) fires.
+    pub fn create(
+        &self,
+        daemon: &Daemon,
+        closed: &CancellationToken,
+        params: Value,
+    ) -> Result<Value, RequestError> {
         let mut map = match params {
             Value::Object(map) => map,
             Value::Null => Map::new(),
@@ -179,7 +185,6 @@ impl Sessions {
                 "this connection already has {MAX_SESSIONS_PER_CONNECTION} open sessions; close one first"
             )));
         }
-        let daemon = &ctx.daemon;
         let policy = daemon
             .policies()
             .get(settings.policy.as_deref())
@@ -215,7 +220,7 @@ impl Sessions {
             limits: settings.limits,
             env: settings.env,
             persistent,
-            closed: ctx.closed.child_token(),
+            closed: closed.child_token(),
             tail: Mutex::new(None),
             interpreter: Mutex::new(None),
             scratch: Mutex::new(scratch),

@@ -8,7 +8,7 @@
 //!
 //! A source's answer is the tool's result as raw JSON (forwarded to the script as it came,
 //! never re-parsed) or a [`ToolError`]; how a `ToolError` is shown to the script is decided in
-//! one place, the shim's message encoder (`shim::tool_result_line`).
+//! one place, `relay::tool_error_object`.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -13,8 +13,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::drive::Ending;
+use super::output::{finish_output, Output};
 use super::result::ChildExit;
-use crate::confined::{finish_output, ConfinedChild, Output};
+use crate::confined::ConfinedChild;
 use crate::daemon::Daemon;
 use crate::error::RequestError;
 use crate::limits::Limits;
@@ -52,7 +53,15 @@ pub async fn choose(
             None => {
                 // A restarted interpreter runs as the session's uid, in its scratch dir.
                 let dir = s.scratch_path().ok_or_else(|| unknown_session(&s.id))?;
-                ConfinedChild::spawn(daemon, policy, limits, &dir, run_id, env, &s.leased)?
+                ConfinedChild::spawn(
+                    daemon.launch(),
+                    policy,
+                    limits,
+                    &dir,
+                    run_id,
+                    env,
+                    &s.leased,
+                )?
             }
         };
         return Ok(RunChild {
@@ -76,7 +85,15 @@ pub async fn choose(
         .create_off_runtime(run_id, leased.lease().cloned(), policy.rlimits.scratch_mb)
         .await
         .map_err(|e| RequestError::internal(format!("cannot create scratch dir: {e}")))?;
-    match ConfinedChild::spawn(daemon, policy, limits, scratch.path(), run_id, env, &leased) {
+    match ConfinedChild::spawn(
+        daemon.launch(),
+        policy,
+        limits,
+        scratch.path(),
+        run_id,
+        env,
+        &leased,
+    ) {
         Ok(interpreter) => Ok(RunChild {
             interpreter,
             scratch: Some(scratch),

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::confined::{ChildFault, ChildMessage, Chunk, ConfinedChild};
 use crate::error::StartError;
 use crate::limits::Limits;
-use crate::relay::{Admission, Relay};
+use crate::relay::{tool_error_object, Admission, Relay};
 use crate::rpc::Raw;
 use crate::scratch::DiskWatch;
 use crate::shim::{self, DoneStatus, ScriptError};
@@ -72,7 +72,11 @@ pub async fn drive(
             _ = outbox.has_room(), if outbox_full => {}
             _ = queued.has_room(), if queued.is_full() => {}
             (call_id, outcome, permit) = relay.next_answer(), if !relay.is_idle() && !outbox_full => {
-                interpreter.send(shim::tool_result_line(call_id, &outcome));
+                let answer = match &outcome {
+                    Ok(result) => shim::tool_result_line(call_id, Ok(result)),
+                    Err(e) => shim::tool_result_line(call_id, Err(&tool_error_object(e))),
+                };
+                interpreter.send(answer);
                 // The call's slot is free once its answer is the writer's.
                 drop(permit);
             }
@@ -91,7 +95,7 @@ pub async fn drive(
                             return Ending::TooManyToolCalls;
                         }
                         if let Admission::Refused(err) = relay.start(id, name, arguments) {
-                            interpreter.send(shim::tool_result_line(id, &Err(err)));
+                            interpreter.send(shim::tool_result_line(id, Err(&tool_error_object(&err))));
                         }
                     }
                     Ok(ChildMessage::Output { stream, text }) => {

@@ -19,6 +19,7 @@
 
 mod child;
 mod drive;
+mod output;
 mod result;
 
 use std::sync::atomic::Ordering;
@@ -29,7 +30,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::confined::{collect_output, ConfinedChild, Streamer};
+use crate::confined::ConfinedChild;
 use crate::daemon::Daemon;
 use crate::error::RequestError;
 use crate::limits::Limits;
@@ -42,6 +43,7 @@ use crate::session::{unknown_session, Session, Turn};
 use crate::shim::Exec;
 use crate::tool_source::{Requester, RunIdentity, ToolRouter};
 use drive::Tripwires;
+use output::{collect_output, Streamer};
 use result::{conclude, CancelCause};
 pub use result::{RunResult, RunStatus, Truncated};
 

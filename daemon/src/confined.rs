@@ -52,8 +52,8 @@ pub const OUTBOX_BYTES: usize = 1 << 20;
 /// What every child of a daemon is started with.
 #[derive(Clone, Copy)]
 pub struct Launch<'a> {
-    /// The resolved CPython binary.
-    pub python: &'a crate::python::Interpreter,
+    /// The CPython binary and the daemon's pid, for the plan.
+    pub host: sandbox::plan::Host<'a>,
     /// `max_tool_argument_bytes`: sizes the control-line reader.
     pub max_argument_bytes: usize,
 }
@@ -172,8 +172,7 @@ impl ConfinedChild {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| StartError::Launch(format!("socketpair: {e}")))?;
         // `scratch` was created owned by the lease's uid (a session's, for its whole life).
-        let plan =
-            sandbox::plan::build(launch.python, policy, limits, scratch, run_id, env, leased);
+        let plan = sandbox::plan::build(launch.host, policy, limits, scratch, run_id, env, leased);
         let mut child = sandbox::spawn(&plan, theirs.into()).map_err(|e| match e {
             SandboxError::Unavailable { mechanism, message } => {
                 StartError::SandboxUnavailable(SandboxUnavailable { mechanism, message })

@@ -81,6 +81,8 @@ pub struct Daemon {
     pub client_in: Arc<ByteBudget>,
     /// Bytes moved for clients, so memory is given back to the OS after bursts.
     pub activity: Arc<crate::memory::Activity>,
+    /// This process's pid (the parent every child checks it still has).
+    pid: i32,
     next_run: AtomicU64,
     next_connection: AtomicU64,
     started: Instant,
@@ -114,6 +116,7 @@ impl Daemon {
             client_out,
             client_in,
             activity: Arc::default(),
+            pid: std::process::id() as i32,
             next_run: AtomicU64::new(1),
             next_connection: AtomicU64::new(1),
             started: Instant::now(),
@@ -123,7 +126,10 @@ impl Daemon {
     /// What every child of this daemon is started with.
     pub fn launch(&self) -> crate::confined::Launch<'_> {
         crate::confined::Launch {
-            python: &self.python,
+            host: crate::sandbox::plan::Host {
+                python: &self.python,
+                parent_pid: self.pid,
+            },
             max_argument_bytes: self.config.max_tool_argument_bytes,
         }
     }

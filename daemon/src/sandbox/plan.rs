@@ -122,10 +122,20 @@ pub struct CgroupPlan {
 
 const MIB: u64 = 1 << 20;
 
+/// Facts about the daemon process a plan depends on, passed in (like the uid lease) so that
+/// [`build`] stays pure.
+#[derive(Debug, Clone, Copy)]
+pub struct Host<'a> {
+    /// The resolved CPython binary.
+    pub python: &'a Interpreter,
+    /// The daemon's pid: the launcher exits if its parent is already someone else.
+    pub parent_pid: i32,
+}
+
 /// The plan of one run: confinement from the policy, limits from the run, paths from the host,
 /// and the uid lease taken before (`identity::for_policy`), with the scratch dir it owns.
 pub fn build(
-    python: &Interpreter,
+    host: Host<'_>,
     policy: &Policy,
     limits: &Limits,
     scratch: &Path,
@@ -133,6 +143,7 @@ pub fn build(
     extra_env: &[(String, String)],
     leased: &Leased,
 ) -> SandboxPlan {
+    let python = host.python;
     let scratch_str = scratch.display().to_string();
     let mut env = vec![
         ("LANG".to_string(), "C.UTF-8".to_string()),
@@ -225,7 +236,7 @@ pub fn build(
     });
 
     SandboxPlan {
-        parent_pid: std::process::id() as i32,
+        parent_pid: host.parent_pid,
         executable: python.executable.clone(),
         argv,
         env,
@@ -280,13 +291,20 @@ mod tests {
         let lease = Arc::new(leases.lease(64000, 64999).unwrap().expect("a free uid"));
         let leased = Leased::Uid(lease);
         let plan = build(
-            &python(),
+            Host {
+                python: &python(),
+                parent_pid: 4242,
+            },
             &policy,
             &policy.limits,
             scratch,
             "r-1",
             &[],
             &leased,
+        );
+        assert_eq!(
+            plan.parent_pid, 4242,
+            "the pid passed in, not this process's"
         );
         let ll = plan.landlock.as_ref().expect("landlock on");
         assert_eq!(ll.min_abi, 6);
@@ -326,7 +344,10 @@ mod tests {
         let policy = PolicySet::builtin().get(None).unwrap();
         let leased = Leased::Refused("every uid in 1-2 is in use".into());
         let plan = build(
-            &python(),
+            Host {
+                python: &python(),
+                parent_pid: 4242,
+            },
             &policy,
             &policy.limits,
             Path::new("/s"),
@@ -344,7 +365,10 @@ mod tests {
     fn site_packages_policy_keeps_site_and_reads_dist_packages() {
         let policy = PolicySet::builtin().get(Some("site-packages")).unwrap();
         let plan = build(
-            &python(),
+            Host {
+                python: &python(),
+                parent_pid: 4242,
+            },
             &policy,
             &policy.limits,
             Path::new("/s"),
@@ -368,7 +392,10 @@ mod tests {
             ..policy.limits
         };
         let plan = build(
-            &python(),
+            Host {
+                python: &python(),
+                parent_pid: 4242,
+            },
             &policy,
             &limits,
             Path::new("/s"),

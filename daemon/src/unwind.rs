@@ -4,7 +4,7 @@
 //! never got an answer and the run's counters stayed raised. [`catch_panic`] polls a future inside
 //! `catch_unwind`, so a panic becomes an `Err` the caller answers with `-32603`. Everything the
 //! future held is dropped while unwinding, so the counters and slots it holds must be drop
-//! guards (see `run.rs`: `ActiveRun`, `QueuePlace`, the slot permit, the scratch dir).
+//! guards (see `run/mod.rs`: `ActiveRun`, `QueuePlace`, the slot permit, the scratch dir).
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};

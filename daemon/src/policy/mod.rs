@@ -31,7 +31,7 @@ pub const PLACEHOLDERS: &[&str] = &["{python}", "{stdlib}", "{scratch}", "{versi
 pub struct Policy {
     pub name: String,
     pub description: String,
-    /// The limits a run may tighten (enforced by run.rs and by rlimits).
+    /// The limits a run may tighten (enforced by the run loop and by rlimits).
     pub limits: Limits,
     /// Further rlimits of the child.
     pub rlimits: ExtraLimits,

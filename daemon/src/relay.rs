@@ -209,3 +209,108 @@ pub fn tool_error_object(error: &ToolError) -> RpcError {
     };
     RpcError::new(code, error.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::Id;
+    use crate::tool_source::{ToolFuture, ToolSource};
+
+    /// A source whose behaviour the test picks per tool name.
+    struct Fake;
+
+    impl ToolSource for Fake {
+        fn call(&self, call: ToolCall, cancel: CancellationToken) -> ToolFuture {
+            Box::pin(async move {
+                match call.name.as_str() {
+                    "echo" => Ok(serde_json::value::RawValue::from_string(
+                        call.arguments.raw().get().to_string(),
+                    )
+                    .unwrap_or_else(|_| crate::rpc::message::raw_null())),
+                    "polite" => {
+                        cancel.cancelled().await;
+                        Err(ToolError::Cancelled)
+                    }
+                    "deaf" => std::future::pending().await,
+                    _ => panic!("a source bug"),
+                }
+            })
+        }
+    }
+
+    fn relay() -> Relay {
+        let source: Arc<dyn crate::tool_source::ToolSource> = Arc::new(Fake);
+        let names = ["echo", "polite", "deaf", "boom"].map(String::from);
+        let run = RunIdentity {
+            run_id: "r-1".into(),
+            request_id: Id::from("q"),
+            session_id: None,
+        };
+        let limits = ArgumentLimits {
+            per_call: 64,
+            queued: 1 << 20,
+        };
+        Relay::new(ToolRouter::for_run(source, names), run, 4, limits)
+    }
+
+    fn raw(text: &str) -> Raw {
+        serde_json::value::RawValue::from_string(text.into())
+            .unwrap_or_else(|_| crate::rpc::message::raw_null())
+    }
+
+    #[tokio::test]
+    async fn calls_are_routed_to_their_source_and_refusals_are_counted() {
+        let mut relay = relay();
+        assert!(matches!(
+            relay.start(1, "echo".into(), raw(r#"{"a":1}"#)),
+            Admission::Started
+        ));
+        let (id, outcome, _permit) = relay.next_answer().await;
+        assert_eq!(id, 1);
+        assert_eq!(
+            outcome.map(|r| r.get().to_string()),
+            Ok(r#"{"a":1}"#.into())
+        );
+        let refused = |a: Admission| match a {
+            Admission::Refused(e) => Some(e),
+            Admission::Started => None,
+        };
+        assert_eq!(
+            refused(relay.start(2, "nope".into(), raw("{}"))),
+            Some(ToolError::Unknown("nope".into()))
+        );
+        assert_eq!(
+            refused(relay.start(1, "echo".into(), raw("{}"))),
+            Some(ToolError::ReusedId(1))
+        );
+        let big = format!(r#"{{"x":"{}"}}"#, "y".repeat(100));
+        assert!(matches!(
+            refused(relay.start(3, "echo".into(), raw(&big))),
+            Some(ToolError::TooLarge { limit: 64, .. })
+        ));
+        assert_eq!(relay.count, 4, "refused calls count toward max_tool_calls");
+        assert_eq!(relay.queued_arguments().held(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_source_still_answers_its_call() {
+        let mut relay = relay();
+        relay.start(7, "boom".into(), raw("{}"));
+        let (id, outcome, _) = relay.next_answer().await;
+        assert_eq!(id, 7);
+        assert!(matches!(outcome, Err(ToolError::Internal(m)) if m.contains("still running")));
+    }
+
+    #[tokio::test]
+    async fn cancel_all_withdraws_calls_and_drops_a_source_that_ignores_it() {
+        let mut relay = relay();
+        relay.start(1, "polite".into(), raw("{}"));
+        relay.start(2, "deaf".into(), raw("{}"));
+        // Bounded by WITHDRAW_GRACE: the deaf call is dropped, not waited for forever.
+        tokio::time::timeout(WITHDRAW_GRACE * 5, relay.cancel_all())
+            .await
+            .expect("cancel_all ends");
+        assert!(relay.is_idle());
+        assert_eq!(relay.queued_arguments().held(), 0, "arguments given back");
+    }
+}

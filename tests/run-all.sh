@@ -15,8 +15,9 @@ export PTCD_BIN="$REPO/target/debug/ptcd"
 step "format and lint"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
+python3 tests/module_layers.py
 
-step "daemon unit tests"
+step "daemon unit tests and the in-process harness (daemon/tests/server.rs)"
 cargo test --locked
 
 step "python test environment"
@@ -26,8 +27,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
-step "runtime shim tests"
-"$VENV/bin/python" -m pytest -q daemon/src/runtime/test_shim.py
+step "shim tests"
+"$VENV/bin/python" -m pytest -q daemon/src/shim/test_shim.py
 
 step "end-to-end and escape tests (real daemon, real socket)"
 "$VENV/bin/python" -m pytest -q tests

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::state::ServeConfig;
-
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -332,7 +330,7 @@ impl Settings {
             socket: flags
                 .socket
                 .or(file.socket)
-                .unwrap_or_else(crate::server::default_socket_path),
+                .unwrap_or_else(default_socket_path),
             socket_mode: mode
                 .as_deref()
                 .map(parse_mode)
@@ -351,6 +349,84 @@ impl Settings {
             source,
         })
     }
+}
+
+/// Settings of a serving daemon (from flags, later from the config file).
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Longest accepted line on the client connection (the contract's default: 16 MiB).
+    pub max_line_bytes: usize,
+    /// Runs executing at once across all connections.
+    pub max_concurrent_runs: usize,
+    /// Runs that may wait for a free slot; one more gets `-32002`.
+    pub queue_depth: usize,
+    /// Parent of the per-run scratch directories.
+    pub scratch_root: PathBuf,
+    /// How long in-flight runs may go on after SIGTERM before they are cancelled.
+    pub shutdown_grace_ms: u64,
+    /// Idle pre-started interpreters kept for the default policy (0: none).
+    pub warm_pool: usize,
+    /// Largest `arguments` of one tool call, in bytes of JSON; a bigger call fails in the
+    /// script with a `ToolError` naming this limit.
+    pub max_tool_argument_bytes: usize,
+    /// Tool-call arguments one run may have waiting in the daemon (calls not yet sent to the
+    /// client); over it, the daemon stops reading the child until calls go out.
+    pub max_queued_tool_argument_bytes: usize,
+    /// Bytes of replies queued for one client that has not read them yet.
+    pub client_queue_bytes: usize,
+    /// Bytes of replies queued for all clients together.
+    pub client_queue_total_bytes: usize,
+    /// Bytes of unfinished request lines buffered for all clients together.
+    pub partial_lines_total_bytes: usize,
+    /// How long a started request line may take to finish before the connection is closed.
+    pub line_timeout_ms: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            max_line_bytes: 16 << 20,
+            max_concurrent_runs: 32,
+            queue_depth: 64,
+            // SAFETY: getuid cannot fail.
+            scratch_root: default_scratch_root(),
+            shutdown_grace_ms: 5_000,
+            warm_pool: 2,
+            max_tool_argument_bytes: 8 << 20,
+            max_queued_tool_argument_bytes: 32 << 20,
+            client_queue_bytes: 8 << 20,
+            client_queue_total_bytes: 256 << 20,
+            partial_lines_total_bytes: 256 << 20,
+            line_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// `/run/ptcd-scratch` for a root daemon (not under `/tmp`, where any local user could create
+/// the name first); `$TMPDIR/ptcd-scratch-$UID` otherwise. Either way it is created and checked
+/// safely (`ScratchRoot::open`).
+fn default_scratch_root() -> PathBuf {
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if uid == 0 {
+        PathBuf::from("/run/ptcd-scratch")
+    } else {
+        std::env::temp_dir().join(format!("ptcd-scratch-{uid}"))
+    }
+}
+
+/// The contract's default socket path: `$XDG_RUNTIME_DIR/ptcd.sock`, else `/run/ptcd/ptcd.sock`
+/// for root under systemd, else `/tmp/ptcd-$UID/ptcd.sock`.
+pub fn default_socket_path() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("ptcd.sock");
+    }
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if uid == 0 && std::env::var_os("INVOCATION_ID").is_some() {
+        return PathBuf::from("/run/ptcd/ptcd.sock");
+    }
+    PathBuf::from(format!("/tmp/ptcd-{uid}/ptcd.sock"))
 }
 
 #[cfg(test)]

@@ -36,29 +36,33 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::client_source::ClientSource;
+use crate::daemon::{ConnectionSlot, Daemon};
+use crate::error::RequestError;
 use crate::rpc::error::{self, RpcError};
 use crate::rpc::inbound::{hangup, ClientLines, Frame, InboundLimits, ReadError};
 use crate::rpc::message::Rejected;
 use crate::rpc::peer::{outbox, OutboxReader};
 use crate::rpc::{Id, Incoming, Peer};
-use crate::run::SessionTicket;
+use crate::run::{RunContext, SessionTicket};
 use crate::session::Sessions;
-use crate::state::{ConnectionSlot, Daemon};
 
-/// What a run task needs from its connection.
+/// What the connection's request handlers share.
 #[derive(Clone)]
 pub struct ConnectionCtx {
     pub daemon: Arc<Daemon>,
     pub peer: Arc<Peer>,
     /// Fired when the client is gone: cancels every run of the connection.
     pub closed: CancellationToken,
+    /// What the connection's runs get: the client as their requester (`client_source.rs`).
+    pub runs: RunContext,
 }
 
-/// Runs in flight on this connection, by the JSON text of their request id.
-type RunTable = Arc<Mutex<HashMap<String, CancellationToken>>>;
+/// Runs in flight on this connection, by their request id (exactly as sent).
+type RunTable = Arc<Mutex<HashMap<Id, CancellationToken>>>;
 
 /// What the reader loop keeps for the connection's requests.
-struct Tables {
+struct ConnectionState {
     runs: RunTable,
     sessions: Sessions,
     tasks: TaskTracker,
@@ -94,17 +98,23 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
         closed.clone(),
         daemon.clone(),
     ));
+    let peer = Arc::new(Peer::new(outbox));
     let ctx = ConnectionCtx {
         daemon: daemon.clone(),
-        peer: Arc::new(Peer::new(outbox)),
+        peer: peer.clone(),
         closed: closed.clone(),
+        runs: RunContext {
+            daemon: daemon.clone(),
+            requester: Arc::new(ClientSource::new(peer)),
+            gone: closed.clone(),
+        },
     };
-    let tables = Tables {
+    let state = ConnectionState {
         runs: Arc::default(),
         sessions: Sessions::default(),
         tasks: TaskTracker::new(),
     };
-    let tasks = &tables.tasks;
+    let tasks = &state.tasks;
     let mut reader = ClientLines::new(
         read_half,
         InboundLimits {
@@ -134,7 +144,7 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
             Ok(Some(Frame::Line(line))) => {
                 daemon.activity.note(line.len());
                 if !line.iter().all(u8::is_ascii_whitespace) {
-                    handle_line(&ctx, &tables, &line).await;
+                    handle_line(&ctx, &state, &line).await;
                 }
             }
             Ok(Some(Frame::TooLong)) => {
@@ -169,7 +179,7 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
     }
     closed.cancel();
     tasks.wait().await;
-    tables.sessions.close_all().await;
+    state.sessions.close_all().await;
     drop(ctx);
     let _ = writer.await;
 }
@@ -218,7 +228,7 @@ async fn write_loop(
     let _ = tokio::time::timeout(Duration::from_secs(1), out.shutdown()).await;
 }
 
-async fn handle_line(ctx: &ConnectionCtx, tables: &Tables, line: &[u8]) {
+async fn handle_line(ctx: &ConnectionCtx, state: &ConnectionState, line: &[u8]) {
     let peer = &ctx.peer;
     match Incoming::parse(line) {
         Err(rejected) => {
@@ -235,62 +245,84 @@ async fn handle_line(ctx: &ConnectionCtx, tables: &Tables, line: &[u8]) {
         }
         Ok(Incoming::Request { id, method, params }) => {
             if ctx.daemon.draining.is_cancelled() {
-                let err = RpcError::new(error::SHUTTING_DOWN, "the daemon is shutting down");
-                let _ = peer.respond_error(&id, &err).await;
+                reply(peer, &id, Err::<Value, _>(RequestError::ShuttingDown)).await;
                 return;
             }
             if method == "run/cancel" {
-                let reply = cancel_run(&tables.runs, params.as_deref());
-                let _ = match reply {
-                    Ok(result) => peer.respond(&id, &result).await,
-                    Err(err) => peer.respond_error(&id, &err).await,
-                };
+                reply(peer, &id, cancel_run(&state.runs, params.as_deref())).await;
                 return;
             }
             let params = match params_value(params.as_deref()) {
                 Ok(params) => params,
                 Err(err) => {
-                    let _ = peer.respond_error(&id, &err).await;
+                    reply(peer, &id, Err::<Value, _>(err)).await;
                     return;
                 }
             };
-            let reply = match method.as_str() {
+            let result = match method.as_str() {
                 "initialize" => Ok(ctx.daemon.describe()),
                 "daemon/status" => Ok(ctx.daemon.status()),
-                "run" => return start_run(ctx, tables, id, params),
-                "tools/definition" => tool_definitions(&tables.sessions, params),
-                "session/create" => tables.sessions.create(ctx, params),
+                "run" => return start_run(ctx, state, id, params),
+                "tools/definition" => {
+                    // The provider formats (`definitions.rs`) still speak wire errors.
+                    let _ = match tool_definitions(&state.sessions, params) {
+                        Ok(result) => peer.respond(&id, &result).await,
+                        Err(err) => peer.respond_error(&id, &err).await,
+                    };
+                    return;
+                }
+                "session/create" => state.sessions.create(&ctx.daemon, &ctx.closed, params),
                 "session/close" => {
                     // Waits for the session's running run to end: not in the reader.
-                    let (peer, sessions) = (peer.clone(), tables.sessions.clone());
-                    tables.tasks.spawn(async move {
-                        let _ = match sessions.close(&params).await {
-                            Ok(result) => peer.respond(&id, &result).await,
-                            Err(err) => peer.respond_error(&id, &err).await,
-                        };
+                    let (peer, sessions) = (peer.clone(), state.sessions.clone());
+                    state.tasks.spawn(async move {
+                        reply(&peer, &id, sessions.close(&params).await).await;
                     });
                     return;
                 }
-                _ => Err(RpcError::new(
-                    error::METHOD_NOT_FOUND,
-                    format!("unknown method {method:?}"),
-                )),
+                _ => Err(RequestError::UnknownMethod(method)),
             };
-            let _ = match reply {
-                Ok(result) => peer.respond(&id, &result).await,
-                Err(err) => peer.respond_error(&id, &err).await,
-            };
+            reply(peer, &id, result).await;
         }
     }
 }
 
+/// Answers a request: its result, or its error mapped to the wire by [`wire_error`].
+async fn reply<T: serde::Serialize>(peer: &Peer, id: &Id, result: Result<T, RequestError>) {
+    let _ = match result {
+        Ok(result) => peer.respond(id, &result).await,
+        Err(err) => peer.respond_error(id, &wire_error(&err)).await,
+    };
+}
+
+/// The one place a domain error becomes a JSON-RPC error object: its code from the contract,
+/// its message, and `data.field` when it is about one field.
+pub fn wire_error(e: &RequestError) -> RpcError {
+    let code = match e {
+        RequestError::InvalidParams { .. } => error::INVALID_PARAMS,
+        RequestError::InvalidRequest(_) => error::INVALID_REQUEST,
+        RequestError::UnknownMethod(_) => error::METHOD_NOT_FOUND,
+        RequestError::UnknownSession(_) => error::UNKNOWN_SESSION,
+        RequestError::Overloaded(_) => error::OVERLOADED,
+        RequestError::LimitsExceedPolicy { .. } => error::LIMITS_EXCEED_POLICY,
+        RequestError::UnknownPolicy(_) => error::UNKNOWN_POLICY,
+        RequestError::UnknownRun(_) => error::UNKNOWN_RUN,
+        RequestError::SandboxUnavailable(_) => error::SANDBOX_UNAVAILABLE,
+        RequestError::ShuttingDown => error::SHUTTING_DOWN,
+        RequestError::Internal(_) => error::INTERNAL_ERROR,
+    };
+    let mut wire = RpcError::new(code, e.to_string());
+    wire.data = e.field().map(|field| json!({ "field": field }));
+    wire
+}
+
 /// A request's `params` as a `Value` (`null` when absent). JSON nested deeper than serde_json's
 /// recursion limit (128) is refused with `-32602`, never forwarded half-parsed.
-fn params_value(params: Option<&serde_json::value::RawValue>) -> Result<Value, RpcError> {
+fn params_value(params: Option<&serde_json::value::RawValue>) -> Result<Value, RequestError> {
     match params {
         None => Ok(Value::Null),
         Some(raw) => serde_json::from_str(raw.get()).map_err(|e| {
-            RpcError::invalid_params("params", format!("params could not be read: {e}"))
+            RequestError::invalid_params("params", format!("params could not be read: {e}"))
         }),
     }
 }
@@ -299,7 +331,7 @@ fn params_value(params: Option<&serde_json::value::RawValue>) -> Result<Value, R
 fn cancel_run(
     runs: &RunTable,
     params: Option<&serde_json::value::RawValue>,
-) -> Result<Value, RpcError> {
+) -> Result<Value, RequestError> {
     #[derive(serde::Deserialize)]
     struct CancelParams<'a> {
         #[serde(borrow)]
@@ -311,22 +343,19 @@ fn cancel_run(
     let id = match raw_id.and_then(Id::from_raw) {
         Some(id) => id,
         None => {
-            return Err(RpcError::invalid_params(
+            return Err(RequestError::invalid_params(
                 "request_id",
                 "request_id (the id of the run request) must be a string or a number",
             ))
         }
     };
     let table = runs.lock().unwrap_or_else(|p| p.into_inner());
-    match table.get(&id.to_string()) {
+    match table.get(&id) {
         Some(token) => {
             token.cancel();
             Ok(json!({"cancelled": true}))
         }
-        None => Err(RpcError::new(
-            error::UNKNOWN_RUN,
-            format!("no run in flight with request id {id} on this connection"),
-        )),
+        None => Err(RequestError::UnknownRun(id.to_string())),
     }
 }
 
@@ -348,7 +377,7 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
         Some(Value::String(id)) => {
             let session = sessions
                 .get(&id)
-                .ok_or_else(|| crate::session::unknown_session(&id))?;
+                .ok_or_else(|| wire_error(&crate::session::unknown_session(&id)))?;
             specs = session.specs.clone();
             persistent = session.persistent;
         }
@@ -360,7 +389,7 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
         }
     }
     if let Some(tools) = map.remove("tools").filter(|t| !t.is_null()) {
-        crate::tools::parse_tools(&tools, "tools")?;
+        crate::tools::parse_tools(&tools, "tools").map_err(|e| wire_error(&e))?;
         let extra = match tools {
             Value::Array(extra) => extra,
             _ => Vec::new(),
@@ -371,18 +400,18 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
         specs.retain(|old| !extra.iter().any(|new| py(new) == py(old)));
         specs.extend(extra);
     }
-    crate::params::reject_unknown(&map, "tools/definition")?;
+    crate::params::reject_unknown(&map, "tools/definition").map_err(|e| wire_error(&e))?;
     Ok(crate::definitions::definitions(&specs, format, persistent))
 }
 
-fn start_run(ctx: &ConnectionCtx, tables: &Tables, id: Id, params: Value) {
-    let (runs, tasks) = (&tables.runs, &tables.tasks);
-    let key = id.to_string();
+fn start_run(ctx: &ConnectionCtx, state: &ConnectionState, id: Id, params: Value) {
+    let (runs, tasks) = (&state.runs, &state.tasks);
+    let key = id.clone();
     // A session run takes its place in the session's queue now, in arrival order.
     let ticket = params
         .get("session_id")
         .and_then(Value::as_str)
-        .and_then(|sid| tables.sessions.get(sid))
+        .and_then(|sid| state.sessions.get(sid))
         .map(|session| SessionTicket {
             turn: session.enqueue(),
             session,
@@ -397,11 +426,10 @@ fn start_run(ctx: &ConnectionCtx, tables: &Tables, id: Id, params: Value) {
             drop(table);
             let peer = ctx.peer.clone();
             tasks.spawn(async move {
-                let err = RpcError::new(
-                    error::INVALID_REQUEST,
-                    format!("a run with request id {id} is already in flight on this connection"),
-                );
-                let _ = peer.respond_error(&id, &err).await;
+                let err = RequestError::InvalidRequest(format!(
+                    "a run with request id {id} is already in flight on this connection"
+                ));
+                reply(&peer, &id, Err::<Value, _>(err)).await;
             });
             return;
         }
@@ -411,17 +439,54 @@ fn start_run(ctx: &ConnectionCtx, tables: &Tables, id: Id, params: Value) {
     let runs = runs.clone();
     tasks.spawn(async move {
         // A panic in the run still gets its answer (and the run's guards restore the counters).
-        let run = crate::run::execute(&ctx, &id, params, cancel, ticket);
+        let run = crate::run::execute(&ctx.runs, &id, params, cancel, ticket);
         let outcome = crate::unwind::catch_panic(run)
             .await
             .unwrap_or_else(|panic| {
                 tracing::error!(%id, panic = %panic, "a run panicked");
-                Err(crate::unwind::panic_error("run", &panic))
+                Err(RequestError::internal(crate::unwind::panic_message(
+                    "run", &panic,
+                )))
             });
         runs.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-        let _ = match outcome {
-            Ok(result) => ctx.peer.respond(&id, &result).await,
-            Err(err) => ctx.peer.respond_error(&id, &err).await,
-        };
+        reply(&ctx.peer, &id, outcome).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::SandboxUnavailable;
+
+    #[test]
+    fn domain_errors_map_to_the_contract_codes_with_their_field() {
+        let bad = wire_error(&RequestError::invalid_params("limits.cpu_ms", "too big"));
+        assert_eq!(bad.code, error::INVALID_PARAMS);
+        assert_eq!(bad.data, Some(json!({"field": "limits.cpu_ms"})));
+        let looser = wire_error(&RequestError::LimitsExceedPolicy {
+            field: "limits.timeout_ms".into(),
+            message: "looser than the policy".into(),
+        });
+        assert_eq!(looser.code, error::LIMITS_EXCEED_POLICY);
+        assert_eq!(looser.data, Some(json!({"field": "limits.timeout_ms"})));
+        let missing = wire_error(&RequestError::SandboxUnavailable(SandboxUnavailable {
+            mechanism: "landlock".into(),
+            message: "not supported".into(),
+        }));
+        assert_eq!(missing.code, error::SANDBOX_UNAVAILABLE);
+        assert_eq!(
+            missing.message,
+            "sandbox unavailable: landlock: not supported; no code ran"
+        );
+        assert_eq!(missing.data, None);
+        let busy = wire_error(&RequestError::Overloaded("2 runs are executing".into()));
+        assert_eq!(
+            (busy.code, busy.message.as_str()),
+            (error::OVERLOADED, "overloaded: 2 runs are executing")
+        );
+        assert_eq!(
+            wire_error(&RequestError::ShuttingDown).code,
+            error::SHUTTING_DOWN
+        );
+    }
 }

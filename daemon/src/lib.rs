@@ -2,29 +2,39 @@
 //!
 //! A client connects to a Unix socket and speaks newline-delimited JSON-RPC 2.0 (see
 //! `docs/protocol.md`). It sends a model-written Python script with `run`; the daemon starts a
-//! confined CPython child for it, and every time the script awaits a tool the daemon sends a
-//! `tool/call` request back to the same client, waits for the answer, and hands it to the script.
-//! Only the script's output and final value go back to the model.
+//! confined CPython child for it, and every time the script awaits a tool the daemon asks the
+//! tool's source (today: a `tool/call` request back to the same client) and hands the answer to
+//! the script. Only the script's output and final value go back to the model.
 //!
-//! Module map (one concept each):
-//! - [`rpc`]: framing, JSON-RPC messages, error codes, and the outbound request table (`peer`).
-//! - [`server`]: socket setup and the accept loop; [`connection`]: one client's reader loop.
-//! - [`run`]: one script execution from `run` request to result; [`relay`]: its tool calls;
-//!   [`interpreter`]: the confined child and its channels; [`session`]: runs sharing settings
-//!   (and, when persistent, one interpreter); [`pool`]: interpreters started ahead of time, each
-//!   serving one run.
-//! - [`definitions`]: `tools/definition`, the tool list and Python stubs handed to the model.
-//! - [`policy`] and [`limits`]: what a run may do; [`sandbox`]: the one path that starts children.
-//! - [`runtime`]: the embedded Python shim and the messages it exchanges with the daemon.
-//! - [`python`]: finding the real CPython binary once at start-up; [`probe`]: `ptcd doctor`'s
-//!   real confined run per policy.
+//! Module map, top-down (a module uses only modules below its layer; see ARCHITECTURE.md):
+//! - process and service: [`service`] (start-up, `run(listener, shutdown)`, reload, shutdown),
+//!   [`doctor`] and [`probe`] (`ptcd doctor`: host facts and a real confined run per policy).
+//! - connection edge: [`server`] (socket, accept loop), [`connection`] (one client: reader loop,
+//!   dispatch, the one mapping of domain errors to JSON-RPC), [`client_source`] (the client as
+//!   the source of a run's declared tools and receiver of its output), [`session`] (runs sharing
+//!   settings and, when persistent, one child), [`definitions`] (`tools/definition`).
+//! - runs: [`run`] (one execution: choose the child, drive, tail, result), [`relay`] (its tool
+//!   calls), [`tool_source`] (the `ToolSource` trait and per-run `ToolRouter`), [`params`],
+//!   [`tools`] (validating requests), [`error`] (domain errors), [`pool`] (warm children),
+//!   [`daemon`] (the shared [`daemon::Daemon`]).
+//! - children: [`confined`] (a started `ConfinedChild` and its channels), [`control`] (its
+//!   control socket), [`shim`] (the embedded Python shim and the typed messages both ways),
+//!   [`sandbox`] (the one path that starts processes), [`scratch`] (scratch dirs),
+//!   [`policy`] and [`limits`] (what a run may do), [`python`] (finding CPython once),
+//!   [`config`] (config file, flags, `ServeConfig`).
+//! - foundations: [`rpc`] (framing, JSON-RPC messages, wire error codes, the outbound
+//!   request table), [`budget`] (byte budgets), [`memory`], [`secure_dir`], [`unwind`].
 
 pub mod budget;
+pub mod client_source;
 pub mod config;
+pub mod confined;
 pub mod connection;
 pub mod control;
+pub mod daemon;
 pub mod definitions;
-pub mod interpreter;
+pub mod doctor;
+pub mod error;
 pub mod limits;
 pub mod memory;
 pub mod params;
@@ -35,13 +45,13 @@ pub mod python;
 pub mod relay;
 pub mod rpc;
 pub mod run;
-pub mod runtime;
 pub mod sandbox;
 pub mod scratch;
 pub mod secure_dir;
 pub mod server;
 pub mod service;
 pub mod session;
-pub mod state;
+pub mod shim;
+pub mod tool_source;
 pub mod tools;
 pub mod unwind;

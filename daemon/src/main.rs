@@ -101,7 +101,7 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             ptcd::sandbox::host::set_landlock_cap(landlock_max_abi);
-            std::process::exit(ptcd::sandbox::host::doctor_main(
+            std::process::exit(ptcd::doctor::doctor_main(
                 python.as_deref(),
                 policy_dir.as_deref(),
             ))

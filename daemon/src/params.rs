@@ -4,10 +4,10 @@
 //! field (`data.field`, e.g. `limits.timeout_ms`, `inputs.x`) as the contract requires, and any
 //! unknown field is refused: a typo must never be silently ignored.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use crate::limits::{LimitsError, LimitsRequest};
-use crate::rpc::error::{self, RpcError};
+use crate::error::RequestError;
+use crate::limits::LimitsRequest;
 use crate::session::Session;
 use crate::tools::{parse_tools, ToolDef};
 
@@ -24,7 +24,7 @@ pub struct RunSettings {
 
 impl RunSettings {
     /// Takes and validates these fields out of a params object.
-    pub fn take(map: &mut Map<String, Value>) -> Result<RunSettings, RpcError> {
+    pub fn take(map: &mut Map<String, Value>) -> Result<RunSettings, RequestError> {
         let (tools, specs) = match map.remove("tools") {
             None | Some(Value::Null) => (Vec::new(), Vec::new()),
             Some(tools) => {
@@ -40,7 +40,7 @@ impl RunSettings {
             None | Some(Value::Null) => None,
             Some(Value::String(p)) => Some(p),
             Some(_) => {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     "policy",
                     "policy must be a string",
                 ))
@@ -66,10 +66,10 @@ impl RunSettings {
     /// A session run's settings: the session's, with the run's on top. A run tool replaces the
     /// session's tool of the same Python name; run env wins; the policy must be the session's;
     /// the run's limits may only tighten the session's (checked when they are applied).
-    pub fn within(self, session: &Session) -> Result<RunSettings, RpcError> {
+    pub fn within(self, session: &Session) -> Result<RunSettings, RequestError> {
         if let Some(policy) = &self.policy {
             if *policy != session.policy {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     "policy",
                     format!(
                         "a run in session {} uses the session's policy {:?}, not {policy:?}",
@@ -85,7 +85,7 @@ impl RunSettings {
                 ("limits.memory_mb", self.limits.memory_mb.is_some()),
             ] {
                 if set {
-                    return Err(RpcError::invalid_params(
+                    return Err(RequestError::invalid_params(
                         field,
                         format!("{field} of a persistent session is set by session/create; a run cannot change it"),
                     ));
@@ -115,22 +115,13 @@ impl RunSettings {
 }
 
 /// Refuses any field left in `map`, so a typo never goes unnoticed.
-pub fn reject_unknown(map: &Map<String, Value>, method: &str) -> Result<(), RpcError> {
+pub fn reject_unknown(map: &Map<String, Value>, method: &str) -> Result<(), RequestError> {
     match map.keys().next() {
-        Some(unknown) => Err(RpcError::invalid_params(
+        Some(unknown) => Err(RequestError::invalid_params(
             unknown.clone(),
             format!("unknown field {unknown:?} in {method} params"),
         )),
         None => Ok(()),
-    }
-}
-
-/// A looser-than-allowed limit, as the client sees it.
-pub fn limits_error(e: LimitsError) -> RpcError {
-    RpcError {
-        code: error::LIMITS_EXCEED_POLICY,
-        message: e.to_string(),
-        data: Some(json!({"field": e.field()})),
     }
 }
 
@@ -146,24 +137,29 @@ pub struct RunParams {
 
 impl RunParams {
     /// Parses `run` params, naming the offending field on error.
-    pub fn parse(params: Value) -> Result<RunParams, RpcError> {
+    pub fn parse(params: Value) -> Result<RunParams, RequestError> {
         let Value::Object(mut map) = params else {
-            return Err(RpcError::invalid_params(
+            return Err(RequestError::invalid_params(
                 "params",
                 "params must be an object with at least \"code\"",
             ));
         };
         let code = match map.remove("code") {
             Some(Value::String(code)) => code,
-            Some(_) => return Err(RpcError::invalid_params("code", "code must be a string")),
-            None => return Err(RpcError::invalid_params("code", "code is required")),
+            Some(_) => {
+                return Err(RequestError::invalid_params(
+                    "code",
+                    "code must be a string",
+                ))
+            }
+            None => return Err(RequestError::invalid_params("code", "code is required")),
         };
         let settings = RunSettings::take(&mut map)?;
         let session_id = match map.remove("session_id") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s),
             Some(_) => {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     "session_id",
                     "session_id must be a string",
                 ))
@@ -173,7 +169,7 @@ impl RunParams {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(inputs)) => inputs,
             Some(_) => {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     "inputs",
                     "inputs must be an object",
                 ))
@@ -181,7 +177,7 @@ impl RunParams {
         };
         for name in inputs.keys() {
             if crate::tools::python_name(name) != *name || name.starts_with("__") {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     format!("inputs.{name}"),
                     format!("input name {name:?} is not a usable Python identifier"),
                 ));
@@ -191,7 +187,7 @@ impl RunParams {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => b,
             Some(_) => {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     "stream",
                     "stream must be a boolean",
                 ))
@@ -209,10 +205,10 @@ impl RunParams {
 }
 
 /// An input may not shadow a tool (the run's own or, in a session, the session's).
-pub fn check_inputs(inputs: &Map<String, Value>, tools: &[ToolDef]) -> Result<(), RpcError> {
+pub fn check_inputs(inputs: &Map<String, Value>, tools: &[ToolDef]) -> Result<(), RequestError> {
     for name in inputs.keys() {
         if tools.iter().any(|t| t.py_name == *name) {
-            return Err(RpcError::invalid_params(
+            return Err(RequestError::invalid_params(
                 format!("inputs.{name}"),
                 format!("input name {name:?} is also the name of a tool"),
             ));
@@ -221,9 +217,9 @@ pub fn check_inputs(inputs: &Map<String, Value>, tools: &[ToolDef]) -> Result<()
     Ok(())
 }
 
-fn parse_limits(value: Value) -> Result<LimitsRequest, RpcError> {
+fn parse_limits(value: Value) -> Result<LimitsRequest, RequestError> {
     let Value::Object(map) = value else {
-        return Err(RpcError::invalid_params(
+        return Err(RequestError::invalid_params(
             "limits",
             "limits must be an object",
         ));
@@ -239,7 +235,7 @@ fn parse_limits(value: Value) -> Result<LimitsRequest, RpcError> {
             "max_tool_calls" => &mut req.max_tool_calls,
             "max_concurrent_tool_calls" => &mut req.max_concurrent_tool_calls,
             _ => {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     field.clone(),
                     format!("unknown limit {field}"),
                 ))
@@ -248,7 +244,7 @@ fn parse_limits(value: Value) -> Result<LimitsRequest, RpcError> {
         match v.as_u64() {
             Some(n) => *slot = Some(n),
             None => {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     field.clone(),
                     format!("{field} must be a non-negative integer"),
                 ))
@@ -258,9 +254,9 @@ fn parse_limits(value: Value) -> Result<LimitsRequest, RpcError> {
     Ok(req)
 }
 
-fn parse_env(value: Value) -> Result<Vec<(String, String)>, RpcError> {
+fn parse_env(value: Value) -> Result<Vec<(String, String)>, RequestError> {
     let Value::Object(map) = value else {
-        return Err(RpcError::invalid_params(
+        return Err(RequestError::invalid_params(
             "env",
             "env must be an object of strings",
         ));
@@ -269,7 +265,7 @@ fn parse_env(value: Value) -> Result<Vec<(String, String)>, RpcError> {
     for (key, v) in map {
         let field = format!("env.{key}");
         let Value::String(v) = v else {
-            return Err(RpcError::invalid_params(
+            return Err(RequestError::invalid_params(
                 field.clone(),
                 format!("{field} must be a string"),
             ));
@@ -279,7 +275,7 @@ fn parse_env(value: Value) -> Result<Vec<(String, String)>, RpcError> {
             || v.contains('\0')
             || key.starts_with("PTCD_")
         {
-            return Err(RpcError::invalid_params(
+            return Err(RequestError::invalid_params(
                 field.clone(),
                 format!("{field}: names must be non-empty without '=' or NUL, not start with PTCD_, and values must not contain NUL"),
             ));
@@ -292,10 +288,16 @@ fn parse_env(value: Value) -> Result<Vec<(String, String)>, RpcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn run_params_name_the_bad_field() {
-        let field = |p: Value| RunParams::parse(p).unwrap_err().data;
+        let field = |p: Value| {
+            RunParams::parse(p)
+                .unwrap_err()
+                .field()
+                .map(|f| json!({ "field": f }))
+        };
         assert_eq!(field(json!({})), Some(json!({"field": "code"})));
         assert_eq!(field(json!({"code": 1})), Some(json!({"field": "code"})));
         assert_eq!(

@@ -3,7 +3,7 @@
 //! Why: a cold run pays for the launcher, confinement, CPython start-up and the shim's imports
 //! (~40 ms) before the script's first instruction; a child that has already said `ready` answers
 //! in a few milliseconds. Why it is safe: a warm child is started through the very same path as a
-//! cold one ([`Interpreter::spawn`] with the policy's plan, a fresh scratch dir of its own and its
+//! cold one ([`ConfinedChild::spawn`] with the policy's plan, a fresh scratch dir of its own and its
 //! own uid lease), so it is confined before it exists as Python; it runs no script code until it
 //! is given the one `exec` of the one run that takes it, and that run kills and reaps it at its
 //! end exactly as a cold child. It is never put back.
@@ -29,14 +29,13 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::interpreter::Interpreter;
+use crate::confined::{ChildFault, ConfinedChild};
+use crate::daemon::Daemon;
+use crate::error::StartError;
 use crate::limits::Limits;
 use crate::policy::Policy;
-use crate::rpc::codec::Frame;
-use crate::runtime::FromShim;
 use crate::sandbox::identity;
 use crate::scratch::Scratch;
-use crate::state::Daemon;
 
 /// How long a warm child may take to say `ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,16 +54,14 @@ pub enum WarmError {
     #[error("cannot create its scratch dir: {0}")]
     Scratch(std::io::Error),
     #[error("{0}")]
-    Spawn(String),
-    #[error("sandbox unavailable: {mechanism}: {message}")]
-    Refused { mechanism: String, message: String },
+    Start(#[from] StartError),
     #[error("the interpreter did not start: {0}")]
     NotReady(String),
 }
 
 /// An idle, confined child that said `ready`, with its own scratch dir.
 pub struct Warm {
-    interpreter: Interpreter,
+    interpreter: ConfinedChild,
     scratch: Scratch,
     policy: Arc<Policy>,
     generation: u64,
@@ -72,7 +69,7 @@ pub struct Warm {
 
 impl Warm {
     /// The child and its scratch dir, now owned by the run that took them.
-    pub fn into_parts(self) -> (Interpreter, Scratch) {
+    pub fn into_parts(self) -> (ConfinedChild, Scratch) {
         (self.interpreter, self.scratch)
     }
 
@@ -337,8 +334,8 @@ async fn start_one(
         .create_off_runtime(&id, leased.lease().cloned(), policy.rlimits.scratch_mb)
         .await
         .map_err(WarmError::Scratch)?;
-    let mut interpreter = match Interpreter::spawn(
-        daemon,
+    let mut interpreter = match ConfinedChild::spawn(
+        daemon.launch(),
         policy,
         &policy.limits,
         scratch.path(),
@@ -349,37 +346,25 @@ async fn start_one(
         Ok(interpreter) => interpreter,
         Err(e) => {
             scratch.remove().await;
-            return Err(WarmError::Spawn(e.message));
+            return Err(WarmError::Start(e));
         }
     };
-    let first = tokio::time::timeout(READY_TIMEOUT, interpreter.next_frame()).await;
+    let first = tokio::time::timeout(READY_TIMEOUT, interpreter.next_message()).await;
     let outcome = match first {
         Err(_) => Err(WarmError::NotReady("no `ready` within 10 s".into())),
-        Ok(Ok(Some(Frame::Line(line)))) => match FromShim::parse(&line) {
-            Ok(FromShim::Ready) => Ok(()),
-            Ok(FromShim::SandboxError { mechanism, message }) => {
-                Err(WarmError::Refused { mechanism, message })
-            }
-            Ok(FromShim::LaunchError { message }) => Err(WarmError::NotReady(message)),
-            Ok(other) => Err(WarmError::NotReady(format!(
-                "unexpected {}",
-                other.describe()
-            ))),
-            Err(e) => Err(WarmError::NotReady(format!("invalid control message: {e}"))),
-        },
-        Ok(Ok(Some(Frame::TooLong))) => Err(WarmError::NotReady("oversize message".into())),
-        Ok(Ok(None)) | Ok(Err(_)) => Err(WarmError::NotReady("it exited".into())),
+        Ok(Ok(_ready)) => Ok(()), // before `ready`, nothing else is Ok
+        Ok(Err(ChildFault::NotStarted(e))) => Err(WarmError::Start(e)),
+        Ok(Err(ChildFault::Gone(detail))) => Err(WarmError::NotReady(
+            detail.unwrap_or_else(|| "it exited".into()),
+        )),
     };
     match outcome {
-        Ok(()) => {
-            interpreter.ready = true;
-            Ok(Warm {
-                interpreter,
-                scratch,
-                policy: policy.clone(),
-                generation,
-            })
-        }
+        Ok(()) => Ok(Warm {
+            interpreter,
+            scratch,
+            policy: policy.clone(),
+            generation,
+        }),
         Err(e) => {
             interpreter.kill().await;
             drop(interpreter);

@@ -14,9 +14,10 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::config::Access;
+use crate::config::ServeConfig;
+use crate::daemon::Daemon;
 use crate::policy::PolicySet;
 use crate::python::Interpreter;
-use crate::state::{Daemon, ServeConfig};
 
 /// How long one probe run may take (a cold CPython start under every layer takes ~50 ms).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);

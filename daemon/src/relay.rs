@@ -1,15 +1,18 @@
-//! The tool calls of one run: from the child's `tool_call` to the client's `tool/call` and back.
+//! The tool calls of one run: from the child's `tool_call` to a tool source and back.
 //!
-//! Each call becomes a task that waits for a concurrency permit (`max_concurrent_tool_calls`),
-//! sends the request through the connection's [`Peer`] and waits for the answer. The relay keeps
-//! the daemon-side id of every request still out, so that when the run ends the client is told
-//! with `$/cancelRequest` about exactly the calls nobody waits for any more.
+//! Each call becomes a task that waits for a concurrency permit (`max_concurrent_tool_calls`)
+//! and hands the call to the source the run's [`ToolRouter`] names for the tool (today the
+//! requesting client, `client_source.rs`). The relay never sees a connection. When the run ends,
+//! [`Relay::cancel_all`] fires the calls' cancellation token and gives every source
+//! [`WITHDRAW_GRACE`] to withdraw its calls (the client source sends `$/cancelRequest`), then
+//! drops what is left.
 //!
 //! Memory is bounded in bytes, not calls:
 //! - a call's `arguments` stay the raw JSON text the child sent (about 1× their size), and one
 //!   call's arguments may not exceed `max_tool_argument_bytes`;
-//! - the arguments of calls not yet sent to the client are counted in a per-run [`ByteGauge`]
-//!   (`max_queued_tool_argument_bytes`); the run loop stops reading the child while it is full;
+//! - the arguments of calls not yet sent on are counted in a per-run [`ByteGauge`]
+//!   (`max_queued_tool_argument_bytes`) until the source drops them; the run loop stops reading
+//!   the child while it is full;
 //! - a call keeps its concurrency permit until its answer has been handed to the child's
 //!   writer, so answers the child does not read hold at most `max_concurrent_tool_calls` slots.
 //!
@@ -17,49 +20,47 @@
 //! refused (unknown tool, reused id, too large).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::budget::{ByteGauge, Held};
 use crate::rpc::error::{self, RpcError};
-use crate::rpc::peer::{Outcome, PeerGone};
-use crate::rpc::{Id, Peer, Raw};
+use crate::rpc::Raw;
+use crate::tool_source::{Arguments, RunIdentity, ToolCall, ToolError, ToolRouter};
 
-/// Identifies the run on `tool/call` requests.
-pub struct RunRef {
-    pub run_id: String,
-    pub request_id: Id,
-    /// Set for the runs of a session.
-    pub session_id: Option<String>,
-}
+/// How long sources get to withdraw their calls when the run ends, before the calls are dropped.
+pub const WITHDRAW_GRACE: Duration = Duration::from_secs(2);
 
 /// Byte limits on the arguments a run's calls hold in the daemon.
 #[derive(Debug, Clone, Copy)]
 pub struct ArgumentLimits {
     /// One call's arguments (`max_tool_argument_bytes`).
     pub per_call: usize,
-    /// Arguments of calls not yet sent to the client (`max_queued_tool_argument_bytes`).
+    /// Arguments of calls not yet sent on (`max_queued_tool_argument_bytes`).
     pub queued: usize,
 }
 
-/// A finished call: its id, the answer, and the permit to release once the answer is handed to
-/// the child.
+/// The outcome of one call: the tool's result (raw JSON) or why there is none.
+pub type Outcome = Result<Raw, ToolError>;
+
+/// A finished call: its id, the outcome, and the permit to release once the outcome is handed
+/// to the child.
 pub type Answer = (u64, Outcome, Option<OwnedSemaphorePermit>);
 
 pub struct Relay {
-    peer: Arc<Peer>,
-    run: Arc<RunRef>,
-    tools: HashSet<String>,
+    router: ToolRouter,
+    run: Arc<RunIdentity>,
     permits: Arc<Semaphore>,
     in_flight: JoinSet<Answer>,
     /// Which call each task relays, so that a task that panicked still answers its call.
     tasks: HashMap<tokio::task::Id, u64>,
-    /// call id → daemon request id, for the calls sent and not yet answered.
-    sent: Arc<Mutex<HashMap<u64, String>>>,
+    /// Fired when the run ends: every source withdraws its calls.
+    withdraw: CancellationToken,
     seen_ids: HashSet<u64>,
     limits: ArgumentLimits,
     queued: ByteGauge,
@@ -72,37 +73,23 @@ pub enum Admission {
     /// The call was started.
     Started,
     /// Answer the child at once with this error (unknown tool, reused id, too large).
-    Refused(RpcError),
-}
-
-/// The `params` of a `tool/call` request; `arguments` is copied in as raw JSON.
-#[derive(Serialize)]
-struct ToolCallParams<'a> {
-    run_id: &'a str,
-    request_id: &'a Id,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    session_id: Option<&'a str>,
-    call_id: u64,
-    name: &'a str,
-    arguments: &'a serde_json::value::RawValue,
+    Refused(ToolError),
 }
 
 impl Relay {
     pub fn new(
-        peer: Arc<Peer>,
-        run: RunRef,
-        tools: HashSet<String>,
+        router: ToolRouter,
+        run: RunIdentity,
         max_concurrent: u64,
         limits: ArgumentLimits,
     ) -> Relay {
         Relay {
-            peer,
+            router,
             run: Arc::new(run),
-            tools,
             permits: Arc::new(Semaphore::new(max_concurrent.clamp(1, 1 << 20) as usize)),
             in_flight: JoinSet::new(),
             tasks: HashMap::new(),
-            sent: Arc::default(),
+            withdraw: CancellationToken::new(),
             seen_ids: HashSet::new(),
             limits,
             queued: ByteGauge::new(limits.queued),
@@ -110,7 +97,7 @@ impl Relay {
         }
     }
 
-    /// The arguments of calls not yet sent to the client, against their per-run budget.
+    /// The arguments of calls not yet sent on, against their per-run budget.
     pub fn queued_arguments(&self) -> &ByteGauge {
         &self.queued
     }
@@ -118,55 +105,39 @@ impl Relay {
     /// Starts relaying one call (counted toward `max_tool_calls` whatever the outcome).
     pub fn start(&mut self, call_id: u64, name: String, arguments: Raw) -> Admission {
         self.count += 1;
-        if !self.tools.contains(&name) {
-            return Admission::Refused(RpcError::new(
-                error::METHOD_NOT_FOUND,
-                format!("unknown tool {name:?}"),
-            ));
-        }
+        let Some(source) = self.router.source(&name).cloned() else {
+            return Admission::Refused(ToolError::Unknown(name));
+        };
         if !self.seen_ids.insert(call_id) {
-            return Admission::Refused(RpcError::new(
-                error::INVALID_REQUEST,
-                format!("tool call id {call_id} was already used"),
-            ));
+            return Admission::Refused(ToolError::ReusedId(call_id));
         }
         let size = arguments.get().len();
         if size > self.limits.per_call {
-            return Admission::Refused(too_large(size, self.limits.per_call));
+            return Admission::Refused(ToolError::TooLarge {
+                size,
+                limit: self.limits.per_call,
+            });
         }
-        let held = Held::new(&self.queued, size);
-        let peer = self.peer.clone();
+        let arguments = Arguments::new(arguments, Held::new(&self.queued, size));
         let run = self.run.clone();
         let permits = self.permits.clone();
-        let sent = self.sent.clone();
+        let withdraw = self.withdraw.clone();
         let span = tracing::info_span!("tool_call", call = call_id, tool = %name);
         let task = async move {
-            let permit = permits.acquire_owned().await.ok();
-            let params = ToolCallParams {
-                run_id: &run.run_id,
-                request_id: &run.request_id,
-                session_id: run.session_id.as_deref(),
+            let permit = tokio::select! {
+                permit = permits.acquire_owned() => permit.ok(),
+                _ = withdraw.cancelled() => return (call_id, Err(ToolError::Cancelled), None),
+            };
+            let call = ToolCall {
+                run,
                 call_id,
-                name: &name,
-                arguments: &arguments,
+                name,
+                arguments,
             };
-            let id = peer.new_request_id();
-            lock(&sent).insert(call_id, id.clone());
-            let pending = peer.request(id, "tool/call", &params).await;
-            // The request line now holds the arguments (in the connection's writer queue).
-            drop(arguments);
-            drop(held);
-            let outcome = match pending {
-                Ok(pending) => {
-                    let answer = pending.answer().await;
-                    lock(&sent).remove(&call_id);
-                    answer.unwrap_or_else(|gone| Err(unreachable_client(gone)))
-                }
-                Err(gone) => Err(unreachable_client(gone)),
-            };
+            let outcome = source.call(call, withdraw).await;
             match &outcome {
                 Ok(_) => tracing::debug!("answered"),
-                Err(e) => tracing::debug!(code = e.code, "answered with an error"),
+                Err(e) => tracing::debug!(error = %e, "answered with an error"),
             }
             (call_id, outcome, permit)
         };
@@ -195,9 +166,9 @@ impl Relay {
                         // Exactly one answer per call: a panic becomes an error for the script.
                         Some(call_id) if e.is_panic() => {
                             tracing::error!(call = call_id, "a tool call task panicked");
-                            // Its request (if sent) stays in `sent`: `cancel_all` withdraws it.
-                            let error = crate::unwind::panic_error("tool call", "task panicked");
-                            return (call_id, Err(error), None);
+                            let message =
+                                crate::unwind::panic_message("tool call", "task panicked");
+                            return (call_id, Err(ToolError::Internal(message)), None);
                         }
                         _ => continue, // aborted: the run is ending, nothing to deliver
                     }
@@ -207,35 +178,139 @@ impl Relay {
         }
     }
 
-    /// Ends every call still in flight and tells the client with `$/cancelRequest`.
+    /// Ends every call still in flight: each source withdraws its calls (the client source
+    /// sends `$/cancelRequest`) within [`WITHDRAW_GRACE`]; what is left then is dropped.
     pub async fn cancel_all(&mut self) {
-        self.in_flight.abort_all();
-        while self.in_flight.join_next().await.is_some() {}
-        self.tasks.clear();
-        let ids: Vec<String> = lock(&self.sent).drain().map(|(_, id)| id).collect();
-        for id in ids {
-            self.peer.cancel(&id).await;
+        self.withdraw.cancel();
+        let withdrawn = async { while self.in_flight.join_next().await.is_some() {} };
+        if tokio::time::timeout(WITHDRAW_GRACE, withdrawn)
+            .await
+            .is_err()
+        {
+            tracing::warn!("tool calls not withdrawn in time; dropping them");
+            self.in_flight.abort_all();
+            while self.in_flight.join_next().await.is_some() {}
         }
+        self.tasks.clear();
     }
 }
 
-/// The error a call too large to relay gets (the shim refuses it before sending, too).
-pub fn too_large(size: usize, limit: usize) -> RpcError {
-    RpcError::new(
-        error::INVALID_PARAMS,
-        format!(
-            "tool call arguments are {size} bytes of JSON, over max_tool_argument_bytes = {limit}"
-        ),
-    )
+/// How a failed tool call is shown to the script: the one mapping from [`ToolError`] to the
+/// JSON-RPC-shaped error object of the shim's `ToolError` (`code`, `message`, `data`).
+pub fn tool_error_object(error: &ToolError) -> RpcError {
+    let code = match error {
+        ToolError::Failed(object) => return object.clone(),
+        ToolError::Unknown(_) => error::METHOD_NOT_FOUND,
+        ToolError::ReusedId(_) => error::INVALID_REQUEST,
+        ToolError::TooLarge { .. } => error::INVALID_PARAMS,
+        ToolError::Unreachable(_) | ToolError::Cancelled | ToolError::Internal(_) => {
+            error::INTERNAL_ERROR
+        }
+    };
+    RpcError::new(code, error.to_string())
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::Id;
+    use crate::tool_source::{ToolFuture, ToolSource};
 
-fn unreachable_client(gone: PeerGone) -> RpcError {
-    RpcError::new(
-        error::INTERNAL_ERROR,
-        format!("tool call not answered: {gone}"),
-    )
+    /// A source whose behaviour the test picks per tool name.
+    struct Fake;
+
+    impl ToolSource for Fake {
+        fn call(&self, call: ToolCall, cancel: CancellationToken) -> ToolFuture {
+            Box::pin(async move {
+                match call.name.as_str() {
+                    "echo" => Ok(serde_json::value::RawValue::from_string(
+                        call.arguments.raw().get().to_string(),
+                    )
+                    .unwrap_or_else(|_| crate::rpc::message::raw_null())),
+                    "polite" => {
+                        cancel.cancelled().await;
+                        Err(ToolError::Cancelled)
+                    }
+                    "deaf" => std::future::pending().await,
+                    _ => panic!("a source bug"),
+                }
+            })
+        }
+    }
+
+    fn relay() -> Relay {
+        let source: Arc<dyn crate::tool_source::ToolSource> = Arc::new(Fake);
+        let names = ["echo", "polite", "deaf", "boom"].map(String::from);
+        let run = RunIdentity {
+            run_id: "r-1".into(),
+            request_id: Id::from("q"),
+            session_id: None,
+        };
+        let limits = ArgumentLimits {
+            per_call: 64,
+            queued: 1 << 20,
+        };
+        Relay::new(ToolRouter::for_run(source, names), run, 4, limits)
+    }
+
+    fn raw(text: &str) -> Raw {
+        serde_json::value::RawValue::from_string(text.into())
+            .unwrap_or_else(|_| crate::rpc::message::raw_null())
+    }
+
+    #[tokio::test]
+    async fn calls_are_routed_to_their_source_and_refusals_are_counted() {
+        let mut relay = relay();
+        assert!(matches!(
+            relay.start(1, "echo".into(), raw(r#"{"a":1}"#)),
+            Admission::Started
+        ));
+        let (id, outcome, _permit) = relay.next_answer().await;
+        assert_eq!(id, 1);
+        assert_eq!(
+            outcome.map(|r| r.get().to_string()),
+            Ok(r#"{"a":1}"#.into())
+        );
+        let refused = |a: Admission| match a {
+            Admission::Refused(e) => Some(e),
+            Admission::Started => None,
+        };
+        assert_eq!(
+            refused(relay.start(2, "nope".into(), raw("{}"))),
+            Some(ToolError::Unknown("nope".into()))
+        );
+        assert_eq!(
+            refused(relay.start(1, "echo".into(), raw("{}"))),
+            Some(ToolError::ReusedId(1))
+        );
+        let big = format!(r#"{{"x":"{}"}}"#, "y".repeat(100));
+        assert!(matches!(
+            refused(relay.start(3, "echo".into(), raw(&big))),
+            Some(ToolError::TooLarge { limit: 64, .. })
+        ));
+        assert_eq!(relay.count, 4, "refused calls count toward max_tool_calls");
+        assert_eq!(relay.queued_arguments().held(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_source_still_answers_its_call() {
+        let mut relay = relay();
+        relay.start(7, "boom".into(), raw("{}"));
+        let (id, outcome, _) = relay.next_answer().await;
+        assert_eq!(id, 7);
+        assert!(matches!(outcome, Err(ToolError::Internal(m)) if m.contains("still running")));
+    }
+
+    #[tokio::test]
+    async fn cancel_all_withdraws_calls_and_drops_a_source_that_ignores_it() {
+        let mut relay = relay();
+        relay.start(1, "polite".into(), raw("{}"));
+        relay.start(2, "deaf".into(), raw("{}"));
+        // Bounded by WITHDRAW_GRACE: the deaf call is dropped, not waited for forever.
+        tokio::time::timeout(WITHDRAW_GRACE * 5, relay.cancel_all())
+            .await
+            .expect("cancel_all ends");
+        assert!(relay.is_idle());
+        assert_eq!(relay.queued_arguments().held(), 0, "arguments given back");
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::state::{ConnectionSlot, Daemon};
+use crate::daemon::{ConnectionSlot, Daemon};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -28,20 +28,6 @@ pub enum BindError {
         path: PathBuf,
         source: std::io::Error,
     },
-}
-
-/// The contract's default socket path: `$XDG_RUNTIME_DIR/ptcd.sock`, else `/run/ptcd/ptcd.sock`
-/// for root under systemd, else `/tmp/ptcd-$UID/ptcd.sock`.
-pub fn default_socket_path() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("ptcd.sock");
-    }
-    // SAFETY: getuid cannot fail.
-    let uid = unsafe { libc::getuid() };
-    if uid == 0 && std::env::var_os("INVOCATION_ID").is_some() {
-        return PathBuf::from("/run/ptcd/ptcd.sock");
-    }
-    PathBuf::from(format!("/tmp/ptcd-{uid}/ptcd.sock"))
 }
 
 /// Binds the socket at `path` with permissions `mode`, replacing a stale socket file.

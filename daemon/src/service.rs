@@ -29,10 +29,10 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{self, Settings};
+use crate::daemon::Daemon;
 use crate::policy::PolicySet;
 use crate::python::{Interpreter, InterpreterError};
 use crate::server::BindError;
-use crate::state::Daemon;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -117,6 +117,40 @@ pub async fn serve(settings: Settings, flags: config::Overrides) -> Result<(), S
         settings.max_connections,
         scratch,
     );
+    tracing::info!(
+        socket = %settings.socket.display(),
+        activated = owned_path.is_none(),
+        python = %daemon.python.executable.display(),
+        policies = ?daemon.policies().names(),
+        "ptcd ready"
+    );
+    // SIGTERM/SIGINT end the serving; SIGHUP reloads meanwhile.
+    let signalled = async {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+                _ = hup.recv() => reload(&daemon, &settings, &flags),
+            }
+        }
+    };
+    run(daemon.clone(), listener, signalled).await;
+    if let Some(path) = owned_path {
+        let _ = std::fs::remove_file(path);
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serves `listener` until `shutdown` completes, then runs the shutdown sequence (see the module
+/// docs) and returns once every run has ended and every warm child is reaped. The seam between
+/// the process (signals, socket file, systemd) and the daemon: [`serve`] passes its signals,
+/// the in-process tests (`daemon/tests/server.rs`) a future they complete themselves.
+pub async fn run(
+    daemon: Arc<Daemon>,
+    listener: tokio::net::UnixListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let accept = tokio::spawn(crate::server::accept_loop(daemon.clone(), listener));
     // A task on the runtime's worker threads, which live as long as the daemon: the children it
     // forks get their parent-death signal only when the daemon dies.
@@ -125,26 +159,12 @@ pub async fn serve(settings: Settings, flags: config::Overrides) -> Result<(), S
         daemon.activity.clone(),
         daemon.draining.clone(),
     ));
-    tracing::info!(
-        socket = %settings.socket.display(),
-        activated = owned_path.is_none(),
-        python = %daemon.python.executable.display(),
-        policies = ?daemon.policies().names(),
-        "ptcd ready"
-    );
     notify(&[sd_notify::NotifyState::Ready]);
-
-    loop {
-        tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
-            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
-            _ = hup.recv() => reload(&daemon, &settings, &flags),
-        }
-    }
+    shutdown.await;
     // Draining starts before systemd hears STOPPING=1, so anyone who saw it is refused.
     daemon.draining.cancel();
     notify(&[sd_notify::NotifyState::Stopping]);
-    shutdown(&daemon, accept).await;
+    drain(&daemon, accept).await;
     // The filler drains as soon as `draining` fires: idle children killed and reaped, their
     // scratch dirs removed.
     if tokio::time::timeout(STOP_DEADLINE, warm).await.is_err() {
@@ -153,11 +173,6 @@ pub async fn serve(settings: Settings, flags: config::Overrides) -> Result<(), S
     // Every scratch dir is gone: drop this daemon's lock in the root.
     daemon.scratch.release();
     let _ = trimmer.await;
-    if let Some(path) = owned_path {
-        let _ = std::fs::remove_file(path);
-    }
-    tracing::info!("stopped");
-    Ok(())
 }
 
 fn notify(state: &[sd_notify::NotifyState]) {
@@ -196,7 +211,7 @@ fn reload(daemon: &Daemon, settings: &Settings, flags: &config::Overrides) {
 pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Steps 1–4 of the shutdown sequence (see the module docs).
-async fn shutdown(daemon: &Arc<Daemon>, accept: tokio::task::JoinHandle<()>) {
+async fn drain(daemon: &Arc<Daemon>, accept: tokio::task::JoinHandle<()>) {
     daemon.draining.cancel();
     let _ = accept.await;
     daemon.connections.close();

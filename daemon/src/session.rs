@@ -6,7 +6,7 @@
 //! [`Turn`] synchronously in the connection's reader (so arrival order is the queue order, not
 //! the order in which tasks happen to be scheduled) and waits for the previous turn to end.
 //!
-//! A persistent session keeps its [`Interpreter`] between runs (taken out by the run that uses
+//! A persistent session keeps its [`ConfinedChild`] between runs (taken out by the run that uses
 //! it, put back when that run ended with `done`), one scratch dir (a tmpfs where the daemon may
 //! mount) and one uid lease for its whole life: an interpreter restarted after a crash runs as the
 //! same uid, so nothing of the first tenant's is ever owned by a uid another run may get.
@@ -21,11 +21,11 @@ use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::ConnectionCtx;
-use crate::interpreter::Interpreter;
+use crate::confined::ConfinedChild;
+use crate::daemon::Daemon;
+use crate::error::{RequestError, SandboxUnavailable};
 use crate::limits::LimitsRequest;
 use crate::params::{reject_unknown, RunSettings};
-use crate::rpc::error::{self, RpcError};
 use crate::sandbox::identity::{self, Leased};
 use crate::scratch::Scratch;
 use crate::tools::ToolDef;
@@ -46,7 +46,7 @@ pub struct Session {
     /// Fired when the session is closed (a child of the connection's token).
     pub closed: CancellationToken,
     tail: Mutex<Option<oneshot::Receiver<()>>>,
-    interpreter: Mutex<Option<Interpreter>>,
+    interpreter: Mutex<Option<ConfinedChild>>,
     scratch: Mutex<Option<Scratch>>,
     /// A persistent session's uid, held for the session's whole life: every interpreter it
     /// starts runs as this uid, and the uid returns to the pool only after the session's last
@@ -85,12 +85,12 @@ impl Session {
     }
 
     /// The kept interpreter, if any (persistent sessions).
-    pub fn take_interpreter(&self) -> Option<Interpreter> {
+    pub fn take_interpreter(&self) -> Option<ConfinedChild> {
         lock(&self.interpreter).take()
     }
 
     /// Keeps the interpreter for the next run; a closed session gets it back only to drop it.
-    pub fn keep_interpreter(&self, interpreter: Interpreter) -> Option<Interpreter> {
+    pub fn keep_interpreter(&self, interpreter: ConfinedChild) -> Option<ConfinedChild> {
         let mut slot = lock(&self.interpreter);
         if self.closed.is_cancelled() {
             return Some(interpreter);
@@ -133,13 +133,19 @@ impl Sessions {
         lock(&self.0).get(id).cloned()
     }
 
-    /// `session/create`.
-    pub fn create(&self, ctx: &ConnectionCtx, params: Value) -> Result<Value, RpcError> {
+    /// `session/create`. The session's runs are cancelled when `closed` (the connection's
+    /// token) fires.
+    pub fn create(
+        &self,
+        daemon: &Daemon,
+        closed: &CancellationToken,
+        params: Value,
+    ) -> Result<Value, RequestError> {
         let mut map = match params {
             Value::Object(map) => map,
             Value::Null => Map::new(),
             _ => {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     "params",
                     "params must be an object",
                 ))
@@ -150,7 +156,7 @@ impl Sessions {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => b,
             Some(_) => {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     "persistent",
                     "persistent must be a boolean",
                 ))
@@ -160,14 +166,14 @@ impl Sessions {
             None | Some(Value::Null) => {}
             Some(Value::Array(names)) if names.is_empty() => {}
             Some(Value::Array(_)) => {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     "mcp_servers",
                     "mcp_servers: no MCP servers are configured in this version of ptcd; \
                      pass the tools in \"tools\" instead",
                 ))
             }
             Some(_) => {
-                return Err(RpcError::invalid_params(
+                return Err(RequestError::invalid_params(
                     "mcp_servers",
                     "mcp_servers must be an array of server names",
                 ))
@@ -175,35 +181,31 @@ impl Sessions {
         }
         reject_unknown(&map, "session/create")?;
         if lock(&self.0).len() >= MAX_SESSIONS_PER_CONNECTION {
-            return Err(RpcError::new(
-                error::OVERLOADED,
-                format!(
-                    "overloaded: this connection already has {MAX_SESSIONS_PER_CONNECTION} open sessions; close one first"
-                ),
-            ));
+            return Err(RequestError::Overloaded(format!(
+                "this connection already has {MAX_SESSIONS_PER_CONNECTION} open sessions; close one first"
+            )));
         }
-        let daemon = &ctx.daemon;
         let policy = daemon
             .policies()
             .get(settings.policy.as_deref())
-            .map_err(|e| RpcError::new(error::UNKNOWN_POLICY, e.to_string()))?;
+            .map_err(|e| RequestError::UnknownPolicy(e.to_string()))?;
         policy
             .limits
             .tighten(&settings.limits)
-            .map_err(crate::params::limits_error)?;
+            .map_err(RequestError::from)?;
         let id = format!("s-{}", NEXT_SESSION.fetch_add(1, Ordering::Relaxed));
         let (scratch, leased) = if persistent {
             let leased = identity::for_policy(&policy);
             if let Leased::Refused(why) = &leased {
-                return Err(RpcError::new(
-                    error::SANDBOX_UNAVAILABLE,
-                    format!("sandbox unavailable: identity: {why}"),
-                ));
+                return Err(RequestError::SandboxUnavailable(SandboxUnavailable {
+                    mechanism: "identity".into(),
+                    message: why.to_string(),
+                }));
             }
             let dir = daemon
                 .scratch
                 .create(&id, leased.lease().cloned(), policy.rlimits.scratch_mb)
-                .map_err(|e| RpcError::internal(format!("cannot create scratch dir: {e}")))?;
+                .map_err(|e| RequestError::internal(format!("cannot create scratch dir: {e}")))?;
             (Some(dir), leased)
         } else {
             (None, Leased::Unswitched)
@@ -218,7 +220,7 @@ impl Sessions {
             limits: settings.limits,
             env: settings.env,
             persistent,
-            closed: ctx.closed.child_token(),
+            closed: closed.child_token(),
             tail: Mutex::new(None),
             interpreter: Mutex::new(None),
             scratch: Mutex::new(scratch),
@@ -230,7 +232,7 @@ impl Sessions {
     }
 
     /// `session/close`: waits for the session's runs to end (its running run is cancelled).
-    pub async fn close(&self, params: &Value) -> Result<Value, RpcError> {
+    pub async fn close(&self, params: &Value) -> Result<Value, RequestError> {
         let id = session_id_param(params)?;
         let session = lock(&self.0)
             .remove(id)
@@ -250,16 +252,13 @@ impl Sessions {
 }
 
 /// The `session_id` param of `session/close` (required).
-fn session_id_param(params: &Value) -> Result<&str, RpcError> {
+fn session_id_param(params: &Value) -> Result<&str, RequestError> {
     params
         .get("session_id")
         .and_then(Value::as_str)
-        .ok_or_else(|| RpcError::invalid_params("session_id", "session_id must be a string"))
+        .ok_or_else(|| RequestError::invalid_params("session_id", "session_id must be a string"))
 }
 
-pub fn unknown_session(id: &str) -> RpcError {
-    RpcError::new(
-        error::UNKNOWN_SESSION,
-        format!("unknown session {id:?} (never created on this connection, or closed)"),
-    )
+pub fn unknown_session(id: &str) -> RequestError {
+    RequestError::UnknownSession(id.to_string())
 }

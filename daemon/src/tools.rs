@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::rpc::RpcError;
+use crate::error::RequestError;
 
 /// A tool as the shim sees it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -53,9 +53,9 @@ pub fn python_name(name: &str) -> String {
 }
 
 /// Parses the `tools` param into the code-callable tools. `field` is the param's name.
-pub fn parse_tools(value: &Value, field: &str) -> Result<Vec<ToolDef>, RpcError> {
+pub fn parse_tools(value: &Value, field: &str) -> Result<Vec<ToolDef>, RequestError> {
     let Value::Array(items) = value else {
-        return Err(RpcError::invalid_params(
+        return Err(RequestError::invalid_params(
             field,
             format!("{field} must be an array of tool specs"),
         ));
@@ -65,7 +65,7 @@ pub fn parse_tools(value: &Value, field: &str) -> Result<Vec<ToolDef>, RpcError>
     for (i, item) in items.iter().enumerate() {
         let at = format!("{field}[{i}]");
         let Value::Object(spec) = item else {
-            return Err(RpcError::invalid_params(
+            return Err(RequestError::invalid_params(
                 &at,
                 format!("{at} must be an object"),
             ));
@@ -74,7 +74,7 @@ pub fn parse_tools(value: &Value, field: &str) -> Result<Vec<ToolDef>, RpcError>
             continue;
         };
         if !seen.insert(def.py_name.clone()) {
-            return Err(RpcError::invalid_params(
+            return Err(RequestError::invalid_params(
                 format!("{at}.name"),
                 format!(
                     "tool {:?} maps to the Python name {:?} that another tool already uses",
@@ -88,11 +88,11 @@ pub fn parse_tools(value: &Value, field: &str) -> Result<Vec<ToolDef>, RpcError>
 }
 
 /// One spec; `None` when the tool is not callable from code (`allowed_callers` without it).
-fn parse_one(spec: &Map<String, Value>, at: &str) -> Result<Option<ToolDef>, RpcError> {
+fn parse_one(spec: &Map<String, Value>, at: &str) -> Result<Option<ToolDef>, RequestError> {
     let name = match spec.get("name") {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => s.clone(),
         _ => {
-            return Err(RpcError::invalid_params(
+            return Err(RequestError::invalid_params(
                 format!("{at}.name"),
                 format!("{at}.name must be a non-empty string of at most 256 bytes"),
             ))
@@ -101,7 +101,7 @@ fn parse_one(spec: &Map<String, Value>, at: &str) -> Result<Option<ToolDef>, Rpc
     if let Some(callers) = spec.get("allowed_callers") {
         let field = format!("{at}.allowed_callers");
         let Value::Array(callers) = callers else {
-            return Err(RpcError::invalid_params(
+            return Err(RequestError::invalid_params(
                 field.clone(),
                 format!("{field} must be an array"),
             ));
@@ -112,7 +112,7 @@ fn parse_one(spec: &Map<String, Value>, at: &str) -> Result<Option<ToolDef>, Rpc
                 Some("code_execution") => code = true,
                 Some("direct") => {}
                 _ => {
-                    return Err(RpcError::invalid_params(
+                    return Err(RequestError::invalid_params(
                         field.clone(),
                         format!("{field} may hold only \"code_execution\" and \"direct\""),
                     ))
@@ -127,7 +127,7 @@ fn parse_one(spec: &Map<String, Value>, at: &str) -> Result<Option<ToolDef>, Rpc
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {
-            return Err(RpcError::invalid_params(
+            return Err(RequestError::invalid_params(
                 format!("{at}.description"),
                 format!("{at}.description must be a string"),
             ))
@@ -152,9 +152,9 @@ fn parse_one(spec: &Map<String, Value>, at: &str) -> Result<Option<ToolDef>, Rpc
 
 type Signature = (Vec<String>, Vec<String>, bool);
 
-fn parse_schema(schema: &Value, field: &str) -> Result<Signature, RpcError> {
+fn parse_schema(schema: &Value, field: &str) -> Result<Signature, RequestError> {
     let Value::Object(schema) = schema else {
-        return Err(RpcError::invalid_params(
+        return Err(RequestError::invalid_params(
             field,
             format!("{field} must be a JSON Schema object"),
         ));
@@ -164,7 +164,7 @@ fn parse_schema(schema: &Value, field: &str) -> Result<Signature, RpcError> {
         // serde_json is built with `preserve_order`, so keys keep the order the client sent.
         Some(Value::Object(props)) => props.keys().cloned().collect(),
         Some(_) => {
-            return Err(RpcError::invalid_params(
+            return Err(RequestError::invalid_params(
                 format!("{field}.properties"),
                 format!("{field}.properties must be an object"),
             ))
@@ -177,13 +177,13 @@ fn parse_schema(schema: &Value, field: &str) -> Result<Signature, RpcError> {
             .map(|n| n.as_str().map(str::to_string))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| {
-                RpcError::invalid_params(
+                RequestError::invalid_params(
                     format!("{field}.required"),
                     format!("{field}.required must be an array of strings"),
                 )
             })?,
         Some(_) => {
-            return Err(RpcError::invalid_params(
+            return Err(RequestError::invalid_params(
                 format!("{field}.required"),
                 format!("{field}.required must be an array of strings"),
             ))
@@ -245,10 +245,10 @@ mod tests {
     #[test]
     fn bad_specs_name_the_field() {
         let err = parse_tools(&json!([{"name": 3}]), "tools").unwrap_err();
-        assert_eq!(err.data, Some(json!({"field": "tools[0].name"})));
+        assert_eq!(err.field(), Some("tools[0].name"));
         let err = parse_tools(&json!([{"name": "a-b"}, {"name": "a_b"}]), "tools").unwrap_err();
-        assert_eq!(err.data, Some(json!({"field": "tools[1].name"})));
+        assert_eq!(err.field(), Some("tools[1].name"));
         let err = parse_tools(&json!({}), "tools").unwrap_err();
-        assert_eq!(err.data, Some(json!({"field": "tools"})));
+        assert_eq!(err.field(), Some("tools"));
     }
 }

@@ -4,14 +4,12 @@
 //! never got an answer and the run's counters stayed raised. [`catch_panic`] polls a future inside
 //! `catch_unwind`, so a panic becomes an `Err` the caller answers with `-32603`. Everything the
 //! future held is dropped while unwinding, so the counters and slots it holds must be drop
-//! guards (see `run.rs`: `ActiveRun`, `QueuePlace`, the slot permit, the scratch dir).
+//! guards (see `run/mod.rs`: `ActiveRun`, `QueuePlace`, the slot permit, the scratch dir).
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-
-use crate::rpc::RpcError;
 
 /// A future that yields `Err` with the panic's message instead of unwinding into its caller.
 pub struct CatchPanic<F> {
@@ -47,12 +45,12 @@ impl<F: Future> Future for CatchPanic<F> {
     }
 }
 
-/// The `-32603` answer for a request whose task panicked.
-pub fn panic_error(what: &str, message: &str) -> RpcError {
-    RpcError::internal(format!(
+/// What a request (or tool call) whose task panicked is told.
+pub fn panic_message(what: &str, message: &str) -> String {
+    format!(
         "internal error: the daemon failed while handling this {what} ({message}); \
          the daemon is still running"
-    ))
+    )
 }
 
 #[cfg(test)]
@@ -87,8 +85,8 @@ mod tests {
             0,
             "the guard restored the counter"
         );
-        let error = panic_error("run", "boom in a run");
-        assert_eq!(error.code, crate::rpc::error::INTERNAL_ERROR);
+        let message = panic_message("run", "boom in a run");
+        assert!(message.contains("boom in a run") && message.contains("still running"));
     }
 
     #[tokio::test]

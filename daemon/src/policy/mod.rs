@@ -38,7 +38,7 @@ pub const PLACEHOLDERS: &[&str] = &[
 pub struct Policy {
     pub name: String,
     pub description: String,
-    /// The limits a run may tighten (enforced by run.rs and by rlimits).
+    /// The limits a run may tighten (enforced by the run loop and by rlimits).
     pub limits: Limits,
     /// Further rlimits of the child.
     pub rlimits: ExtraLimits,

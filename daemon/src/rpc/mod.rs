@@ -6,9 +6,10 @@
 //! - [`inbound`]: the client connection's line reader (cancel-safe, charged to a global byte
 //!   budget, with a deadline for a started line);
 //! - [`message`]: classifying one line into a request, notification or response;
-//! - [`error`]: the wire error codes, the one place internal errors become JSON-RPC errors;
+//! - [`error`]: the wire error codes and error object (domain errors become one in
+//!   `connection::wire_error`);
 //! - [`peer`]: the outbound side — one writer per connection, and the table of requests the
-//!   daemon sent to the client that still wait for an answer.
+//!   daemon sent to the client that still wait for an answer (keyed by a typed `OutgoingId`).
 
 pub mod codec;
 pub mod error;

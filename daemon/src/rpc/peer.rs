@@ -7,8 +7,8 @@
 //! that stops reading stops its own producers (its runs and its reader) instead of growing the
 //! daemon; the charges are given back when the writer has written the line.
 //!
-//! Requests the daemon sends wait in a table keyed by their string id (`"t-1"`, `"t-2"`, …).
-//! An answer is delivered at most once, to the call that is still waiting for it; an answer for an
+//! Requests the daemon sends wait in a table keyed by a typed [`OutgoingId`] (on the wire the
+//! string `"t-1"`, `"t-2"`, …; lsp-server's `req_queue` has the same shape). An answer is delivered at most once, to the call that is still waiting for it; an answer for an
 //! id that is no longer pending is logged and dropped, never misdelivered.
 
 use std::collections::HashMap;
@@ -36,6 +36,38 @@ pub enum PeerGone {
         "the client stopped sending (its side of the connection is shut down), so it cannot answer"
     )]
     InputClosed,
+}
+
+/// The id of a request the daemon sent: allocated by [`Peer::new_request_id`], `"t-N"` on the
+/// wire. An answer's id matches only if it is exactly that string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutgoingId(u64);
+
+impl OutgoingId {
+    /// The outgoing id an answer refers to, if its id is one the daemon could have sent.
+    pub fn from_wire(id: &Id) -> Option<OutgoingId> {
+        let Id::String(text) = id else { return None };
+        let n: u64 = text.strip_prefix("t-")?.parse().ok()?;
+        // "t-01" or "t-+1" parse to 1 but are not what the daemon sent.
+        (OutgoingId(n).to_string() == *text).then_some(OutgoingId(n))
+    }
+
+    /// The id as sent on the wire.
+    pub fn to_wire(self) -> Id {
+        Id::String(self.to_string())
+    }
+}
+
+impl std::fmt::Display for OutgoingId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "t-{}", self.0)
+    }
+}
+
+impl Serialize for OutgoingId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// What a queued line costs beyond its bytes (the queue slot and the `Vec` header).
@@ -119,12 +151,12 @@ pub struct Peer {
     out: Outbox,
     next_id: AtomicU64,
     /// `None` once the client can no longer answer.
-    pending: Mutex<Option<HashMap<String, oneshot::Sender<Outcome>>>>,
+    pending: Mutex<Option<HashMap<OutgoingId, oneshot::Sender<Outcome>>>>,
 }
 
 /// A request sent to the client, waiting for its answer.
 pub struct PendingRequest {
-    pub id: String,
+    pub id: OutgoingId,
     rx: oneshot::Receiver<Outcome>,
 }
 
@@ -146,7 +178,7 @@ impl Peer {
 
     fn table(
         &self,
-    ) -> std::sync::MutexGuard<'_, Option<HashMap<String, oneshot::Sender<Outcome>>>> {
+    ) -> std::sync::MutexGuard<'_, Option<HashMap<OutgoingId, oneshot::Sender<Outcome>>>> {
         // A poisoned lock only means another task panicked mid-insert; the map is still usable.
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -167,29 +199,29 @@ impl Peer {
         self.send(request_line(None, method, params)).await
     }
 
-    /// A fresh id for [`Peer::request`]: `"t-1"`, `"t-2"`, …
-    pub fn new_request_id(&self) -> String {
-        format!("t-{}", self.next_id.fetch_add(1, Ordering::Relaxed))
+    /// A fresh id for [`Peer::request`]: `"t-1"`, `"t-2"`, … on the wire.
+    pub fn new_request_id(&self) -> OutgoingId {
+        OutgoingId(self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Sends a request with id `id` (from [`Peer::new_request_id`]) and registers it as pending.
     /// The caller knows the id before anything is sent, so it can always cancel it later.
     pub async fn request<T: Serialize>(
         &self,
-        id: String,
+        id: OutgoingId,
         method: &str,
         params: &T,
     ) -> Result<PendingRequest, PeerGone> {
         let (tx, rx) = oneshot::channel();
         match self.table().as_mut() {
-            Some(table) => table.insert(id.clone(), tx),
+            Some(table) => table.insert(id, tx),
             None => return Err(PeerGone::InputClosed),
         };
         if let Err(gone) = self
-            .send(request_line(Some(&Id::String(id.clone())), method, params))
+            .send(request_line(Some(&id.to_wire()), method, params))
             .await
         {
-            self.forget(&id);
+            self.forget(id);
             return Err(gone);
         }
         Ok(PendingRequest { id, rx })
@@ -197,8 +229,8 @@ impl Peer {
 
     /// Delivers a client's answer. Returns false (and drops it) if nothing waits for that id.
     pub fn deliver(&self, id: &Id, outcome: Outcome) -> bool {
-        let waiting = match (id, self.table().as_mut()) {
-            (Id::String(id), Some(table)) => table.remove(id),
+        let waiting = match (OutgoingId::from_wire(id), self.table().as_mut()) {
+            (Some(id), Some(table)) => table.remove(&id),
             _ => None,
         };
         match waiting {
@@ -207,15 +239,15 @@ impl Peer {
         }
     }
 
-    fn forget(&self, id: &str) -> bool {
+    fn forget(&self, id: OutgoingId) -> bool {
         self.table()
             .as_mut()
-            .and_then(|table| table.remove(id))
+            .and_then(|table| table.remove(&id))
             .is_some()
     }
 
     /// Withdraws a request nobody waits for any more and tells the client with `$/cancelRequest`.
-    pub async fn cancel(&self, id: &str) {
+    pub async fn cancel(&self, id: OutgoingId) {
         if self.forget(id) {
             let _ = self.notify("$/cancelRequest", &json!({ "id": id })).await;
         }
@@ -270,10 +302,20 @@ mod tests {
     async fn cancelled_request_sends_cancel_notification_and_ignores_late_answer() {
         let (peer, mut rx, pending) = peer_with_request().await;
         let _request = rx.recv().await;
-        peer.cancel(&pending.id).await;
+        peer.cancel(pending.id).await;
         let note = rx.recv().await.expect("cancel written").bytes;
         assert!(String::from_utf8_lossy(&note).contains("$/cancelRequest"));
         assert!(!peer.deliver(&Id::from("t-1"), Ok(raw("1"))));
+    }
+
+    #[test]
+    fn answer_id_matches_only_the_exact_text_sent() {
+        let id = OutgoingId(7);
+        assert_eq!(OutgoingId::from_wire(&id.to_wire()), Some(id));
+        for other in ["t-07", "t-+7", "7", "t-", "u-7"] {
+            assert_eq!(OutgoingId::from_wire(&Id::from(other)), None, "{other}");
+        }
+        assert_eq!(OutgoingId::from_wire(&Id::Number("7".into())), None);
     }
 
     #[tokio::test]

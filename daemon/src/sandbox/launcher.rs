@@ -21,7 +21,7 @@ use super::landlock;
 use super::plan::{CgroupPlan, Identity, Resource, SandboxPlan};
 use super::seccomp;
 use super::spawn::PLAN_FD;
-use crate::runtime::CONTROL_FD;
+use crate::shim::CONTROL_FD;
 
 /// Exit status of a launcher that refused to start the interpreter.
 pub const EXIT_REFUSED: i32 = 126;

@@ -15,7 +15,7 @@ use super::seccomp;
 use crate::limits::Limits;
 use crate::policy::{FsAccess, Policy};
 use crate::python::Interpreter;
-use crate::runtime;
+use crate::shim;
 
 /// Everything the launcher needs to confine itself and exec the interpreter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,10 +129,25 @@ pub struct CgroupPlan {
 
 const MIB: u64 = 1 << 20;
 
+/// Facts about the daemon process a plan depends on, passed in (like the uid lease) so that
+/// [`build`] stays pure.
+#[derive(Debug, Clone, Copy)]
+pub struct Host<'a> {
+    /// The resolved CPython binary.
+    pub python: &'a Interpreter,
+    /// The daemon's pid: the launcher exits if its parent is already someone else.
+    pub parent_pid: i32,
+    /// The Landlock ABI runs use: the kernel's, capped by `landlock_max_abi`.
+    pub landlock_abi: u32,
+    /// Capabilities a root daemon lacks to run, end and clean up after per-run uids (a
+    /// container without CAP_KILL...): such a daemon refuses per-run-uid plans.
+    pub missing_identity_caps: &'a [&'static str],
+}
+
 /// The plan of one run: confinement from the policy, limits from the run, paths from the host,
 /// and the uid lease taken before (`identity::for_policy`), with the scratch dir it owns.
 pub fn build(
-    python: &Interpreter,
+    host: Host<'_>,
     policy: &Policy,
     limits: &Limits,
     scratch: &Path,
@@ -140,35 +155,8 @@ pub fn build(
     extra_env: &[(String, String)],
     leased: &Leased,
 ) -> SandboxPlan {
-    let abi = super::host::landlock_level();
-    let mut plan = build_at(
-        abi, python, policy, limits, scratch, run_id, extra_env, leased,
-    );
-    if plan.identity.is_some() {
-        // A root daemon that could switch uids but not end or clean up after them (a
-        // container without CAP_KILL...) would leave runs it cannot stop: refuse instead.
-        if let Some(message) = super::host::identity_refusal() {
-            plan.refuse.get_or_insert(Refusal {
-                mechanism: "identity".into(),
-                message,
-            });
-        }
-    }
-    plan
-}
-
-/// [`build`] for a given Landlock ABI (the host's, capped): pure.
-#[allow(clippy::too_many_arguments)]
-pub fn build_at(
-    landlock_abi: u32,
-    python: &Interpreter,
-    policy: &Policy,
-    limits: &Limits,
-    scratch: &Path,
-    run_id: &str,
-    extra_env: &[(String, String)],
-    leased: &Leased,
-) -> SandboxPlan {
+    let python = host.python;
+    let landlock_abi = host.landlock_abi;
     let scratch_str = scratch.display().to_string();
     let mut env = vec![
         ("LANG".to_string(), "C.UTF-8".to_string()),
@@ -188,7 +176,7 @@ pub fn build_at(
     if !policy.python_site {
         argv.push("-S".into());
     }
-    argv.extend(["-B".into(), "-c".into(), runtime::SHIM_SOURCE.into()]);
+    argv.extend(["-B".into(), "-c".into(), shim::SHIM_SOURCE.into()]);
 
     let mut refuse = None;
     let (identity, uid_lease) = match leased {
@@ -208,6 +196,16 @@ pub fn build_at(
         }
         Leased::Unswitched => (None, None),
     };
+    if identity.is_some() {
+        // A root daemon that could switch uids but not end or clean up after them would leave
+        // runs it cannot stop: refuse instead.
+        if let Some(message) = super::host::identity_refusal_for(host.missing_identity_caps) {
+            refuse.get_or_insert(Refusal {
+                mechanism: "identity".into(),
+                message,
+            });
+        }
+    }
 
     let x = &policy.rlimits;
     let cpu_s = limits.cpu_ms.div_ceil(1000).max(1);
@@ -292,7 +290,7 @@ pub fn build_at(
     });
 
     SandboxPlan {
-        parent_pid: std::process::id() as i32,
+        parent_pid: host.parent_pid,
         executable: python.executable.clone(),
         argv,
         env,
@@ -358,13 +356,22 @@ mod tests {
         let lease = Arc::new(leases.lease(64000, 64999).unwrap().expect("a free uid"));
         let leased = Leased::Uid(lease);
         let plan = build(
-            &python(),
+            Host {
+                python: &python(),
+                parent_pid: 4242,
+                landlock_abi: 7,
+                missing_identity_caps: &[],
+            },
             &policy,
             &policy.limits,
             scratch,
             "r-1",
             &[],
             &leased,
+        );
+        assert_eq!(
+            plan.parent_pid, 4242,
+            "the pid passed in, not this process's"
         );
         let ll = plan.landlock.as_ref().expect("landlock on");
         assert_eq!(ll.min_abi, 1);
@@ -404,7 +411,12 @@ mod tests {
         let policy = PolicySet::builtin().get(None).unwrap();
         let leased = Leased::Refused("every uid in 1-2 is in use".into());
         let plan = build(
-            &python(),
+            Host {
+                python: &python(),
+                parent_pid: 4242,
+                landlock_abi: 7,
+                missing_identity_caps: &[],
+            },
             &policy,
             &policy.limits,
             Path::new("/s"),
@@ -422,7 +434,12 @@ mod tests {
     fn site_packages_policy_keeps_site_and_reads_dist_packages() {
         let policy = PolicySet::builtin().get(Some("site-packages")).unwrap();
         let plan = build(
-            &python(),
+            Host {
+                python: &python(),
+                parent_pid: 4242,
+                landlock_abi: 7,
+                missing_identity_caps: &[],
+            },
             &policy,
             &policy.limits,
             Path::new("/s"),
@@ -446,7 +463,12 @@ mod tests {
             ..policy.limits
         };
         let plan = build(
-            &python(),
+            Host {
+                python: &python(),
+                parent_pid: 4242,
+                landlock_abi: 7,
+                missing_identity_caps: &[],
+            },
             &policy,
             &limits,
             Path::new("/s"),
@@ -463,9 +485,13 @@ mod tests {
     fn capped_abi_plans_carry_the_compensating_seccomp_rules() {
         let policy = PolicySet::builtin().get(None).unwrap();
         let at = |abi, leased: &Leased| {
-            build_at(
-                abi,
-                &python(),
+            build(
+                Host {
+                    python: &python(),
+                    parent_pid: 4242,
+                    landlock_abi: abi,
+                    missing_identity_caps: &[],
+                },
                 &policy,
                 &policy.limits,
                 Path::new("/s"),
@@ -497,9 +523,13 @@ mod tests {
     fn a_policy_minimum_above_the_capped_abi_refuses() {
         let mut policy = (*PolicySet::builtin().get(None).unwrap()).clone();
         policy.landlock_min_abi = Some(4);
-        let plan = build_at(
-            3,
-            &python(),
+        let plan = build(
+            Host {
+                python: &python(),
+                parent_pid: 4242,
+                landlock_abi: 3,
+                missing_identity_caps: &[],
+            },
             &policy,
             &policy.limits,
             Path::new("/s"),

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use tokio::process::{Child, Command};
 
 use super::plan::SandboxPlan;
-use crate::runtime::CONTROL_FD;
+use crate::shim::CONTROL_FD;
 
 /// Why a child could not be started.
 #[derive(Debug, thiserror::Error)]

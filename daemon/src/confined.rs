@@ -1,19 +1,21 @@
 //! A started, confined interpreter and its channels to the daemon.
 //!
-//! One [`Interpreter`] serves one run, or — in a persistent session — every run of the session
+//! One [`ConfinedChild`] serves one run, or — in a persistent session — every run of the session
 //! until one of them ends abnormally. That is why the channels live here and not in a run:
 //! - the control socket (fd 3, see [`crate::control`]): a bounded, cancel-safe line reader, and
 //!   a writer task so that a child that stops reading can never stall the run loop. What waits
-//!   for that writer is counted in bytes ([`Interpreter::outbox`]); while it is over
+//!   for that writer is counted in bytes ([`ConfinedChild::outbox`]); while it is over
 //!   [`OUTBOX_BYTES`] the run loop stops reading the child (back-pressure, not a queue);
 //! - the output pipes (fd 1/2): one reader task each, for the interpreter's whole life. They put
-//!   what they read into the *current run's* output channel ([`Interpreter::attach`]); bytes read
+//!   what they read into the *current run's* output channel ([`ConfinedChild::attach`]); bytes read
 //!   while no run is attached (between the runs of a persistent session) are dropped.
 //!
-//! Output is collected per run by [`collect_output`]: it keeps at most `max_output_bytes` per
-//! stream, counts the rest, and streams `run/output` when asked. In a persistent session the shim
-//! forwards `print()` output as `output` control messages instead of writing to the pipes, so each
-//! run gets exactly its own output (see `runtime/shim.py`).
+//! Output is collected per run (`run/output.rs`). In a persistent session the shim forwards
+//! `print()` output as `output` control messages instead of writing to the pipes, so each run
+//! gets exactly its own output (see `shim/shim.py`).
+//!
+//! This module knows nothing of runs, connections or the daemon: a child is started from a
+//! [`Launch`] (the daemon-wide facts) plus the run's policy, limits, scratch dir and uid lease.
 
 use std::future::Future;
 use std::path::Path;
@@ -21,7 +23,6 @@ use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Child;
 use tokio::sync::mpsc;
@@ -32,12 +33,11 @@ use crate::control::{self, ControlReader};
 use crate::limits::Limits;
 use crate::policy::Policy;
 use crate::rpc::codec::{Frame, LineReader};
-use crate::rpc::error::{self, RpcError};
-use crate::rpc::{Id, Peer};
+use crate::rpc::Raw;
 use crate::sandbox::identity::Leased;
 use crate::sandbox::plan::SandboxPlan;
 use crate::sandbox::{self, SandboxError};
-use crate::state::Daemon;
+use crate::shim::{DoneStatus, FromShim, ScriptError};
 
 /// Longest control line the daemon accepts from a child (a tool call with its arguments, the
 /// script's value), unless `max_tool_argument_bytes` asks for more.
@@ -48,9 +48,63 @@ const CONTROL_ENVELOPE: usize = 64 << 10;
 /// child: a script that never reads its answers cannot make the daemon queue more than this
 /// (plus one line).
 pub const OUTBOX_BYTES: usize = 1 << 20;
-/// Chunks of output waiting for the collector; a full channel stops the pipe readers, and with
-/// them a child that writes faster than the client reads.
-const OUTPUT_QUEUE: usize = 16;
+
+/// What every child of a daemon is started with.
+#[derive(Clone, Copy)]
+pub struct Launch<'a> {
+    /// The CPython binary and the daemon's pid, for the plan.
+    pub host: sandbox::plan::Host<'a>,
+    /// `max_tool_argument_bytes`: sizes the control-line reader.
+    pub max_argument_bytes: usize,
+}
+
+/// Why a child could not be started (its launcher refused or failed). Nothing ran.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    SandboxUnavailable(SandboxUnavailable),
+    #[error("could not start the interpreter: {0}")]
+    Launch(String),
+}
+
+/// A missing confinement, with the mechanism that is missing. One message format wherever it
+/// is found (before spawning, by the launcher, or when a session leases its uid).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("sandbox unavailable: {mechanism}: {message}; no code ran")]
+pub struct SandboxUnavailable {
+    pub mechanism: String,
+    pub message: String,
+}
+
+/// A valid control message from a running child (see [`ConfinedChild::next_message`]).
+#[derive(Debug)]
+pub enum ChildMessage {
+    /// The shim finished its imports and waits for the `exec`.
+    Ready,
+    ToolCall {
+        id: u64,
+        name: String,
+        /// Raw JSON, checked to be an object.
+        arguments: Raw,
+    },
+    /// Text the script wrote to `sys.stdout`/`sys.stderr` (persistent mode).
+    Output { stream: Stream, text: String },
+    Done {
+        status: DoneStatus,
+        /// Raw JSON (`null` when absent).
+        value: Raw,
+        error: Option<ScriptError>,
+    },
+}
+
+/// Why a child's control channel ends its run.
+#[derive(Debug)]
+pub enum ChildFault {
+    /// Its launcher refused or failed before `ready`: nothing ran.
+    NotStarted(StartError),
+    /// It closed the channel, or said something invalid or out of turn (the detail, if any).
+    Gone(Option<String>),
+}
 
 /// Which output stream a chunk belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -61,7 +115,7 @@ pub enum Stream {
 }
 
 impl Stream {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
@@ -72,7 +126,7 @@ impl Stream {
 /// A piece of a run's output.
 pub type Chunk = (Stream, Vec<u8>);
 
-type Sink = Arc<Mutex<Option<mpsc::Sender<Chunk>>>>;
+type AttachedOutput = Arc<Mutex<Option<mpsc::Sender<Chunk>>>>;
 
 /// Aborts a task when dropped.
 pub struct AbortOnDrop(pub JoinHandle<()>);
@@ -84,22 +138,22 @@ impl Drop for AbortOnDrop {
 }
 
 /// A confined child running the shim.
-pub struct Interpreter {
+pub struct ConfinedChild {
     child: Child,
     reader: LineReader<BufReader<ControlReader>>,
     to_child: mpsc::UnboundedSender<Vec<u8>>,
     /// Bytes sent to `to_child` and not yet written to the socket.
     outbox: ByteGauge,
     _writer: AbortOnDrop,
-    sink: Sink,
+    attached: AttachedOutput,
     pipes: Vec<JoinHandle<()>>,
-    /// The shim said `ready` and waits for an `exec`.
-    pub ready: bool,
+    /// The shim said `ready` (set only by [`ConfinedChild::next_message`]).
+    ready: bool,
     /// Keeps the plan's uid lease for as long as the child lives.
     plan: SandboxPlan,
 }
 
-impl Interpreter {
+impl ConfinedChild {
     /// The child's scratch dir (its working directory).
     pub fn scratch(&self) -> &Path {
         &self.plan.cwd
@@ -107,29 +161,28 @@ impl Interpreter {
 
     /// Starts a child for `policy` with `limits`, working in `scratch`.
     pub fn spawn(
-        daemon: &Daemon,
+        launch: Launch<'_>,
         policy: &Policy,
         limits: &Limits,
         scratch: &Path,
         run_id: &str,
         env: &[(String, String)],
         leased: &Leased,
-    ) -> Result<Interpreter, RpcError> {
+    ) -> Result<ConfinedChild, StartError> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
-            .map_err(|e| RpcError::internal(format!("socketpair: {e}")))?;
+            .map_err(|e| StartError::Launch(format!("socketpair: {e}")))?;
         // `scratch` was created owned by the lease's uid (a session's, for its whole life).
-        let plan =
-            sandbox::plan::build(&daemon.python, policy, limits, scratch, run_id, env, leased);
+        let plan = sandbox::plan::build(launch.host, policy, limits, scratch, run_id, env, leased);
         let mut child = sandbox::spawn(&plan, theirs.into()).map_err(|e| match e {
-            SandboxError::Unavailable { .. } => {
-                RpcError::new(error::SANDBOX_UNAVAILABLE, e.to_string())
+            SandboxError::Unavailable { mechanism, message } => {
+                StartError::SandboxUnavailable(SandboxUnavailable { mechanism, message })
             }
-            other => RpcError::internal(other.to_string()),
+            other => StartError::Launch(other.to_string()),
         })?;
         let (read_half, mut write_half) = ours
             .set_nonblocking(true)
             .and_then(|()| control::split(ours.into()))
-            .map_err(|e| RpcError::internal(format!("control channel: {e}")))?;
+            .map_err(|e| StartError::Launch(format!("control channel: {e}")))?;
         // Unbounded as a channel, bounded in bytes by `outbox`: the run loop stops producing
         // (reading the child, taking answers) while the outbox is full.
         let (to_child, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
@@ -149,34 +202,38 @@ impl Interpreter {
                 written.release(line.len());
             }
         });
-        let sink: Sink = Arc::default();
+        let attached: AttachedOutput = Arc::default();
         let mut pipes = Vec::new();
         if let Some(out) = child.stdout.take() {
-            pipes.push(tokio::spawn(read_pipe(out, Stream::Stdout, sink.clone())));
+            pipes.push(tokio::spawn(read_pipe(
+                out,
+                Stream::Stdout,
+                attached.clone(),
+            )));
         }
         if let Some(err) = child.stderr.take() {
-            pipes.push(tokio::spawn(read_pipe(err, Stream::Stderr, sink.clone())));
+            pipes.push(tokio::spawn(read_pipe(
+                err,
+                Stream::Stderr,
+                attached.clone(),
+            )));
         }
-        let max_line = MAX_CONTROL_LINE.max(
-            daemon
-                .config
-                .max_tool_argument_bytes
-                .saturating_add(CONTROL_ENVELOPE),
-        );
-        Ok(Interpreter {
+        let max_line =
+            MAX_CONTROL_LINE.max(launch.max_argument_bytes.saturating_add(CONTROL_ENVELOPE));
+        Ok(ConfinedChild {
             child,
             reader: LineReader::new(BufReader::with_capacity(64 << 10, read_half), max_line),
             to_child,
             outbox,
             _writer: AbortOnDrop(writer),
-            sink,
+            attached,
             pipes,
             ready: false,
             plan,
         })
     }
 
-    /// Sends one control line to the child (never blocks; counted in [`Interpreter::outbox`]).
+    /// Sends one control line to the child (never blocks; counted in [`ConfinedChild::outbox`]).
     pub fn send(&self, line: Vec<u8>) {
         let len = line.len();
         self.outbox.add(len);
@@ -190,14 +247,77 @@ impl Interpreter {
         &self.outbox
     }
 
-    /// The next control line from the child.
-    pub async fn next_frame(&mut self) -> std::io::Result<Option<Frame>> {
-        self.reader.next_frame().await
+    /// True once the shim said `ready`: it waits for (or runs) an `exec`.
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// The next control message from the child, decoded and checked against where the child is
+    /// in its life — the one decoder for the pool (waiting for `ready`) and the run loop. Before
+    /// `ready` only `ready`, `sandbox_error` and `launch_error` are valid (the last two become
+    /// [`ChildFault::NotStarted`]); after it only `tool_call`, `output` and `done`. Anything
+    /// else, an oversize line, or the channel closing is [`ChildFault::Gone`]. Cancel-safe (the
+    /// line reader keeps a partial line).
+    pub async fn next_message(&mut self) -> Result<ChildMessage, ChildFault> {
+        let line = match self.reader.next_frame().await {
+            Ok(Some(Frame::Line(line))) => line,
+            Ok(Some(Frame::TooLong)) => {
+                return Err(ChildFault::Gone(Some(
+                    "the child sent an oversize control message".into(),
+                )))
+            }
+            Ok(None) | Err(_) => return Err(ChildFault::Gone(None)),
+        };
+        let message = FromShim::parse(&line).map_err(|e| {
+            ChildFault::Gone(Some(format!(
+                "the child sent an invalid control message: {e}"
+            )))
+        })?;
+        drop(line);
+        match message {
+            FromShim::Ready if !self.ready => {
+                self.ready = true;
+                Ok(ChildMessage::Ready)
+            }
+            FromShim::SandboxError { mechanism, message } if !self.ready => {
+                Err(ChildFault::NotStarted(StartError::SandboxUnavailable(
+                    SandboxUnavailable { mechanism, message },
+                )))
+            }
+            FromShim::LaunchError { message } if !self.ready => {
+                Err(ChildFault::NotStarted(StartError::Launch(message)))
+            }
+            FromShim::ToolCall {
+                id,
+                name,
+                arguments,
+            } if self.ready => Ok(ChildMessage::ToolCall {
+                id,
+                name,
+                arguments,
+            }),
+            FromShim::Output { stream, text } if self.ready => {
+                Ok(ChildMessage::Output { stream, text })
+            }
+            FromShim::Done {
+                status,
+                value,
+                error,
+            } if self.ready => Ok(ChildMessage::Done {
+                status,
+                value,
+                error,
+            }),
+            other => Err(ChildFault::Gone(Some(format!(
+                "unexpected control message from the child: {}",
+                other.describe()
+            )))),
+        }
     }
 
     /// Directs what the child writes to fd 1/2 to a run's output channel (`None`: drop it).
     pub fn attach(&self, to: Option<mpsc::Sender<Chunk>>) {
-        *self.sink.lock().unwrap_or_else(|p| p.into_inner()) = to;
+        *self.attached.lock().unwrap_or_else(|p| p.into_inner()) = to;
     }
 
     /// Kills the child's whole process group and reaps the child. Returns its exit status.
@@ -271,7 +391,7 @@ impl Interpreter {
     }
 }
 
-impl Drop for Interpreter {
+impl Drop for ConfinedChild {
     fn drop(&mut self) {
         for task in &self.pipes {
             task.abort();
@@ -286,155 +406,16 @@ impl Drop for Interpreter {
     }
 }
 
-async fn read_pipe<R: AsyncRead + Unpin>(mut pipe: R, stream: Stream, sink: Sink) {
+async fn read_pipe<R: AsyncRead + Unpin>(mut pipe: R, stream: Stream, attached: AttachedOutput) {
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let n = match pipe.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        let to = sink.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let to = attached.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(to) = to {
             let _ = to.send((stream, chunk[..n].to_vec())).await;
         }
-    }
-}
-
-/// Where streamed output goes (`stream: true`).
-#[derive(Clone)]
-pub struct Streamer {
-    pub peer: Arc<Peer>,
-    pub run_id: String,
-    pub request_id: Id,
-}
-
-/// One stream of one run: the kept bytes and the count of the dropped ones.
-struct Captured {
-    stream: Stream,
-    kept: Vec<u8>,
-    dropped: u64,
-    streamed: usize,
-}
-
-impl Captured {
-    fn new(stream: Stream) -> Captured {
-        Captured {
-            stream,
-            kept: Vec::new(),
-            dropped: 0,
-            streamed: 0,
-        }
-    }
-
-    async fn push(&mut self, bytes: &[u8], cap: usize, streamer: Option<&Streamer>) {
-        let room = cap.saturating_sub(self.kept.len());
-        let keep = bytes.len().min(room);
-        self.kept.extend_from_slice(&bytes[..keep]);
-        self.dropped += (bytes.len() - keep) as u64;
-        let Some(s) = streamer else { return };
-        // Stream whole characters only; an incomplete trailing sequence waits for more bytes.
-        let pending = &self.kept[self.streamed..];
-        let valid = match std::str::from_utf8(pending) {
-            Ok(_) => pending.len(),
-            Err(e) if e.error_len().is_none() && keep == bytes.len() => e.valid_up_to(),
-            Err(_) => pending.len(),
-        };
-        if valid > 0 {
-            let text = String::from_utf8_lossy(&pending[..valid]);
-            let params = json!({"run_id": s.run_id, "request_id": s.request_id,
-                "stream": self.stream.name(), "text": text});
-            let _ = s.peer.notify("run/output", &params).await;
-            self.streamed += valid;
-        }
-    }
-
-    /// The kept text, cut at a character boundary, with a marker where text was dropped.
-    fn render(mut self) -> (String, u64) {
-        if self.dropped > 0 {
-            if let Err(e) = std::str::from_utf8(&self.kept) {
-                if e.error_len().is_none() {
-                    self.dropped += (self.kept.len() - e.valid_up_to()) as u64;
-                    self.kept.truncate(e.valid_up_to());
-                }
-            }
-        }
-        let mut text = String::from_utf8_lossy(&self.kept).into_owned();
-        if self.dropped > 0 {
-            text.push_str(&format!(
-                "\n[ptcd: output truncated here, {} more bytes dropped]\n",
-                self.dropped
-            ));
-        }
-        (text, self.dropped)
-    }
-}
-
-/// A run's output: `(text, dropped bytes)` for stdout and stderr.
-pub type Output = [(String, u64); 2];
-
-/// The output channel of one run and the task collecting from it.
-pub fn collect_output(
-    cap: usize,
-    streamer: Option<Streamer>,
-) -> (mpsc::Sender<Chunk>, JoinHandle<Output>) {
-    let (tx, mut rx) = mpsc::channel::<Chunk>(OUTPUT_QUEUE);
-    let task = tokio::spawn(async move {
-        let mut out = Captured::new(Stream::Stdout);
-        let mut err = Captured::new(Stream::Stderr);
-        while let Some((stream, bytes)) = rx.recv().await {
-            let target = match stream {
-                Stream::Stdout => &mut out,
-                Stream::Stderr => &mut err,
-            };
-            target.push(&bytes, cap, streamer.as_ref()).await;
-        }
-        [out.render(), err.render()]
-    });
-    (tx, task)
-}
-
-/// Waits (at most `grace`) for a collector whose senders are all gone.
-pub async fn finish_output(mut task: JoinHandle<Output>, grace: Duration) -> Output {
-    match tokio::time::timeout(grace, &mut task).await {
-        Ok(Ok(output)) => output,
-        _ => {
-            task.abort();
-            [(String::new(), 0), (String::new(), 0)]
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn output_keeps_cap_and_counts_the_rest() {
-        let (tx, task) = collect_output(100, None);
-        tx.send((Stream::Stdout, vec![b'x'; 1000]))
-            .await
-            .expect("collector runs");
-        tx.send((Stream::Stderr, b"e".to_vec()))
-            .await
-            .expect("collector runs");
-        drop(tx);
-        let [(out, out_dropped), (err, err_dropped)] =
-            finish_output(task, Duration::from_secs(5)).await;
-        assert_eq!(out_dropped, 900);
-        assert!(out.starts_with(&"x".repeat(100)));
-        assert!(out.contains("900 more bytes dropped"));
-        assert_eq!((err.as_str(), err_dropped), ("e", 0));
-    }
-
-    #[tokio::test]
-    async fn truncation_cuts_at_a_character_boundary() {
-        let (tx, task) = collect_output(5, None);
-        tx.send((Stream::Stdout, "ééé".as_bytes().to_vec()))
-            .await
-            .expect("collector runs");
-        drop(tx);
-        let [(out, dropped), _] = finish_output(task, Duration::from_secs(5)).await;
-        assert!(out.starts_with("éé\n[ptcd"), "{out}");
-        assert_eq!(dropped, 2);
     }
 }

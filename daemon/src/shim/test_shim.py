@@ -1,7 +1,7 @@
 """Tests for the runtime shim: each one spawns the real shim the way the daemon does
 (``python3 -I -S -B -c <source>``, fd 3 = one end of a socketpair) and plays the daemon.
 
-Run: ``python3 -m pytest daemon/src/runtime/test_shim.py``. ``PTCD_TEST_PYTHON`` picks another
+Run: ``python3 -m pytest daemon/src/shim/test_shim.py``. ``PTCD_TEST_PYTHON`` picks another
 interpreter for the children (default /usr/bin/python3).
 """
 

@@ -1,8 +1,8 @@
-//! State shared by every connection of one daemon: configuration, the interpreter, the policies,
-//! counters, and the two shutdown signals.
+//! The [`Daemon`]: what every connection and run of one serving daemon shares — its settings,
+//! the resolved CPython, the policies and access rules (replaced on SIGHUP), counters, the warm
+//! pool, the scratch root, run slots, global byte budgets, and the two shutdown signals.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -13,75 +13,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::budget::ByteBudget;
-use crate::config::Access;
+use crate::config::{Access, ServeConfig};
 use crate::policy::PolicySet;
 use crate::pool::WarmPool;
 use crate::python::Interpreter;
 use crate::scratch::ScratchRoot;
-
-/// Settings of a serving daemon (from flags, later from the config file).
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    /// Longest accepted line on the client connection (the contract's default: 16 MiB).
-    pub max_line_bytes: usize,
-    /// Runs executing at once across all connections.
-    pub max_concurrent_runs: usize,
-    /// Runs that may wait for a free slot; one more gets `-32002`.
-    pub queue_depth: usize,
-    /// Parent of the per-run scratch directories.
-    pub scratch_root: PathBuf,
-    /// How long in-flight runs may go on after SIGTERM before they are cancelled.
-    pub shutdown_grace_ms: u64,
-    /// Idle pre-started interpreters kept for the default policy (0: none).
-    pub warm_pool: usize,
-    /// Largest `arguments` of one tool call, in bytes of JSON; a bigger call fails in the
-    /// script with a `ToolError` naming this limit.
-    pub max_tool_argument_bytes: usize,
-    /// Tool-call arguments one run may have waiting in the daemon (calls not yet sent to the
-    /// client); over it, the daemon stops reading the child until calls go out.
-    pub max_queued_tool_argument_bytes: usize,
-    /// Bytes of replies queued for one client that has not read them yet.
-    pub client_queue_bytes: usize,
-    /// Bytes of replies queued for all clients together.
-    pub client_queue_total_bytes: usize,
-    /// Bytes of unfinished request lines buffered for all clients together.
-    pub partial_lines_total_bytes: usize,
-    /// How long a started request line may take to finish before the connection is closed.
-    pub line_timeout_ms: u64,
-}
-
-impl Default for ServeConfig {
-    fn default() -> Self {
-        ServeConfig {
-            max_line_bytes: 16 << 20,
-            max_concurrent_runs: 32,
-            queue_depth: 64,
-            // SAFETY: getuid cannot fail.
-            scratch_root: default_scratch_root(),
-            shutdown_grace_ms: 5_000,
-            warm_pool: 2,
-            max_tool_argument_bytes: 8 << 20,
-            max_queued_tool_argument_bytes: 32 << 20,
-            client_queue_bytes: 8 << 20,
-            client_queue_total_bytes: 256 << 20,
-            partial_lines_total_bytes: 256 << 20,
-            line_timeout_ms: 30_000,
-        }
-    }
-}
-
-/// `/run/ptcd-scratch` for a root daemon (not under `/tmp`, where any local user could create
-/// the name first); `$TMPDIR/ptcd-scratch-$UID` otherwise. Either way it is created and checked
-/// safely (`ScratchRoot::open`).
-fn default_scratch_root() -> PathBuf {
-    // SAFETY: getuid cannot fail.
-    let uid = unsafe { libc::getuid() };
-    if uid == 0 {
-        PathBuf::from("/run/ptcd-scratch")
-    } else {
-        std::env::temp_dir().join(format!("ptcd-scratch-{uid}"))
-    }
-}
 
 /// Counters reported by `daemon/status`.
 #[derive(Debug, Default)]
@@ -95,12 +31,12 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn count_status(&self, status: &'static str) {
+    pub fn count_status(&self, status: crate::run::RunStatus) {
         let mut map = self
             .runs_by_status
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        *map.entry(status).or_default() += 1;
+        *map.entry(status.as_str()).or_default() += 1;
     }
 }
 
@@ -145,6 +81,8 @@ pub struct Daemon {
     pub client_in: Arc<ByteBudget>,
     /// Bytes moved for clients, so memory is given back to the OS after bursts.
     pub activity: Arc<crate::memory::Activity>,
+    /// This process's pid (the parent every child checks it still has).
+    pid: i32,
     next_run: AtomicU64,
     next_connection: AtomicU64,
     started: Instant,
@@ -178,10 +116,24 @@ impl Daemon {
             client_out,
             client_in,
             activity: Arc::default(),
+            pid: std::process::id() as i32,
             next_run: AtomicU64::new(1),
             next_connection: AtomicU64::new(1),
             started: Instant::now(),
         })
+    }
+
+    /// What every child of this daemon is started with.
+    pub fn launch(&self) -> crate::confined::Launch<'_> {
+        crate::confined::Launch {
+            host: crate::sandbox::plan::Host {
+                python: &self.python,
+                parent_pid: self.pid,
+                landlock_abi: crate::sandbox::host::landlock_level(),
+                missing_identity_caps: crate::sandbox::host::missing_identity_caps(),
+            },
+            max_argument_bytes: self.config.max_tool_argument_bytes,
+        }
     }
 
     /// The current policies.

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::rpc::{Raw, RpcError};
-use crate::tools::ToolDef;
+use crate::rpc::Raw;
+use crate::rpc::RpcError;
 
 /// The shim's source, embedded in the binary.
 pub const SHIM_SOURCE: &str = include_str!("shim.py");
@@ -48,7 +48,7 @@ pub enum FromShim {
     },
     /// Text the script wrote to `sys.stdout`/`sys.stderr` (persistent mode).
     Output {
-        stream: crate::interpreter::Stream,
+        stream: crate::confined::Stream,
         text: String,
     },
     Done {
@@ -82,7 +82,7 @@ struct Members<'a> {
     #[serde(default, borrow)]
     arguments: Option<&'a RawValue>,
     #[serde(default)]
-    stream: Option<crate::interpreter::Stream>,
+    stream: Option<crate::confined::Stream>,
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
@@ -172,13 +172,14 @@ pub struct ScriptError {
     pub line: Option<i64>,
 }
 
-/// The job sent once the shim is ready.
+/// The job sent once the shim is ready. `T` is the run's tool definition (`tools::ToolDef`:
+/// name, Python name, parameters), serialized as the shim expects it.
 #[derive(Debug, Serialize)]
-pub struct Exec<'a> {
+pub struct Exec<'a, T: Serialize> {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub code: &'a str,
-    pub tools: &'a [ToolDef],
+    pub tools: &'a [T],
     pub inputs: &'a Map<String, Value>,
     /// The client streams output (`run/output`): the shim line-buffers stdout and stderr.
     pub stream: bool,
@@ -196,8 +197,9 @@ pub struct Exec<'a> {
 /// The answer to one tool call, as a control line. It always starts with
 /// `{"type":"tool_result","id":<id>,` (the shim relies on this to fail the right call when the
 /// rest is nested too deeply for Python's `json`). A result is copied in as the raw text the
-/// client sent.
-pub fn tool_result_line(id: u64, outcome: &Result<Raw, RpcError>) -> Vec<u8> {
+/// source sent; an error is the `{code, message, data}` object the script's `ToolError` carries
+/// (`relay::tool_error_object` makes it).
+pub fn tool_result_line(id: u64, outcome: Result<&RawValue, &RpcError>) -> Vec<u8> {
     let mut line = format!(r#"{{"type":"tool_result","id":{id},"#).into_bytes();
     match outcome {
         Ok(result) => {
@@ -250,11 +252,11 @@ mod tests {
     #[test]
     fn tool_result_line_is_json_with_the_id_first() {
         let raw = RawValue::from_string("[1,{\"a\":2}]".into()).expect("JSON");
-        let line = tool_result_line(7, &Ok(raw));
+        let line = tool_result_line(7, Ok(&raw));
         assert!(line.starts_with(br#"{"type":"tool_result","id":7,"#));
         let parsed: Value = serde_json::from_slice(&line).expect("valid JSON");
         assert_eq!(parsed["result"][1]["a"], 2);
-        let err = tool_result_line(8, &Err(RpcError::new(-32000, "no")));
+        let err = tool_result_line(8, Err(&RpcError::new(-32000, "no")));
         let parsed: Value = serde_json::from_slice(&err).expect("valid JSON");
         assert_eq!(parsed["error"]["message"], "no");
     }

@@ -261,7 +261,7 @@ class Channel:
             msg = json.loads(line)
         except RecursionError:
             # Valid JSON nested deeper than Python's json can decode: fail that call, not the run.
-            # The daemon writes every tool_result with its id first (see runtime/mod.rs).
+            # The daemon writes every tool_result with its id first (see shim/mod.rs).
             match = _RESULT_PREFIX.match(line)
             if match is None:
                 _die("malformed control message: nested too deeply", EXIT_PROTOCOL)

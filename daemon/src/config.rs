@@ -52,6 +52,7 @@ pub struct FileConfig {
     pub allowed_gids: Option<Vec<u32>>,
     pub max_tool_argument_bytes: Option<usize>,
     pub max_queued_tool_argument_bytes: Option<usize>,
+    pub max_persistent_sessions: Option<usize>,
 }
 
 /// Command-line values that override the file.
@@ -288,6 +289,11 @@ impl Settings {
                 }
                 ms => ms.unwrap_or(defaults.line_timeout_ms),
             },
+            max_persistent_sessions: positive(
+                "max_persistent_sessions",
+                file.max_persistent_sessions,
+            )?
+            .unwrap_or(defaults.max_persistent_sessions),
         };
         // The totals must let one connection use its whole own allowance.
         let serve = ServeConfig {

@@ -52,6 +52,9 @@ pub struct Session {
     /// starts runs as this uid, and the uid returns to the pool only after the session's last
     /// interpreter is reaped and its scratch dir unmounted (or removed).
     pub leased: Leased,
+    /// A persistent session's place in `max_persistent_sessions`, returned when the session is
+    /// dropped (after `shut_down` has killed its interpreter and removed its scratch dir).
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// A run's place in its session's queue. Dropping it lets the next run go.
@@ -191,6 +194,23 @@ impl Sessions {
             .limits
             .tighten(&settings.limits)
             .map_err(crate::params::limits_error)?;
+        let slot = if persistent {
+            let max = daemon.config.max_persistent_sessions;
+            match daemon.session_slots.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    return Err(RpcError::new(
+                        error::OVERLOADED,
+                        format!(
+                            "overloaded: the daemon already has {max} open persistent sessions \
+                             (max_persistent_sessions); close one or try again later"
+                        ),
+                    ))
+                }
+            }
+        } else {
+            None
+        };
         let id = format!("s-{}", NEXT_SESSION.fetch_add(1, Ordering::Relaxed));
         let (scratch, leased) = if persistent {
             let leased = identity::for_policy(&policy);
@@ -223,6 +243,7 @@ impl Sessions {
             interpreter: Mutex::new(None),
             scratch: Mutex::new(scratch),
             leased,
+            _slot: slot,
         };
         lock(&self.0).insert(id.clone(), Arc::new(session));
         tracing::info!(session = %id, persistent, "session created");

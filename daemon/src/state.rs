@@ -48,6 +48,10 @@ pub struct ServeConfig {
     pub partial_lines_total_bytes: usize,
     /// How long a started request line may take to finish before the connection is closed.
     pub line_timeout_ms: u64,
+    /// Persistent sessions open at once, all connections together. Each holds a host-wide uid
+    /// lease, a scratch tmpfs and (after its first run) an interpreter outside the run slots,
+    /// so without a daemon-wide cap a few connections could lease every uid of the range.
+    pub max_persistent_sessions: usize,
 }
 
 impl Default for ServeConfig {
@@ -66,6 +70,7 @@ impl Default for ServeConfig {
             client_queue_total_bytes: 256 << 20,
             partial_lines_total_bytes: 256 << 20,
             line_timeout_ms: 30_000,
+            max_persistent_sessions: 64,
         }
     }
 }
@@ -131,6 +136,8 @@ pub struct Daemon {
     /// The verified scratch root, this daemon's lock in it, and the scratch mode.
     pub scratch: Arc<ScratchRoot>,
     pub run_slots: Arc<Semaphore>,
+    /// One permit per open persistent session (`max_persistent_sessions`).
+    pub session_slots: Arc<Semaphore>,
     /// Runs waiting for a slot.
     pub queued: AtomicUsize,
     /// Fired by SIGTERM/SIGINT: stop accepting, answer new requests with `-32007`.
@@ -164,6 +171,9 @@ impl Daemon {
         Arc::new(Daemon {
             scratch,
             run_slots: Arc::new(Semaphore::new(config.max_concurrent_runs)),
+            session_slots: Arc::new(Semaphore::new(
+                config.max_persistent_sessions.min(Semaphore::MAX_PERMITS),
+            )),
             queued: AtomicUsize::new(0),
             pool: WarmPool::new(config.warm_pool),
             config,
@@ -250,6 +260,9 @@ impl Daemon {
             "warm_idle": self.pool.idle(),
             "warm_pool": self.pool.target(),
             "max_concurrent_runs": self.config.max_concurrent_runs,
+            "persistent_sessions": self.config.max_persistent_sessions
+                .saturating_sub(self.session_slots.available_permits()),
+            "max_persistent_sessions": self.config.max_persistent_sessions,
             "scratch": self.scratch.mode().name(),
             "client_queued_bytes": self.client_out.in_use(),
             "client_partial_line_bytes": self.client_in.in_use(),

@@ -1,0 +1,102 @@
+"""Attacks on the hardened daemon, tried as an outsider would (issue #9 follow-up).
+
+Each case is named for the attack, plays it against the real binary on its real socket, and
+asserts the specific outcome, that the daemon is alive, and that the next run (another tenant's,
+where tenants are the point) works. Waits are bounded polls on a state, never sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from daemon import Daemon, wait_until
+from rpc import RpcClient
+
+MIB = 1024  # in KiB, the unit of VmRSS
+OVERLOADED = -32002
+
+
+def config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / f"config-{secrets.token_hex(4)}.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def status(client: RpcClient) -> dict:
+    return client.call("daemon/status")["result"]
+
+
+def assert_serves(d: Daemon) -> None:
+    """The daemon is alive and the next run works."""
+    assert d.proc.poll() is None, d.log()
+    with closing(d.connect()) as c:
+        assert c.run("6 * 7")["value"] == 42
+
+
+def concurrent_runs(d: Daemon, n: int, code: str) -> list[dict]:
+    """`n` runs of `code` at once, each on its own connection; their whole responses."""
+    out: list[dict] = [{} for _ in range(n)]
+
+    def one(i: int) -> None:
+        with closing(d.connect()) as c:
+            out[i] = c.wait_response(c.request("run", {"code": code}))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return out
+
+
+# --- uids: persistent sessions leased every uid of the range --------------------------------------
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (per-run uids)")
+def test_persistent_sessions_cannot_lease_every_uid(start_daemon) -> None:
+    """Each persistent session holds a host-wide uid lease (and a tmpfs) for its whole life, and
+    a connection may open 64. Before: 16 connections opened 995 sessions in ~2 s, leasing every
+    uid of 64000-64999 host-wide; every other tenant's run (of this daemon, and of any other
+    daemon on the host) was then refused `-32006` "every uid ... is in use". Now a daemon-wide
+    `max_persistent_sessions` (default 64) refuses the 65th with `-32002`."""
+    d = start_daemon()
+    hogs: list[RpcClient] = []
+    opened = 0
+    refusal = None
+    try:
+        for _ in range(20):
+            hog = d.connect()
+            hogs.append(hog)
+            for _ in range(64):
+                r = hog.call("session/create", {"persistent": True})
+                if "error" in r:
+                    refusal = r["error"]
+                    break
+                opened += 1
+            if refusal:
+                break
+        assert refusal is not None, f"{opened} persistent sessions and none refused"
+        assert refusal["code"] == OVERLOADED, refusal
+        assert "max_persistent_sessions" in refusal["message"], refusal
+        assert opened == 64, opened
+        with closing(d.connect()) as watcher:
+            assert status(watcher)["persistent_sessions"] == 64
+        # Another tenant: more runs at once than the warm pool holds, each needing a fresh uid.
+        for r in concurrent_runs(d, 8, "6 * 7"):
+            assert r.get("result", {}).get("value") == 42, r
+    finally:
+        for hog in hogs:
+            hog.close()
+    with closing(d.connect()) as watcher:
+        wait_until(lambda: status(watcher)["persistent_sessions"] == 0,
+                   "the closed connections' sessions to be released")
+        # The slots came back: a new persistent session works and keeps its state.
+        sid = watcher.call("session/create", {"persistent": True})["result"]["session_id"]
+        assert watcher.run("x = 5", session_id=sid)["status"] == "ok"
+        assert watcher.run("x * 2", session_id=sid)["value"] == 10
+    assert_serves(d)

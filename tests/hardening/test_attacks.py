@@ -100,3 +100,43 @@ def test_persistent_sessions_cannot_lease_every_uid(start_daemon) -> None:
         assert watcher.run("x = 5", session_id=sid)["status"] == "ok"
         assert watcher.run("x * 2", session_id=sid)["value"] == 10
     assert_serves(d)
+
+
+# --- memory: runs pipelined into one session waited without bound -------------------------------
+
+def test_runs_pipelined_into_a_session_are_bounded_by_queue_depth(start_daemon, tmp_path: Path) -> None:
+    """Runs of a session wait for their turn before they wait for a run slot, and the turn wait
+    was outside `queue_depth`: a client that pipelines runs into one session made the daemon
+    hold every one of them (60 runs of 4 MiB of code: +271 MiB, and so on without end). Now a
+    run waiting for its session's turn takes a queue place first; over `queue_depth` → -32002."""
+    d = start_daemon("--config", config(tmp_path, "warm_pool = 0\nqueue_depth = 8\n"))
+    c = d.connect()
+    sid = c.call("session/create", {})["result"]["session_id"]
+    # The session's first run holds its turn on a tool call that is answered only at the end.
+    first = c.request("run", {"code": "await hold()", "tools": [{"name": "hold"}], "session_id": sid})
+    call = c.recv()
+    assert call.get("method") == "tool/call", call
+    base = d.rss_kib()
+    big = "#" + "x" * (1 << 20)
+    ids = [c.request("run", {"code": big, "session_id": sid}) for _ in range(100)]
+    refused = []
+    for _ in range(92):
+        msg = c.recv()
+        assert "error" in msg, msg
+        refused.append(msg)
+    grown = d.rss_kib() - base
+    print(f"100 runs of 1 MiB pipelined into one session: RSS +{grown} KiB")
+    assert all(m["error"]["code"] == OVERLOADED and "queue_depth" in m["error"]["message"]
+               for m in refused), refused[0]
+    assert grown < 48 * MIB, f"RSS grew by {grown} KiB"
+    with closing(d.connect()) as other:
+        assert status(other)["runs_queued"] == 8
+    c.send({"jsonrpc": "2.0", "id": call["id"], "result": "go"})
+    assert c.wait_response(first)["result"]["status"] == "ok"
+    done = {m["id"] for m in refused}
+    for rid in ids:
+        if rid not in done:
+            assert c.wait_response(rid)["result"]["status"] == "ok"
+    assert status(c)["runs_queued"] == 0
+    c.close()
+    assert_serves(d)

@@ -247,6 +247,16 @@ async fn handle_line(ctx: &ConnectionCtx, tables: &Tables, line: &[u8]) {
                 };
                 return;
             }
+            if method == "run" {
+                // `inputs` stay raw JSON text (see `params`): never a `Value` tree.
+                match crate::params::RunParams::from_raw(params.as_deref()) {
+                    Ok(run) => return start_run(ctx, tables, id, run),
+                    Err(err) => {
+                        let _ = peer.respond_error(&id, &err).await;
+                        return;
+                    }
+                }
+            }
             let params = match params_value(params.as_deref()) {
                 Ok(params) => params,
                 Err(err) => {
@@ -257,7 +267,6 @@ async fn handle_line(ctx: &ConnectionCtx, tables: &Tables, line: &[u8]) {
             let reply = match method.as_str() {
                 "initialize" => Ok(ctx.daemon.describe()),
                 "daemon/status" => Ok(ctx.daemon.status()),
-                "run" => return start_run(ctx, tables, id, params),
                 "tools/definition" => tool_definitions(&tables.sessions, params),
                 "session/create" => tables.sessions.create(ctx, params),
                 "session/close" => {
@@ -375,13 +384,13 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
     Ok(crate::definitions::definitions(&specs, format, persistent))
 }
 
-fn start_run(ctx: &ConnectionCtx, tables: &Tables, id: Id, params: Value) {
+fn start_run(ctx: &ConnectionCtx, tables: &Tables, id: Id, params: crate::params::RunParams) {
     let (runs, tasks) = (&tables.runs, &tables.tasks);
     let key = id.to_string();
     // A session run takes its place in the session's queue now, in arrival order.
     let ticket = params
-        .get("session_id")
-        .and_then(Value::as_str)
+        .session_id
+        .as_deref()
         .and_then(|sid| tables.sessions.get(sid))
         .map(|session| SessionTicket {
             turn: session.enqueue(),

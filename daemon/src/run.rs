@@ -91,11 +91,10 @@ pub struct SessionTicket {
 pub async fn execute(
     ctx: &ConnectionCtx,
     request_id: &Id,
-    params: Value,
+    mut params: RunParams,
     cancel: CancellationToken,
     ticket: Option<SessionTicket>,
 ) -> Result<RunResult, RpcError> {
-    let mut params = RunParams::parse(params)?;
     let (session, turn) = match (&params.session_id, ticket) {
         (None, _) => (None, None),
         (Some(id), Some(t)) if t.session.id == *id => (Some(t.session), Some(t.turn)),

@@ -140,3 +140,40 @@ def test_runs_pipelined_into_a_session_are_bounded_by_queue_depth(start_daemon, 
     assert status(c)["runs_queued"] == 0
     c.close()
     assert_serves(d)
+
+
+# --- memory: a run's inputs were built into a Value tree (~30x their size) -----------------------
+
+def test_run_inputs_cost_about_their_size(start_daemon, tmp_path: Path) -> None:
+    """`inputs` were parsed into a serde_json `Value` and kept for the whole run: 4 MiB of
+    `[0, 0, ...]` cost ~110 MiB in the daemon (8 such runs waiting: +1.1 GiB). Now each input
+    stays the raw JSON text the client sent and goes to the child as it is."""
+    d = start_daemon("--config", config(tmp_path, "warm_pool = 0\n"))
+    with closing(d.connect()) as warm:
+        assert warm.run("1")["value"] == 1
+    base = d.rss_kib()
+    n = 1 << 21  # "0, " x 2M: 6 MiB of JSON per run
+    clients = [d.connect() for _ in range(4)]
+    try:
+        rids, calls = [], []
+        for c in clients:
+            rids.append(c.request("run", {"code": "await hold()\n[len(x), x[-1], y]",
+                                          "tools": [{"name": "hold"}],
+                                          "inputs": {"x": [0] * (n - 1) + [7], "y": {"k": ["v"]}}}))
+        for c in clients:
+            call = c.recv()
+            assert call.get("method") == "tool/call", call
+            calls.append(call)
+        # Every run is executing and holds its params now.
+        grown = d.rss_kib() - base
+        print(f"4 runs with 6 MiB of inputs each, held: RSS +{grown} KiB")
+        # Line buffer, raw params and the job line are transient copies: a few times the size.
+        assert grown < 128 * MIB, f"RSS grew by {grown} KiB for 24 MiB of inputs"
+        for c, rid, call in zip(clients, rids, calls):
+            c.send({"jsonrpc": "2.0", "id": call["id"], "result": None})
+            r = c.wait_response(rid)["result"]
+            assert r["value"] == [n, 7, {"k": ["v"]}], r
+    finally:
+        for c in clients:
+            c.close()
+    assert_serves(d)

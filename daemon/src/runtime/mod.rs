@@ -179,7 +179,7 @@ pub struct Exec<'a> {
     pub kind: &'static str,
     pub code: &'a str,
     pub tools: &'a [ToolDef],
-    pub inputs: &'a Map<String, Value>,
+    pub inputs: &'a crate::params::Inputs,
     /// The client streams output (`run/output`): the shim line-buffers stdout and stderr.
     pub stream: bool,
     /// Hex of the late seccomp BPF program the shim installs before user code (denies exec).

@@ -358,7 +358,13 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
             let session = sessions
                 .get(&id)
                 .ok_or_else(|| crate::session::unknown_session(&id))?;
-            specs = session.specs.clone();
+            // Built into values only for this answer; the session keeps the text.
+            specs = session
+                .specs
+                .iter()
+                .map(|raw| serde_json::from_str(raw.get()))
+                .collect::<Result<Vec<Value>, _>>()
+                .map_err(|e| RpcError::internal(format!("session tool specs: {e}")))?;
             persistent = session.persistent;
         }
         Some(_) => {

@@ -35,8 +35,8 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 /// One session.
 pub struct Session {
     pub id: String,
-    /// The tool specs as sent (for `tools/definition`).
-    pub specs: Vec<Value>,
+    /// The tool specs as sent (for `tools/definition`), as JSON text (see `RunSettings::specs`).
+    pub specs: Vec<Box<serde_json::value::RawValue>>,
     pub tools: Vec<ToolDef>,
     /// The policy's resolved name.
     pub policy: String,

@@ -177,3 +177,32 @@ def test_run_inputs_cost_about_their_size(start_daemon, tmp_path: Path) -> None:
         for c in clients:
             c.close()
     assert_serves(d)
+
+
+# --- memory: a session kept its tool specs as a Value tree for the connection's life -------------
+
+def test_session_tool_specs_cost_about_their_size(start_daemon, tmp_path: Path) -> None:
+    """A session keeps the tool specs it was created with (for `tools/definition`) for its whole
+    life. As `Value` trees they cost ~25× their text: 8 sessions with 6 MiB of specs each held
+    +1.2 GiB, 3 MiB each +600 MiB (and a connection may hold 64 sessions). Now the specs are
+    kept as JSON text."""
+    d = start_daemon("--config", config(tmp_path, "warm_pool = 0\n"))
+    c = d.connect()
+    assert c.run("1")["value"] == 1
+    base = d.rss_kib()
+    spec = {"name": "big", "description": "a tool", "input_examples": [0] * (1 << 20)}
+    sids = []
+    for _ in range(8):
+        r = c.call("session/create", {"tools": [spec]})
+        assert "result" in r, str(r)[:300]
+        sids.append(r["result"]["session_id"])
+    # Parsing is transient; what the sessions keep must come back down to about the text.
+    wait_until(lambda: d.rss_kib() - base < 100 * MIB,
+               "RSS to settle within 100 MiB (8 x 3 MiB of specs kept)", timeout=30)
+    print(f"8 sessions with 3 MiB of tool specs: RSS +{d.rss_kib() - base} KiB")
+    defs = c.call("tools/definition", {"session_id": sids[0], "format": "openai"})["result"]
+    assert "async def big(" in defs["stubs"]
+    r = c.run("type(big).__name__", session_id=sids[-1])
+    assert r["status"] == "ok", r
+    c.close()
+    assert_serves(d)

@@ -206,3 +206,33 @@ def test_session_tool_specs_cost_about_their_size(start_daemon, tmp_path: Path) 
     assert r["status"] == "ok", r
     c.close()
     assert_serves(d)
+
+
+# --- wire: a request of exactly max_line_bytes ----------------------------------------------------
+
+def test_request_of_exactly_max_line_bytes_is_served_with_either_terminator(start_daemon, tmp_path: Path) -> None:
+    """The contract tolerates `\\r\\n`, and the limit is on the line. A request of exactly
+    `max_line_bytes` was served when it ended in `\\n` but refused `-32600` "line longer than"
+    when it ended in `\\r\\n` (the `\\r` was counted). One byte more is refused either way, and
+    the connection goes on."""
+    d = start_daemon("--config", config(tmp_path, "max_line_bytes = 1024\n"))
+    template = '{"jsonrpc":"2.0","id":%d,"method":"daemon/status","params":{"x":"%s"}}'
+
+    def line(rid: int, size: int) -> bytes:
+        text = template % (rid, "")
+        return (template % (rid, "y" * (size - len(text)))).encode()
+
+    with closing(d.connect()) as c:
+        for rid, (size, end) in enumerate([(1024, b"\n"), (1024, b"\r\n")], start=1):
+            data = line(rid, size)
+            assert len(data) == size
+            c.send_raw(data + end)
+            reply = c.recv()
+            assert reply.get("id") == rid and "result" in reply, (size, end, reply)
+        for size, end in [(1025, b"\n"), (1025, b"\r\n")]:
+            c.send_raw(line(9, size) + end)
+            reply = c.recv()
+            assert reply["id"] is None and reply["error"]["code"] == -32600, reply
+            assert "max_line_bytes" in reply["error"]["message"]
+        assert c.run("6 * 7")["value"] == 42
+    assert_serves(d)

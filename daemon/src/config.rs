@@ -53,6 +53,7 @@ pub struct FileConfig {
     pub max_tool_argument_bytes: Option<usize>,
     pub max_queued_tool_argument_bytes: Option<usize>,
     pub max_persistent_sessions: Option<usize>,
+    pub max_scratch_total_mb: Option<u64>,
 }
 
 /// Command-line values that override the file.
@@ -294,6 +295,15 @@ impl Settings {
                 file.max_persistent_sessions,
             )?
             .unwrap_or(defaults.max_persistent_sessions),
+            max_scratch_total_mb: match file.max_scratch_total_mb {
+                Some(0) => {
+                    return Err(ConfigError::Invalid {
+                        key: "max_scratch_total_mb",
+                        message: "must be at least 1".into(),
+                    })
+                }
+                mb => mb.unwrap_or(defaults.max_scratch_total_mb),
+            },
         };
         // The totals must let one connection use its whole own allowance.
         let serve = ServeConfig {

@@ -322,9 +322,7 @@ impl Execution<'_> {
                             policy.rlimits.scratch_mb,
                         )
                         .await
-                        .map_err(|e| {
-                            RpcError::internal(format!("cannot create scratch dir: {e}"))
-                        })?;
+                        .map_err(crate::scratch::create_error)?;
                     match Interpreter::spawn(
                         daemon,
                         policy,

@@ -223,7 +223,7 @@ impl Sessions {
             let dir = daemon
                 .scratch
                 .create(&id, leased.lease().cloned(), policy.rlimits.scratch_mb)
-                .map_err(|e| RpcError::internal(format!("cannot create scratch dir: {e}")))?;
+                .map_err(crate::scratch::create_error)?;
             (Some(dir), leased)
         } else {
             (None, Leased::Unswitched)

@@ -52,6 +52,9 @@ pub struct ServeConfig {
     /// lease, a scratch tmpfs and (after its first run) an interpreter outside the run slots,
     /// so without a daemon-wide cap a few connections could lease every uid of the range.
     pub max_persistent_sessions: usize,
+    /// MiB the size caps of all live scratch dirs may add up to. tmpfs pages count against no
+    /// run's memory limit nor the daemon's RSS; default: half the host's memory.
+    pub max_scratch_total_mb: u64,
 }
 
 impl Default for ServeConfig {
@@ -71,6 +74,7 @@ impl Default for ServeConfig {
             partial_lines_total_bytes: 256 << 20,
             line_timeout_ms: 30_000,
             max_persistent_sessions: 64,
+            max_scratch_total_mb: default_scratch_total_mb(),
         }
     }
 }
@@ -85,6 +89,21 @@ fn default_scratch_root() -> PathBuf {
         PathBuf::from("/run/ptcd-scratch")
     } else {
         std::env::temp_dir().join(format!("ptcd-scratch-{uid}"))
+    }
+}
+
+/// Half of `MemTotal` (at least 1 GiB); 16 GiB when `/proc/meminfo` cannot be read.
+fn default_scratch_total_mb() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        });
+    match total_kib {
+        Some(kib) => (kib / 1024 / 2).max(1024),
+        None => 16 * 1024,
     }
 }
 
@@ -263,6 +282,8 @@ impl Daemon {
             "persistent_sessions": self.config.max_persistent_sessions
                 .saturating_sub(self.session_slots.available_permits()),
             "max_persistent_sessions": self.config.max_persistent_sessions,
+            "scratch_committed_mb": self.scratch.committed_mb(),
+            "max_scratch_total_mb": self.config.max_scratch_total_mb,
             "scratch": self.scratch.mode().name(),
             "client_queued_bytes": self.client_out.in_use(),
             "client_partial_line_bytes": self.client_in.in_use(),

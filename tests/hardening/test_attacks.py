@@ -58,13 +58,14 @@ def concurrent_runs(d: Daemon, n: int, code: str) -> list[dict]:
 # --- uids: persistent sessions leased every uid of the range --------------------------------------
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (per-run uids)")
-def test_persistent_sessions_cannot_lease_every_uid(start_daemon) -> None:
+def test_persistent_sessions_cannot_lease_every_uid(start_daemon, tmp_path: Path) -> None:
     """Each persistent session holds a host-wide uid lease (and a tmpfs) for its whole life, and
     a connection may open 64. Before: 16 connections opened 995 sessions in ~2 s, leasing every
     uid of 64000-64999 host-wide; every other tenant's run (of this daemon, and of any other
     daemon on the host) was then refused `-32006` "every uid ... is in use". Now a daemon-wide
-    `max_persistent_sessions` (default 64) refuses the 65th with `-32002`."""
-    d = start_daemon()
+    `max_persistent_sessions` (default 64) refuses the 65th with `-32002`. (The scratch space
+    bound, `max_scratch_total_mb`, is lifted here so that it is not what refuses first.)"""
+    d = start_daemon("--config", config(tmp_path, "max_scratch_total_mb = 100000000\n"))
     hogs: list[RpcClient] = []
     opened = 0
     refusal = None
@@ -236,3 +237,57 @@ def test_request_of_exactly_max_line_bytes_is_served_with_either_terminator(star
             assert "max_line_bytes" in reply["error"]["message"]
         assert c.run("6 * 7")["value"] == 42
     assert_serves(d)
+
+
+# --- host memory: tmpfs scratch dirs are memory no limit counted ---------------------------------
+
+POLICY_DIR = Path(__file__).resolve().parent / "policies"
+
+
+def shmem_kib() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("Shmem:"):
+            return int(line.split()[1])
+    raise AssertionError("no Shmem in /proc/meminfo")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (tmpfs scratch dirs)")
+def test_scratch_tmpfs_total_is_bounded(start_daemon, tmp_path: Path) -> None:
+    """Each scratch dir is a tmpfs of `scratch_mb`; its pages count against no run's memory
+    limit and not the daemon's RSS. Before: 4 persistent sessions wrote 4 x 64 MB into their
+    scratch dirs (Shmem +255 MiB, daemon RSS +0.9 MiB), and 64 sessions + 32 runs at the default
+    256 MB could pin 24 GiB of RAM. Now the size caps of all live scratch dirs together are
+    bounded by `max_scratch_total_mb`; one more dir is refused `-32002` naming it, and the space
+    comes back when a dir is removed."""
+    d = start_daemon("--policy-dir", str(POLICY_DIR), "--config", config(
+        tmp_path, "warm_pool = 0\nmax_scratch_total_mb = 64\n"))
+    c = d.connect()
+    base = shmem_kib()
+    sids = []
+    for _ in range(4):  # 4 x 16 MiB: the whole budget
+        r = c.call("session/create", {"persistent": True, "policy": "small-scratch"})
+        assert "result" in r, r
+        sid = r["result"]["session_id"]
+        sids.append(sid)
+        # The pages are real: each session fills most of its tmpfs.
+        assert c.run("open('blob', 'wb').write(b'x' * (15 << 20))", session_id=sid)["status"] == "ok"
+    print(f"4 sessions with 15 MiB each in their scratch dirs: Shmem +{(shmem_kib() - base) // 1024} MiB")
+    assert status(c)["scratch_committed_mb"] == 64
+    refused = c.call("session/create", {"persistent": True, "policy": "small-scratch"})
+    assert refused["error"]["code"] == OVERLOADED, refused
+    assert "max_scratch_total_mb" in refused["error"]["message"], refused
+    run = c.call("run", {"code": "1", "policy": "small-scratch"})
+    assert run["error"]["code"] == OVERLOADED and "max_scratch_total_mb" in run["error"]["message"], run
+    # Closing one session gives its 16 MiB back: the next run works.
+    assert c.call("session/close", {"session_id": sids.pop()})["result"] == {}
+    assert c.run("6 * 7", policy="small-scratch")["value"] == 42
+    assert status(c)["scratch_committed_mb"] == 48
+    c.close()
+    with closing(d.connect()) as watcher:
+        wait_until(lambda: status(watcher)["scratch_committed_mb"] == 0,
+                   "the closed connection's sessions to give their scratch space back")
+    mounts = Path(f"/proc/{d.pid}/mountinfo").read_text()
+    assert str(d.scratch) not in mounts, "a scratch tmpfs is still mounted"
+    assert d.proc.poll() is None
+    with closing(d.connect()) as c2:
+        assert c2.run("6 * 7", policy="small-scratch")["value"] == 42

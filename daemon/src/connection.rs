@@ -393,35 +393,55 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
 fn start_run(ctx: &ConnectionCtx, tables: &Tables, id: Id, params: crate::params::RunParams) {
     let (runs, tasks) = (&tables.runs, &tables.tasks);
     let key = id.to_string();
-    // A session run takes its place in the session's queue now, in arrival order.
-    let ticket = params
+    let refuse = |id: Id, err: RpcError| {
+        let peer = ctx.peer.clone();
+        tasks.spawn(async move {
+            let _ = peer.respond_error(&id, &err).await;
+        });
+    };
+    let session = params
         .session_id
         .as_deref()
-        .and_then(|sid| tables.sessions.get(sid))
-        .map(|session| SessionTicket {
-            turn: session.enqueue(),
-            session,
-        });
-    let cancel = match &ticket {
-        Some(t) => t.session.closed.child_token(),
+        .and_then(|sid| tables.sessions.get(sid));
+    let cancel = match &session {
+        Some(s) => s.closed.child_token(),
         None => ctx.closed.child_token(),
     };
+    // Checked before the run joins its session's queue: a refused run never takes a turn (a
+    // dropped turn would let the next run start before the earlier ones ended).
+    if runs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains_key(&key)
     {
-        let mut table = runs.lock().unwrap_or_else(|p| p.into_inner());
-        if table.contains_key(&key) {
-            drop(table);
-            let peer = ctx.peer.clone();
-            tasks.spawn(async move {
-                let err = RpcError::new(
-                    error::INVALID_REQUEST,
-                    format!("a run with request id {id} is already in flight on this connection"),
-                );
-                let _ = peer.respond_error(&id, &err).await;
-            });
-            return;
-        }
-        table.insert(key.clone(), cancel.clone());
+        let err = RpcError::new(
+            error::INVALID_REQUEST,
+            format!("a run with request id {id} is already in flight on this connection"),
+        );
+        return refuse(id, err);
     }
+    // A session run takes its place in the session's queue now, in arrival order. One that
+    // must wait for an earlier run holds its params meanwhile, so it first takes a place in the
+    // daemon's queue (`queue_depth`), or is refused without joining the session's queue: runs
+    // pipelined into a session cannot pile up (before: 60 runs of 4 MiB of code waiting in one
+    // session held +271 MiB, without bound).
+    let mut queued = false;
+    if let Some(session) = &session {
+        if session.busy() {
+            if let Err(err) = crate::run::reserve_queue_place(&ctx.daemon) {
+                return refuse(id, err);
+            }
+            queued = true;
+        }
+    }
+    let ticket = session.map(|session| SessionTicket {
+        turn: session.enqueue(),
+        session,
+        queued,
+    });
+    runs.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key.clone(), cancel.clone());
     let ctx = ctx.clone();
     let runs = runs.clone();
     tasks.spawn(async move {

@@ -84,6 +84,9 @@ impl RunResult {
 pub struct SessionTicket {
     pub session: Arc<Session>,
     pub turn: Turn,
+    /// The run must wait for an earlier run of its session and holds a place in the daemon's
+    /// queue for it (taken in the connection's reader with [`reserve_queue_place`]).
+    pub queued: bool,
 }
 
 /// Executes one `run` request. `Err` only when nothing ran (bad params, policy, overload,
@@ -95,6 +98,13 @@ pub async fn execute(
     cancel: CancellationToken,
     ticket: Option<SessionTicket>,
 ) -> Result<RunResult, RpcError> {
+    let daemon = &ctx.daemon;
+    // The queue place the reader took for a run that waits for its session's turn; given back
+    // however this returns.
+    let place = ticket
+        .as_ref()
+        .filter(|t| t.queued)
+        .map(|_| QueuePlace(&daemon.queued));
     let (session, turn) = match (&params.session_id, ticket) {
         (None, _) => (None, None),
         (Some(id), Some(t)) if t.session.id == *id => (Some(t.session), Some(t.turn)),
@@ -104,7 +114,6 @@ pub async fn execute(
         params.settings = std::mem::take(&mut params.settings).within(s)?;
     }
     check_inputs(&params.inputs, &params.settings.tools)?;
-    let daemon = &ctx.daemon;
     let policy = daemon
         .policies()
         .get(params.settings.policy.as_deref())
@@ -116,14 +125,9 @@ pub async fn execute(
     let limits = limits
         .tighten(&params.settings.limits)
         .map_err(limits_error)?;
-    // Hold the turn until the run has ended: the session's next run waits for it. A run waiting
-    // for its turn holds its params, so it takes a place in the daemon's queue (`queue_depth`)
-    // first: a client pipelining runs into one session cannot make the daemon hold them without
-    // bound (before: 60 runs of 4 MiB of code waiting in one session held +271 MiB).
-    let mut place = None;
+    // Hold the turn until the run has ended: the session's next run waits for it.
     let _turn = match (turn, &session) {
         (Some(mut turn), Some(s)) => {
-            place = Some(reserve_queue_place(daemon)?);
             tokio::select! {
                 _ = turn.wait() => {}
                 _ = cancel.cancelled() => {}
@@ -202,8 +206,9 @@ impl Drop for QueuePlace<'_> {
     }
 }
 
-/// Takes a place in the daemon's queue (`queue_depth`), or refuses with `-32002`.
-fn reserve_queue_place(daemon: &crate::state::Daemon) -> Result<QueuePlace<'_>, RpcError> {
+/// Counts one more run in the daemon's queue (`queue_depth`), or refuses with `-32002`. The
+/// caller owns the place: a [`QueuePlace`] gives it back.
+pub fn reserve_queue_place(daemon: &crate::state::Daemon) -> Result<(), RpcError> {
     let reserved = daemon
         .queued
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
@@ -218,7 +223,7 @@ fn reserve_queue_place(daemon: &crate::state::Daemon) -> Result<QueuePlace<'_>, 
             ),
         ));
     }
-    Ok(QueuePlace(&daemon.queued))
+    Ok(())
 }
 
 /// Takes a run slot, waiting in the queue if there is room (`place`: a queue place the run
@@ -234,7 +239,10 @@ async fn admit<'a>(
     // Keep the place already held, or reserve one (or refuse at once).
     let _place = match place {
         Some(place) => place,
-        None => reserve_queue_place(daemon)?,
+        None => {
+            reserve_queue_place(daemon)?;
+            QueuePlace(&daemon.queued)
+        }
     };
     let permit = tokio::select! {
         permit = daemon.run_slots.clone().acquire_owned() => permit.ok(),

@@ -77,6 +77,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Session {
+    /// Whether a run of the session has not ended yet (one more run would have to wait).
+    pub fn busy(&self) -> bool {
+        let mut tail = lock(&self.tail);
+        let busy = matches!(
+            tail.as_mut().map(|last| last.try_recv()),
+            Some(Err(tokio::sync::oneshot::error::TryRecvError::Empty))
+        );
+        if !busy {
+            // Ended (a completed receiver must not be awaited again), or no run yet.
+            *tail = None;
+        }
+        busy
+    }
+
     /// Joins the end of the session's queue.
     pub fn enqueue(&self) -> Turn {
         let (mine, next) = oneshot::channel();

@@ -291,3 +291,27 @@ def test_scratch_tmpfs_total_is_bounded(start_daemon, tmp_path: Path) -> None:
     assert d.proc.poll() is None
     with closing(d.connect()) as c2:
         assert c2.run("6 * 7", policy="small-scratch")["value"] == 42
+
+
+def test_refused_session_run_does_not_let_the_next_one_jump_the_queue(start_daemon, tmp_path: Path) -> None:
+    """A session run refused in the reader (here: a duplicate request id) had already joined the
+    session's queue; dropping its turn let the run after it start while the session's first run
+    was still going, in a fresh interpreter of a persistent session (it saw none of the first
+    run's globals). Now a refused run never takes a turn: the next run waits and sees `x`."""
+    d = start_daemon("--config", config(tmp_path, "warm_pool = 0\n"))
+    c = d.connect()
+    sid = c.call("session/create", {"persistent": True})["result"]["session_id"]
+    first = c.request("run", {"code": "x = 1\nawait hold()\nx", "tools": [{"name": "hold"}],
+                              "session_id": sid})
+    call = c.recv()
+    assert call.get("method") == "tool/call", call
+    c.request("run", {"code": "x = 2", "session_id": sid}, id=first)  # same id: refused
+    refused = c.recv()
+    assert refused.get("id") == first and refused["error"]["code"] == -32600, refused
+    third = c.request("run", {"code": "x + 10", "session_id": sid})
+    c.send({"jsonrpc": "2.0", "id": call["id"], "result": None})
+    assert c.wait_response(first)["result"]["value"] == 1
+    r = c.wait_response(third)["result"]
+    assert (r["status"], r["value"]) == ("ok", 11), r
+    c.close()
+    assert_serves(d)

@@ -268,7 +268,7 @@ async fn handle_line(ctx: &ConnectionCtx, tables: &Tables, line: &[u8]) {
                 "initialize" => Ok(ctx.daemon.describe()),
                 "daemon/status" => Ok(ctx.daemon.status()),
                 "tools/definition" => tool_definitions(&tables.sessions, params),
-                "session/create" => tables.sessions.create(ctx, params),
+                "session/create" => tables.sessions.create(ctx, params).await,
                 "session/close" => {
                     // Waits for the session's running run to end: not in the reader.
                     let (peer, sessions) = (peer.clone(), tables.sessions.clone());

@@ -151,7 +151,7 @@ impl Sessions {
     }
 
     /// `session/create`.
-    pub fn create(&self, ctx: &ConnectionCtx, params: Value) -> Result<Value, RpcError> {
+    pub async fn create(&self, ctx: &ConnectionCtx, params: Value) -> Result<Value, RpcError> {
         let mut map = match params {
             Value::Object(map) => map,
             Value::Null => Map::new(),
@@ -234,9 +234,11 @@ impl Sessions {
                     format!("sandbox unavailable: identity: {why}"),
                 ));
             }
+            // A mount takes the kernel's namespace lock: never on the async runtime.
             let dir = daemon
                 .scratch
-                .create(&id, leased.lease().cloned(), policy.rlimits.scratch_mb)
+                .create_off_runtime(&id, leased.lease().cloned(), policy.rlimits.scratch_mb)
+                .await
                 .map_err(crate::scratch::create_error)?;
             (Some(dir), leased)
         } else {

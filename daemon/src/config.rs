@@ -51,6 +51,8 @@ pub struct FileConfig {
     pub max_tool_argument_bytes: Option<usize>,
     pub max_queued_tool_argument_bytes: Option<usize>,
     pub landlock_max_abi: Option<u32>,
+    pub max_persistent_sessions: Option<usize>,
+    pub max_scratch_total_mb: Option<u64>,
 }
 
 /// Command-line values that override the file.
@@ -291,6 +293,20 @@ impl Settings {
                 }
                 ms => ms.unwrap_or(defaults.line_timeout_ms),
             },
+            max_persistent_sessions: positive(
+                "max_persistent_sessions",
+                file.max_persistent_sessions,
+            )?
+            .unwrap_or(defaults.max_persistent_sessions),
+            max_scratch_total_mb: match file.max_scratch_total_mb {
+                Some(0) => {
+                    return Err(ConfigError::Invalid {
+                        key: "max_scratch_total_mb",
+                        message: "must be at least 1".into(),
+                    })
+                }
+                mb => mb.unwrap_or(defaults.max_scratch_total_mb),
+            },
         };
         // The totals must let one connection use its whole own allowance.
         let serve = ServeConfig {
@@ -380,6 +396,13 @@ pub struct ServeConfig {
     pub partial_lines_total_bytes: usize,
     /// How long a started request line may take to finish before the connection is closed.
     pub line_timeout_ms: u64,
+    /// Persistent sessions open at once, all connections together. Each holds a host-wide uid
+    /// lease, a scratch tmpfs and (after its first run) an interpreter outside the run slots,
+    /// so without a daemon-wide cap a few connections could lease every uid of the range.
+    pub max_persistent_sessions: usize,
+    /// MiB the size caps of all live scratch dirs may add up to. tmpfs pages count against no
+    /// run's memory limit nor the daemon's RSS; default: half the host's memory.
+    pub max_scratch_total_mb: u64,
 }
 
 impl Default for ServeConfig {
@@ -398,6 +421,8 @@ impl Default for ServeConfig {
             client_queue_total_bytes: 256 << 20,
             partial_lines_total_bytes: 256 << 20,
             line_timeout_ms: 30_000,
+            max_persistent_sessions: 64,
+            max_scratch_total_mb: default_scratch_total_mb(),
         }
     }
 }
@@ -427,6 +452,21 @@ pub fn default_socket_path() -> PathBuf {
         return PathBuf::from("/run/ptcd/ptcd.sock");
     }
     PathBuf::from(format!("/tmp/ptcd-{uid}/ptcd.sock"))
+}
+
+/// Half of `MemTotal` (at least 1 GiB); 16 GiB when `/proc/meminfo` cannot be read.
+fn default_scratch_total_mb() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        });
+    match total_kib {
+        Some(kib) => (kib / 1024 / 2).max(1024),
+        None => 16 * 1024,
+    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,8 @@ pub struct Daemon {
     /// The verified scratch root, this daemon's lock in it, and the scratch mode.
     pub scratch: Arc<ScratchRoot>,
     pub run_slots: Arc<Semaphore>,
+    /// One permit per open persistent session (`max_persistent_sessions`).
+    pub session_slots: Arc<Semaphore>,
     /// Runs waiting for a slot.
     pub queued: AtomicUsize,
     /// Fired by SIGTERM/SIGINT: stop accepting, answer new requests with `-32007`.
@@ -102,6 +104,9 @@ impl Daemon {
         Arc::new(Daemon {
             scratch,
             run_slots: Arc::new(Semaphore::new(config.max_concurrent_runs)),
+            session_slots: Arc::new(Semaphore::new(
+                config.max_persistent_sessions.min(Semaphore::MAX_PERMITS),
+            )),
             queued: AtomicUsize::new(0),
             pool: WarmPool::new(config.warm_pool),
             config,
@@ -202,6 +207,11 @@ impl Daemon {
             "warm_idle": self.pool.idle(),
             "warm_pool": self.pool.target(),
             "max_concurrent_runs": self.config.max_concurrent_runs,
+            "persistent_sessions": self.config.max_persistent_sessions
+                .saturating_sub(self.session_slots.available_permits()),
+            "max_persistent_sessions": self.config.max_persistent_sessions,
+            "scratch_committed_mb": self.scratch.committed_mb(),
+            "max_scratch_total_mb": self.config.max_scratch_total_mb,
             "scratch": self.scratch.mode().name(),
             "client_queued_bytes": self.client_out.in_use(),
             "client_partial_line_bytes": self.client_in.in_use(),

@@ -58,6 +58,16 @@ impl RequestError {
         RequestError::Internal(message.into())
     }
 
+    /// A scratch dir that could not be created: overloaded when the daemon's scratch space
+    /// (`max_scratch_total_mb`) is used up, an internal error otherwise.
+    pub fn scratch(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            RequestError::Overloaded(e.to_string())
+        } else {
+            RequestError::Internal(format!("cannot create scratch dir: {e}"))
+        }
+    }
+
     /// The field the error is about, for the wire's `data.field`.
     pub fn field(&self) -> Option<&str> {
         match self {

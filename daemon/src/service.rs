@@ -82,6 +82,7 @@ pub async fn serve(settings: Settings, flags: config::Overrides) -> Result<(), S
         .await
         .map_err(|e| ServiceError::Scratch(e.to_string()))?
         .map_err(|e| ServiceError::Scratch(e.to_string()))?;
+    scratch.set_total_mb(settings.serve.max_scratch_total_mb);
     if crate::sandbox::identity::daemon_is_root() {
         // Fail at start-up, not at the first run, when the host-wide lease dir is unusable.
         crate::sandbox::identity::host_leases().map_err(ServiceError::Leases)?;

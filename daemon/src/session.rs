@@ -35,8 +35,8 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 /// One session.
 pub struct Session {
     pub id: String,
-    /// The tool specs as sent (for `tools/definition`).
-    pub specs: Vec<Value>,
+    /// The tool specs as sent (for `tools/definition`), as JSON text (see `RunSettings::specs`).
+    pub specs: Vec<Box<serde_json::value::RawValue>>,
     pub tools: Vec<ToolDef>,
     /// The policy's resolved name.
     pub policy: String,
@@ -52,6 +52,9 @@ pub struct Session {
     /// starts runs as this uid, and the uid returns to the pool only after the session's last
     /// interpreter is reaped and its scratch dir unmounted (or removed).
     pub leased: Leased,
+    /// A persistent session's place in `max_persistent_sessions`, returned when the session is
+    /// dropped (after `shut_down` has killed its interpreter and removed its scratch dir).
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// A run's place in its session's queue. Dropping it lets the next run go.
@@ -74,6 +77,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Session {
+    /// Whether a run of the session has not ended yet (one more run would have to wait).
+    pub fn busy(&self) -> bool {
+        let mut tail = lock(&self.tail);
+        let busy = matches!(
+            tail.as_mut().map(|last| last.try_recv()),
+            Some(Err(tokio::sync::oneshot::error::TryRecvError::Empty))
+        );
+        if !busy {
+            // Ended (a completed receiver must not be awaited again), or no run yet.
+            *tail = None;
+        }
+        busy
+    }
+
     /// Joins the end of the session's queue.
     pub fn enqueue(&self) -> Turn {
         let (mine, next) = oneshot::channel();
@@ -135,7 +152,7 @@ impl Sessions {
 
     /// `session/create`. The session's runs are cancelled when `closed` (the connection's
     /// token) fires.
-    pub fn create(
+    pub async fn create(
         &self,
         daemon: &Daemon,
         closed: &CancellationToken,
@@ -193,6 +210,20 @@ impl Sessions {
             .limits
             .tighten(&settings.limits)
             .map_err(RequestError::from)?;
+        let slot = if persistent {
+            let max = daemon.config.max_persistent_sessions;
+            match daemon.session_slots.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    return Err(RequestError::Overloaded(format!(
+                        "the daemon already has {max} open persistent sessions \
+                         (max_persistent_sessions); close one or try again later"
+                    )))
+                }
+            }
+        } else {
+            None
+        };
         let id = format!("s-{}", NEXT_SESSION.fetch_add(1, Ordering::Relaxed));
         let (scratch, leased) = if persistent {
             let leased = identity::for_policy(&policy);
@@ -202,10 +233,12 @@ impl Sessions {
                     message: why.to_string(),
                 }));
             }
+            // A mount takes the kernel's namespace lock: never on the async runtime.
             let dir = daemon
                 .scratch
-                .create(&id, leased.lease().cloned(), policy.rlimits.scratch_mb)
-                .map_err(|e| RequestError::internal(format!("cannot create scratch dir: {e}")))?;
+                .create_off_runtime(&id, leased.lease().cloned(), policy.rlimits.scratch_mb)
+                .await
+                .map_err(RequestError::scratch)?;
             (Some(dir), leased)
         } else {
             (None, Leased::Unswitched)
@@ -225,6 +258,7 @@ impl Sessions {
             interpreter: Mutex::new(None),
             scratch: Mutex::new(scratch),
             leased,
+            _slot: slot,
         };
         lock(&self.0).insert(id.clone(), Arc::new(session));
         tracing::info!(session = %id, persistent, "session created");

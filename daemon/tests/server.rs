@@ -473,7 +473,10 @@ async fn a_run_needs_no_connection_only_a_requester() {
         gone: CancellationToken::new(),
     };
     let code = "print('streamed')\nr = await t(a=[1])\ntry:\n    await fail()\nexcept ToolError as e:\n    r['err'] = str(e)\nr";
-    let params = json!({"code": code, "stream": true, "tools": [{"name": "t"}, {"name": "fail"}]});
+    let params = ptcd::params::RunParams::parse(
+        json!({"code": code, "stream": true, "tools": [{"name": "t"}, {"name": "fail"}]}),
+    )
+    .expect("valid params");
     let result = within(ptcd::run::execute(
         &ctx,
         &Id::from("direct-1"),

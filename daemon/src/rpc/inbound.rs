@@ -146,7 +146,8 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
         let found = self.buf[self.scanned..].iter().position(|&b| b == b'\n');
         let Some(i) = found else {
             self.scanned = self.buf.len();
-            if !self.discarding && self.buf.len() > self.limits.max_line {
+            // `max_line + 1`: a line of exactly `max_line` bytes may still end in `\r\n`.
+            if !self.discarding && self.buf.len() > self.limits.max_line + 1 {
                 self.discarding = true;
             }
             if self.discarding {
@@ -158,7 +159,13 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
         };
         let end = self.scanned + i;
         self.scanned = 0;
-        let frame = if self.discarding || end > self.limits.max_line {
+        // The limit is on the line without its terminator, `\n` or `\r\n` alike.
+        let len = if end > 0 && self.buf[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        };
+        let frame = if self.discarding || len > self.limits.max_line {
             self.buf.drain(..=end);
             self.discarding = false;
             self.fit_buffer();
@@ -335,6 +342,20 @@ mod tests {
         assert_eq!(
             frames(b"12345678\n", 8).await,
             vec![Frame::Line(b"12345678".to_vec())]
+        );
+    }
+
+    /// The limit counts the line, not its terminator: `\r\n` is tolerated like `\n`.
+    #[tokio::test]
+    async fn line_of_exactly_max_bytes_may_end_in_crlf() {
+        assert_eq!(
+            frames(b"12345678\r\n123456789\r\n12345678\r\r\nok\n", 8).await,
+            vec![
+                Frame::Line(b"12345678".to_vec()),
+                Frame::TooLong,
+                Frame::TooLong,
+                Frame::Line(b"ok".to_vec())
+            ]
         );
     }
 

@@ -84,7 +84,7 @@ pub async fn choose(
         .scratch
         .create_off_runtime(run_id, leased.lease().cloned(), policy.rlimits.scratch_mb)
         .await
-        .map_err(|e| RequestError::internal(format!("cannot create scratch dir: {e}")))?;
+        .map_err(RequestError::scratch)?;
     match ConfinedChild::spawn(
         daemon.launch(),
         policy,

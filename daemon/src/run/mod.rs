@@ -64,6 +64,9 @@ pub struct RunContext {
 pub struct SessionTicket {
     pub session: Arc<Session>,
     pub turn: Turn,
+    /// The run must wait for an earlier run of its session and holds a place in the daemon's
+    /// queue for it (taken in the connection's reader with [`reserve_queue_place`]).
+    pub queued: bool,
 }
 
 /// Executes one `run` request. `Err` only when nothing ran (bad params, policy, overload,
@@ -71,11 +74,17 @@ pub struct SessionTicket {
 pub async fn execute(
     ctx: &RunContext,
     request_id: &Id,
-    params: Value,
+    mut params: RunParams,
     cancel: CancellationToken,
     ticket: Option<SessionTicket>,
 ) -> Result<RunResult, RequestError> {
-    let mut params = RunParams::parse(params)?;
+    let daemon = &ctx.daemon;
+    // The queue place the reader took for a run that waits for its session's turn; given back
+    // however this returns.
+    let place = ticket
+        .as_ref()
+        .filter(|t| t.queued)
+        .map(|_| QueuePlace(&daemon.queued));
     let (session, turn) = match (&params.session_id, ticket) {
         (None, _) => (None, None),
         (Some(id), Some(t)) if t.session.id == *id => (Some(t.session), Some(t.turn)),
@@ -85,7 +94,6 @@ pub async fn execute(
         params.settings = std::mem::take(&mut params.settings).within(s)?;
     }
     check_inputs(&params.inputs, &params.settings.tools)?;
-    let daemon = &ctx.daemon;
     let policy = daemon
         .policies()
         .get(params.settings.policy.as_deref())
@@ -113,7 +121,7 @@ pub async fn execute(
         }
         _ => None,
     };
-    let Some(_slot) = admit(daemon, &cancel).await? else {
+    let Some(_slot) = admit(daemon, &cancel, place).await? else {
         let why = "the run was cancelled while it waited for a free slot; no code ran";
         return Ok(RunResult::not_started(daemon.new_run_id(), why));
     };
@@ -176,30 +184,41 @@ impl Drop for QueuePlace<'_> {
     }
 }
 
-/// Takes a run slot, waiting in the queue if there is room. `Ok(None)`: cancelled while queued.
-async fn admit(
-    daemon: &crate::daemon::Daemon,
-    cancel: &CancellationToken,
-) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, RequestError> {
-    if let Ok(permit) = daemon.run_slots.clone().try_acquire_owned() {
-        return Ok(Some(permit));
-    }
-    let overloaded = || {
-        RequestError::Overloaded(format!(
-            "{} runs are executing and {} are queued; try again",
-            daemon.config.max_concurrent_runs, daemon.config.queue_depth
-        ))
-    };
-    // Reserve a queue place, or refuse at once.
+/// Counts one more run in the daemon's queue (`queue_depth`), or refuses with `-32002`. The
+/// caller owns the place: a [`QueuePlace`] gives it back.
+pub fn reserve_queue_place(daemon: &crate::daemon::Daemon) -> Result<(), RequestError> {
     let reserved = daemon
         .queued
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
             (q < daemon.config.queue_depth).then_some(q + 1)
         });
     if reserved.is_err() {
-        return Err(overloaded());
+        return Err(RequestError::Overloaded(format!(
+            "{} runs are executing and {} are queued (queue_depth); try again",
+            daemon.config.max_concurrent_runs, daemon.config.queue_depth
+        )));
     }
-    let _place = QueuePlace(&daemon.queued);
+    Ok(())
+}
+
+/// Takes a run slot, waiting in the queue if there is room (`place`: a queue place the run
+/// already holds, from waiting for its session's turn). `Ok(None)`: cancelled while queued.
+async fn admit<'a>(
+    daemon: &'a crate::daemon::Daemon,
+    cancel: &CancellationToken,
+    place: Option<QueuePlace<'a>>,
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, RequestError> {
+    if let Ok(permit) = daemon.run_slots.clone().try_acquire_owned() {
+        return Ok(Some(permit));
+    }
+    // Keep the place already held, or reserve one (or refuse at once).
+    let _place = match place {
+        Some(place) => place,
+        None => {
+            reserve_queue_place(daemon)?;
+            QueuePlace(&daemon.queued)
+        }
+    };
     let permit = tokio::select! {
         permit = daemon.run_slots.clone().acquire_owned() => permit.ok(),
         _ = cancel.cancelled() => None,

@@ -22,6 +22,13 @@
 //! `/tmp`). Mounts and removals go through `/proc/self/fd/<root fd>/<name>` or fd-relative
 //! calls, never through a path a non-root user could have changed.
 //!
+//! tmpfs pages are memory that no run's `RLIMIT_AS` and not the daemon's RSS count: 64
+//! persistent sessions and 32 runs at the default `scratch_mb` (256) could pin 24 GiB. So the
+//! size caps of all live scratch dirs together are bounded by [`ScratchRoot::set_total_mb`]
+//! (`max_scratch_total_mb`); a dir that would go over it is refused with
+//! [`io::ErrorKind::StorageFull`] (the run or session gets `-32002`), and its size comes back
+//! when the dir is removed.
+//!
 //! A [`Scratch`] holds a clone of its uid lease: the uid returns to the pool only after the
 //! dir is unmounted or removed. Removal runs on a blocking thread ([`Scratch::remove`]); a
 //! guard dropped without it (a panic) still removes the dir, on a detached blocking task.
@@ -34,6 +41,7 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -114,6 +122,10 @@ pub struct ScratchRoot {
     mode: Mode,
     /// Our `<tag>.lock`, flocked while we live.
     lock: Mutex<Option<OwnedFd>>,
+    /// MiB the size caps of all live scratch dirs may add up to (`max_scratch_total_mb`).
+    total_mb: AtomicU64,
+    /// MiB the live scratch dirs are capped at together.
+    committed_mb: AtomicU64,
 }
 
 impl ScratchRoot {
@@ -160,7 +172,39 @@ impl ScratchRoot {
             tag,
             mode,
             lock: Mutex::new(Some(lock)),
+            total_mb: AtomicU64::new(u64::MAX),
+            committed_mb: AtomicU64::new(0),
         }))
+    }
+
+    /// Bounds the size caps of all live scratch dirs together (`max_scratch_total_mb`).
+    pub fn set_total_mb(&self, mb: u64) {
+        self.total_mb.store(mb, Ordering::Relaxed);
+    }
+
+    /// MiB the live scratch dirs are capped at together (`daemon/status`).
+    pub fn committed_mb(&self) -> u64 {
+        self.committed_mb.load(Ordering::Relaxed)
+    }
+
+    /// Commits `mb` of the total, or refuses with `StorageFull` naming the limit.
+    fn commit(&self, mb: u64) -> io::Result<()> {
+        let total = self.total_mb.load(Ordering::Relaxed);
+        self.committed_mb
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                c.checked_add(mb).filter(|n| *n <= total)
+            })
+            .map(|_| ())
+            .map_err(|live| {
+                io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!(
+                        "scratch space exhausted: live scratch dirs are capped at {live} MiB \
+                         together and a new one needs {mb} MiB more (max_scratch_total_mb = \
+                         {total}); try again when runs or sessions have ended"
+                    ),
+                )
+            })
     }
 
     pub fn mode(&self) -> Mode {
@@ -181,14 +225,21 @@ impl ScratchRoot {
         size_mb: u64,
     ) -> io::Result<Scratch> {
         let name = CString::new(format!("{}-{id}", self.tag)).map_err(io::Error::other)?;
+        let size_mb = size_mb.max(1);
+        self.commit(size_mb)?;
         // SAFETY: name is NUL-terminated.
-        cvt(unsafe { libc::mkdirat(self.dir.as_raw_fd(), name.as_ptr(), 0o700) })?;
+        if let Err(e) = cvt(unsafe { libc::mkdirat(self.dir.as_raw_fd(), name.as_ptr(), 0o700) }) {
+            self.committed_mb.fetch_sub(size_mb, Ordering::AcqRel);
+            return Err(e);
+        }
+        // From here the guard gives the size back when the dir is removed.
         let mut guard = Scratch {
             root: self.clone(),
             path: self.path.join(name.to_string_lossy().as_ref()),
             name,
             mounted: false,
             lease: None,
+            size_mb,
             done: false,
         };
         // SAFETY: geteuid/getegid cannot fail.
@@ -198,7 +249,7 @@ impl ScratchRoot {
         };
         match self.mode {
             Mode::Tmpfs => {
-                mount_tmpfs(&self.at(&guard.name)?, size_mb.max(1), uid, gid)?;
+                mount_tmpfs(&self.at(&guard.name)?, size_mb, uid, gid)?;
                 guard.mounted = true;
             }
             Mode::Measured => {
@@ -396,6 +447,8 @@ pub struct Scratch {
     mounted: bool,
     /// Released only after the dir is gone.
     lease: Option<Arc<UidLease>>,
+    /// Its share of `max_scratch_total_mb`, given back after removal.
+    size_mb: u64,
     done: bool,
 }
 
@@ -417,10 +470,12 @@ impl Scratch {
         let name = self.name.clone();
         let mounted = self.mounted;
         let lease = self.lease.take();
+        let size_mb = std::mem::take(&mut self.size_mb);
         move || {
             if let Err(e) = root.remove_entry(&name, mounted) {
                 tracing::warn!(dir = %name.to_string_lossy(), error = %e, "could not remove scratch dir");
             }
+            root.committed_mb.fetch_sub(size_mb, Ordering::AcqRel);
             drop(lease);
         }
     }

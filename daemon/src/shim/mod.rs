@@ -180,7 +180,8 @@ pub struct Exec<'a, T: Serialize> {
     pub kind: &'static str,
     pub code: &'a str,
     pub tools: &'a [T],
-    pub inputs: &'a Map<String, Value>,
+    /// The run's inputs, by name, as the raw JSON the client sent.
+    pub inputs: &'a std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>,
     /// The client streams output (`run/output`): the shim line-buffers stdout and stderr.
     pub stream: bool,
     /// Hex of the late seccomp BPF program the shim installs before user code (denies exec).

@@ -312,8 +312,10 @@ async fn unanswered_tool_calls_are_withdrawn_when_the_run_times_out() {
     let id = c
         .request(
             "run",
+            // Far beyond an interpreter start on a loaded machine: the deadline must fire
+            // while the call is out.
             json!({"code": "await hang()", "tools": [{"name": "hang"}],
-                   "limits": {"timeout_ms": 500}}),
+                   "limits": {"timeout_ms": 3000}}),
         )
         .await;
     let call = c.tool_call().await;

@@ -40,13 +40,18 @@ def test_replaces_a_stale_socket_file(start_daemon, tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
-        # Wait (bounded) until the new daemon answers on the old path.
+        # Wait (bounded) until the new daemon answers on the old path. A connect alone is not
+        # enough: the stale socket can still accept one for a moment (a child the killed daemon
+        # was forking holds its listener until its exec), but nothing there ever answers.
         deadline = time.monotonic() + 20
         while True:
             try:
-                s = socket.socket(socket.AF_UNIX)
-                s.connect(str(path))
-                s.close()
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(2)
+                    s.connect(str(path))
+                    s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"initialize"}\n')
+                    if b'"result"' not in s.recv(65536):
+                        raise OSError("no answer")
                 break
             except OSError:
                 assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""

@@ -337,6 +337,16 @@ mod tests {
     use super::*;
     use crate::policy::PolicySet;
 
+    /// The facts of a root daemon with pid 4242 and every capability, at Landlock ABI `abi`.
+    fn host(python: &Interpreter, abi: u32) -> Host<'_> {
+        Host {
+            python,
+            parent_pid: 4242,
+            landlock_abi: abi,
+            missing_identity_caps: &[],
+        }
+    }
+
     fn python() -> Interpreter {
         Interpreter {
             executable: "/usr/bin/python3.11".into(),
@@ -356,12 +366,7 @@ mod tests {
         let lease = Arc::new(leases.lease(64000, 64999).unwrap().expect("a free uid"));
         let leased = Leased::Uid(lease);
         let plan = build(
-            Host {
-                python: &python(),
-                parent_pid: 4242,
-                landlock_abi: 7,
-                missing_identity_caps: &[],
-            },
+            host(&python(), 7),
             &policy,
             &policy.limits,
             scratch,
@@ -411,12 +416,7 @@ mod tests {
         let policy = PolicySet::builtin().get(None).unwrap();
         let leased = Leased::Refused("every uid in 1-2 is in use".into());
         let plan = build(
-            Host {
-                python: &python(),
-                parent_pid: 4242,
-                landlock_abi: 7,
-                missing_identity_caps: &[],
-            },
+            host(&python(), 7),
             &policy,
             &policy.limits,
             Path::new("/s"),
@@ -434,12 +434,7 @@ mod tests {
     fn site_packages_policy_keeps_site_and_reads_dist_packages() {
         let policy = PolicySet::builtin().get(Some("site-packages")).unwrap();
         let plan = build(
-            Host {
-                python: &python(),
-                parent_pid: 4242,
-                landlock_abi: 7,
-                missing_identity_caps: &[],
-            },
+            host(&python(), 7),
             &policy,
             &policy.limits,
             Path::new("/s"),
@@ -463,12 +458,7 @@ mod tests {
             ..policy.limits
         };
         let plan = build(
-            Host {
-                python: &python(),
-                parent_pid: 4242,
-                landlock_abi: 7,
-                missing_identity_caps: &[],
-            },
+            host(&python(), 7),
             &policy,
             &limits,
             Path::new("/s"),
@@ -486,12 +476,7 @@ mod tests {
         let policy = PolicySet::builtin().get(None).unwrap();
         let at = |abi, leased: &Leased| {
             build(
-                Host {
-                    python: &python(),
-                    parent_pid: 4242,
-                    landlock_abi: abi,
-                    missing_identity_caps: &[],
-                },
+                host(&python(), abi),
                 &policy,
                 &policy.limits,
                 Path::new("/s"),
@@ -524,12 +509,7 @@ mod tests {
         let mut policy = (*PolicySet::builtin().get(None).unwrap()).clone();
         policy.landlock_min_abi = Some(4);
         let plan = build(
-            Host {
-                python: &python(),
-                parent_pid: 4242,
-                landlock_abi: 3,
-                missing_identity_caps: &[],
-            },
+            host(&python(), 3),
             &policy,
             &policy.limits,
             Path::new("/s"),

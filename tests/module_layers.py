@@ -21,7 +21,7 @@ REF = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")
 LAYERS = [
     ("process", {"service", "probe", "doctor"}),
     ("connection", {"server", "connection", "client_source", "definitions"}),
-    ("run", {"run", "relay", "tool_source", "session", "params", "tools", "error", "pool", "daemon"}),
+    ("run", {"run", "relay", "tool_source", "session", "params", "tools", "error", "pool", "daemon", "mcp"}),
     ("child", {"confined", "control", "shim", "sandbox", "scratch", "policy", "limits", "python", "config"}),
     ("foundation", {"rpc", "budget", "memory", "secure_dir", "unwind"}),
 ]

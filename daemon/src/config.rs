@@ -307,6 +307,8 @@ impl Settings {
                 }
                 mb => mb.unwrap_or(defaults.max_scratch_total_mb),
             },
+            mcp_servers: defaults.mcp_servers.clone(),
+            discovery_threshold: defaults.discovery_threshold,
         };
         // The totals must let one connection use its whole own allowance.
         let serve = ServeConfig {
@@ -403,6 +405,38 @@ pub struct ServeConfig {
     /// MiB the size caps of all live scratch dirs may add up to. tmpfs pages count against no
     /// run's memory limit nor the daemon's RSS; default: half the host's memory.
     pub max_scratch_total_mb: u64,
+    /// MCP servers by config name (`[mcp_servers.<name>]`).
+    pub mcp_servers: std::collections::BTreeMap<String, McpServerConfig>,
+    /// Above this many code-callable tools, definitions list only names and summaries and the
+    /// script gets `search_tools` / `describe_tool`.
+    pub discovery_threshold: usize,
+}
+
+/// How to reach one MCP server (contract v1.1: Codex CLI's `[mcp_servers.<name>]` shape).
+#[derive(Debug, Clone, PartialEq)]
+pub enum McpTransport {
+    /// A child process speaking MCP on its stdin/stdout.
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        cwd: Option<PathBuf>,
+    },
+    /// A streamable HTTP endpoint.
+    Http {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
+}
+
+/// One configured MCP server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpServerConfig {
+    pub transport: McpTransport,
+    /// How long starting the server (spawn + `initialize` + `tools/list`) may take.
+    pub startup_timeout_ms: u64,
+    /// How long one `tools/call` may take.
+    pub call_timeout_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -423,6 +457,8 @@ impl Default for ServeConfig {
             line_timeout_ms: 30_000,
             max_persistent_sessions: 64,
             max_scratch_total_mb: default_scratch_total_mb(),
+            mcp_servers: Default::default(),
+            discovery_threshold: 30,
         }
     }
 }

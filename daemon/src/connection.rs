@@ -323,6 +323,7 @@ pub fn wire_error(e: &RequestError) -> RpcError {
         RequestError::UnknownRun(_) => error::UNKNOWN_RUN,
         RequestError::SandboxUnavailable(_) => error::SANDBOX_UNAVAILABLE,
         RequestError::ShuttingDown => error::SHUTTING_DOWN,
+        RequestError::McpUnavailable(_) => error::MCP_UNAVAILABLE,
         RequestError::Internal(_) => error::INTERNAL_ERROR,
     };
     let mut wire = RpcError::new(code, e.to_string());

@@ -62,6 +62,8 @@ pub struct Daemon {
     access: RwLock<Access>,
     pub max_connections: usize,
     pub stats: Stats,
+    /// The configured MCP servers (`mcp/`), started lazily and shared by every run.
+    pub mcp: crate::mcp::McpServers,
     /// Pre-started interpreters waiting for a run (`pool.rs`).
     pub pool: WarmPool,
     /// The verified scratch root, this daemon's lock in it, and the scratch mode.
@@ -101,7 +103,9 @@ impl Daemon {
     ) -> Arc<Daemon> {
         let client_out = ByteBudget::new(config.client_queue_total_bytes);
         let client_in = ByteBudget::new(config.partial_lines_total_bytes);
+        let stop = CancellationToken::new();
         Arc::new(Daemon {
+            mcp: crate::mcp::McpServers::new(&config.mcp_servers, stop.clone()),
             scratch,
             run_slots: Arc::new(Semaphore::new(config.max_concurrent_runs)),
             session_slots: Arc::new(Semaphore::new(
@@ -116,7 +120,7 @@ impl Daemon {
             max_connections,
             stats: Stats::default(),
             draining: CancellationToken::new(),
-            stop: CancellationToken::new(),
+            stop,
             connections: TaskTracker::new(),
             client_out,
             client_in,

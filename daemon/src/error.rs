@@ -38,6 +38,9 @@ pub enum RequestError {
     /// A confinement the policy requires is not available here; nothing ran (`-32006`).
     #[error("{0}")]
     SandboxUnavailable(SandboxUnavailable),
+    /// An attached MCP server could not start or answer at attach time (`-32008`).
+    #[error("{0}")]
+    McpUnavailable(crate::mcp::McpUnavailable),
     /// The daemon is draining (`-32007`).
     #[error("the daemon is shutting down")]
     ShuttingDown,

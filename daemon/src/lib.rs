@@ -36,6 +36,7 @@ pub mod definitions;
 pub mod doctor;
 pub mod error;
 pub mod limits;
+pub mod mcp;
 pub mod memory;
 pub mod params;
 pub mod policy;

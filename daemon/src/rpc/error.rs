@@ -15,6 +15,7 @@ pub const UNKNOWN_POLICY: i64 = -32004;
 pub const UNKNOWN_RUN: i64 = -32005;
 pub const SANDBOX_UNAVAILABLE: i64 = -32006;
 pub const SHUTTING_DOWN: i64 = -32007;
+pub const MCP_UNAVAILABLE: i64 = -32008;
 
 /// A JSON-RPC error object, as sent on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]

@@ -45,6 +45,8 @@ export interface RunCodeToolOptions {
   sessionId?: string;
   /** Streams the script's output while it runs. */
   onOutput?: (chunk: OutputChunk) => void;
+  /** MCP servers of the daemon's config whose tools the script may call too (their stubs join the description; the daemon calls them). */
+  mcpServers?: readonly string[];
   /** Called with every finished run (logging, metrics). */
   onRun?: (result: RunResult, input: RunCodeInput) => void;
 }
@@ -142,6 +144,7 @@ export async function runCodeTool(
     format: "openai",
     tools: prepared.map((p) => p.spec),
     ...(options.sessionId !== undefined ? { sessionId: options.sessionId } : {}),
+    ...(options.mcpServers !== undefined ? { mcpServers: options.mcpServers } : {}),
   });
   const runCode = defs.tools.find((d) => d.function.name === "run_code");
   if (!runCode) throw new Error("ptcd: tools/definition returned no run_code tool");
@@ -162,6 +165,7 @@ export async function runCodeTool(
       if (options.inputs !== undefined) runOptions.inputs = options.inputs;
       if (options.sessionId !== undefined) runOptions.sessionId = options.sessionId;
       if (options.onOutput !== undefined) runOptions.onOutput = options.onOutput;
+      if (options.mcpServers !== undefined) runOptions.mcpServers = options.mcpServers;
       if (callOptions.abortSignal !== undefined) runOptions.signal = callOptions.abortSignal;
       const result = await client.run(input.code, runOptions);
       options.onRun?.(result, input);

@@ -2,6 +2,8 @@
  * The ptcd client: connect, run scripts with local tools, close.
  */
 import { ConnectionClosedError, ErrorCode, PtcdError, ToolError } from "./errors.js";
+// For the doc links above.
+import type { InvalidParamsError, McpServerUnavailableError } from "./errors.js";
 import { defaultSocketPath } from "./paths.js";
 import { RunResult, type WireRunResult } from "./result.js";
 import { indexTools, lookupTool, toWireSpec, type JsonSchema, type Tool, type ToolCallContext, type ToolSpec } from "./tools.js";
@@ -39,6 +41,14 @@ export interface RunOptions {
   /** Receives output as it is produced; turns on `stream: true` for this run. */
   onOutput?: (chunk: OutputChunk) => void;
   /**
+   * MCP servers of the daemon's config (by name) attached to this run: each is a namespace
+   * in the script (`await sqlite.read_query(query=...)`), called by the daemon itself, never
+   * sent to this client. In a session: added to the session's servers. An unknown name
+   * rejects with {@link InvalidParamsError} (`field` = `mcp_servers[i]`), a server that
+   * cannot start with {@link McpServerUnavailableError}.
+   */
+  mcpServers?: readonly string[];
+  /**
    * Aborting sends `run/cancel`; the run then resolves with `status: "cancelled"`
    * and the output produced so far. Already aborted → rejects with `signal.reason`
    * without starting anything (like `fetch`).
@@ -59,6 +69,10 @@ export interface InitializeResult {
   python: { executable: string; version: string };
   policies: string[];
   defaultPolicy: string;
+  /** Names of the MCP servers in the daemon's config, sorted (empty before contract v1.1). */
+  mcpServers: string[];
+  /** Above this many code-callable tools, definitions list names and summaries only and the script gets `search_tools` / `describe_tool`. */
+  discoveryThreshold: number | undefined;
 }
 
 /** `daemon/status` result, as the daemon sends it (counters; shape may grow). */
@@ -71,7 +85,8 @@ export interface SessionOptions {
   env?: Record<string, string>;
   /** Keep one interpreter across runs (globals survive, like a notebook). */
   persistent?: boolean;
-  mcpServers?: string[];
+  /** MCP servers (config names) attached to every run of the session; {@link Session.pythonNames} lists their tools as `"sqlite.read_query"`. */
+  mcpServers?: readonly string[];
 }
 
 /** OpenAI Chat Completions: an entry of `tools`. */
@@ -243,6 +258,8 @@ export class Client {
       python: r.python,
       policies: r.policies ?? [],
       defaultPolicy: r.default_policy,
+      mcpServers: Array.isArray(r.mcp_servers) ? r.mcp_servers : [],
+      discoveryThreshold: typeof r.discovery_threshold === "number" ? r.discovery_threshold : undefined,
     };
   }
 
@@ -271,6 +288,7 @@ export class Client {
     if (options.inputs !== undefined) params.inputs = options.inputs;
     if (options.env !== undefined) params.env = options.env;
     if (options.onOutput !== undefined) params.stream = true;
+    if (options.mcpServers !== undefined) params.mcp_servers = serverNames(options.mcpServers);
 
     const { id, response } = link.rpc.request("run", params);
     link.runs.set(id, { tools, session, onOutput: options.onOutput });
@@ -297,7 +315,7 @@ export class Client {
     if (options.limits !== undefined) params.limits = wireLimits(options.limits);
     if (options.env !== undefined) params.env = options.env;
     if (options.persistent !== undefined) params.persistent = options.persistent;
-    if (options.mcpServers !== undefined) params.mcp_servers = options.mcpServers;
+    if (options.mcpServers !== undefined) params.mcp_servers = serverNames(options.mcpServers);
     const link = await this.#live();
     const r = (await link.rpc.request("session/create", params).response) as { session_id: string; tools?: string[] };
     const session = new Session(this, r.session_id, tools, r.tools ?? []);
@@ -319,15 +337,20 @@ export class Client {
    * `tools/definition`: the tool list to hand the model in a provider's format
    * (one `run_code` tool whose description shows every tool as a typed stub), typed
    * per format. Tools need no handler here (only their specs are sent), so the
-   * definitions can be built where the tools are not served.
+   * definitions can be built where the tools are not served. `mcpServers` adds the tools
+   * of those MCP servers of the daemon's config, one namespace class per server in the
+   * stubs (above the daemon's `discoveryThreshold`: names and one-line summaries, and the
+   * script gets `search_tools` / `describe_tool`).
    */
   async toolDefinitions<F extends DefinitionFormat>(options: {
     format: F;
     tools?: readonly ToolSpec[];
     sessionId?: string;
+    mcpServers?: readonly string[];
   }): Promise<ToolDefinitions<F>> {
     const params: Record<string, unknown> = { format: options.format };
     if (options.sessionId !== undefined) params.session_id = options.sessionId;
+    if (options.mcpServers !== undefined) params.mcp_servers = serverNames(options.mcpServers);
     if (options.tools !== undefined) {
       const seen = new Set<string>();
       params.tools = options.tools.map((t) => {
@@ -440,6 +463,14 @@ export class Session {
 
 /** The library version, sent as `client_info` by {@link Client.initialize}. */
 export const VERSION = "0.1.0";
+
+/** `mcpServers` as the wire's array of names; a lone string is refused (it is not a list of servers). */
+function serverNames(names: readonly string[]): string[] {
+  if (typeof names === "string" || !Array.isArray(names)) {
+    throw new TypeError(`mcpServers takes an array of server names, not ${JSON.stringify(names)}`);
+  }
+  return [...names];
+}
 
 function wireLimits(l: Limits): Record<string, number> {
   const out: Record<string, number> = {};

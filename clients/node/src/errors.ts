@@ -4,7 +4,7 @@
  * comparing numeric codes.
  */
 
-/** JSON-RPC error codes used by the ptcd contract (version 1). */
+/** JSON-RPC error codes used by the ptcd contract (version 1.1). */
 export const ErrorCode = {
   ParseError: -32700,
   InvalidRequest: -32600,
@@ -20,6 +20,8 @@ export const ErrorCode = {
   UnknownRun: -32005,
   SandboxUnavailable: -32006,
   ShuttingDown: -32007,
+  /** An MCP server named in `mcp_servers` could not start or list its tools (contract v1.1). */
+  McpServerUnavailable: -32008,
 } as const;
 
 /** Base class of every error this library raises on purpose. */
@@ -101,6 +103,23 @@ export class ShuttingDownError extends PtcdError {
   static override readonly CODE = ErrorCode.ShuttingDown;
 }
 
+/**
+ * -32008: an MCP server named in `mcpServers` could not start or list its tools when it was
+ * attached ("MCP server unavailable: <name>: <why>"). A server that breaks *during* a run is
+ * not this error: the script's call raises `ToolError`.
+ */
+export class McpServerUnavailableError extends PtcdError {
+  static override readonly CODE = ErrorCode.McpServerUnavailable;
+  /** The server's config name (from `data.server`, else read from the message). */
+  readonly server: string | undefined;
+  constructor(message: string, options: RpcErrorInit = {}) {
+    super(message, options);
+    const data = options.data as { server?: unknown } | undefined;
+    const fromMessage = /^MCP server unavailable: ([^:]+):/.exec(message)?.[1]?.trim();
+    this.server = typeof data?.server === "string" ? data.server : fromMessage || undefined;
+  }
+}
+
 /** The connection ended (by `close()` or by the daemon) while a request was pending. */
 export class ConnectionClosedError extends PtcdError {
   constructor(message = "connection to ptcd closed", options: RpcErrorInit = {}) {
@@ -154,6 +173,7 @@ const byCode: ReadonlyMap<number, new (message: string, options?: RpcErrorInit) 
   [ErrorCode.UnknownRun, UnknownRunError],
   [ErrorCode.SandboxUnavailable, SandboxUnavailableError],
   [ErrorCode.ShuttingDown, ShuttingDownError],
+  [ErrorCode.McpServerUnavailable, McpServerUnavailableError],
 ]);
 
 /** Maps a JSON-RPC `error` object to the matching typed error (unknown codes → {@link PtcdError}). */

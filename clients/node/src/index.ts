@@ -47,6 +47,7 @@ export {
   UnknownRunError,
   SandboxUnavailableError,
   ShuttingDownError,
+  McpServerUnavailableError,
   ConnectionClosedError,
   DaemonNotRunningError,
   ToolError,

@@ -37,6 +37,8 @@ export interface RunCodeToolOptions {
   inputs?: Record<string, unknown>;
   sessionId?: string;
   onOutput?: (chunk: OutputChunk) => void;
+  /** MCP servers of the daemon's config whose tools the script may call too (their stubs join the description; the daemon calls them). */
+  mcpServers?: readonly string[];
   /** Called with every finished run (logging, metrics). */
   onRun?: (result: RunResult, code: string) => void;
 }
@@ -105,6 +107,7 @@ export async function runCodeTool<Context = unknown>(
     format: "openai_responses",
     tools: fns.map((t) => specOf(t as AnyFunctionTool<unknown>)),
     ...(options.sessionId !== undefined ? { sessionId: options.sessionId } : {}),
+    ...(options.mcpServers !== undefined ? { mcpServers: options.mcpServers } : {}),
   });
   const runCode = defs.tools.find((d) => d.name === "run_code");
   if (!runCode) throw new Error("ptcd: tools/definition returned no run_code tool");
@@ -130,6 +133,7 @@ export async function runCodeTool<Context = unknown>(
       if (options.inputs !== undefined) runOptions.inputs = options.inputs;
       if (options.sessionId !== undefined) runOptions.sessionId = options.sessionId;
       if (options.onOutput !== undefined) runOptions.onOutput = options.onOutput;
+      if (options.mcpServers !== undefined) runOptions.mcpServers = options.mcpServers;
       if (details?.signal !== undefined) runOptions.signal = details.signal;
       const result = await client.run(code, runOptions);
       options.onRun?.(result, code);

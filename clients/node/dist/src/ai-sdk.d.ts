@@ -43,6 +43,8 @@ export interface RunCodeToolOptions {
     sessionId?: string;
     /** Streams the script's output while it runs. */
     onOutput?: (chunk: OutputChunk) => void;
+    /** MCP servers of the daemon's config whose tools the script may call too (their stubs join the description; the daemon calls them). */
+    mcpServers?: readonly string[];
     /** Called with every finished run (logging, metrics). */
     onRun?: (result: RunResult, input: RunCodeInput) => void;
 }

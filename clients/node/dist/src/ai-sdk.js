@@ -96,6 +96,7 @@ export async function runCodeTool(client, tools, options = {}) {
         format: "openai",
         tools: prepared.map((p) => p.spec),
         ...(options.sessionId !== undefined ? { sessionId: options.sessionId } : {}),
+        ...(options.mcpServers !== undefined ? { mcpServers: options.mcpServers } : {}),
     });
     const runCode = defs.tools.find((d) => d.function.name === "run_code");
     if (!runCode)
@@ -121,6 +122,8 @@ export async function runCodeTool(client, tools, options = {}) {
                 runOptions.sessionId = options.sessionId;
             if (options.onOutput !== undefined)
                 runOptions.onOutput = options.onOutput;
+            if (options.mcpServers !== undefined)
+                runOptions.mcpServers = options.mcpServers;
             if (callOptions.abortSignal !== undefined)
                 runOptions.signal = callOptions.abortSignal;
             const result = await client.run(input.code, runOptions);

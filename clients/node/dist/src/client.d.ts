@@ -30,6 +30,14 @@ export interface RunOptions {
     /** Receives output as it is produced; turns on `stream: true` for this run. */
     onOutput?: (chunk: OutputChunk) => void;
     /**
+     * MCP servers of the daemon's config (by name) attached to this run: each is a namespace
+     * in the script (`await sqlite.read_query(query=...)`), called by the daemon itself, never
+     * sent to this client. In a session: added to the session's servers. An unknown name
+     * rejects with {@link InvalidParamsError} (`field` = `mcp_servers[i]`), a server that
+     * cannot start with {@link McpServerUnavailableError}.
+     */
+    mcpServers?: readonly string[];
+    /**
      * Aborting sends `run/cancel`; the run then resolves with `status: "cancelled"`
      * and the output produced so far. Already aborted → rejects with `signal.reason`
      * without starting anything (like `fetch`).
@@ -58,6 +66,10 @@ export interface InitializeResult {
     };
     policies: string[];
     defaultPolicy: string;
+    /** Names of the MCP servers in the daemon's config, sorted (empty before contract v1.1). */
+    mcpServers: string[];
+    /** Above this many code-callable tools, definitions list names and summaries only and the script gets `search_tools` / `describe_tool`. */
+    discoveryThreshold: number | undefined;
 }
 /** `daemon/status` result, as the daemon sends it (counters; shape may grow). */
 export type DaemonStatus = Record<string, unknown>;
@@ -68,7 +80,8 @@ export interface SessionOptions {
     env?: Record<string, string>;
     /** Keep one interpreter across runs (globals survive, like a notebook). */
     persistent?: boolean;
-    mcpServers?: string[];
+    /** MCP servers (config names) attached to every run of the session; {@link Session.pythonNames} lists their tools as `"sqlite.read_query"`. */
+    mcpServers?: readonly string[];
 }
 /** OpenAI Chat Completions: an entry of `tools`. */
 export interface OpenAIChatToolDefinition {
@@ -163,12 +176,16 @@ export declare class Client {
      * `tools/definition`: the tool list to hand the model in a provider's format
      * (one `run_code` tool whose description shows every tool as a typed stub), typed
      * per format. Tools need no handler here (only their specs are sent), so the
-     * definitions can be built where the tools are not served.
+     * definitions can be built where the tools are not served. `mcpServers` adds the tools
+     * of those MCP servers of the daemon's config, one namespace class per server in the
+     * stubs (above the daemon's `discoveryThreshold`: names and one-line summaries, and the
+     * script gets `search_tools` / `describe_tool`).
      */
     toolDefinitions<F extends DefinitionFormat>(options: {
         format: F;
         tools?: readonly ToolSpec[];
         sessionId?: string;
+        mcpServers?: readonly string[];
     }): Promise<ToolDefinitions<F>>;
     /**
      * Low-level escape hatch: sends any method and returns its raw result (errors

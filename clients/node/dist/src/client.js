@@ -112,6 +112,8 @@ export class Client {
             python: r.python,
             policies: r.policies ?? [],
             defaultPolicy: r.default_policy,
+            mcpServers: Array.isArray(r.mcp_servers) ? r.mcp_servers : [],
+            discoveryThreshold: typeof r.discovery_threshold === "number" ? r.discovery_threshold : undefined,
         };
     }
     /** `daemon/status`: connections, runs, tool calls, per-status counts, uptime. */
@@ -145,6 +147,8 @@ export class Client {
             params.env = options.env;
         if (options.onOutput !== undefined)
             params.stream = true;
+        if (options.mcpServers !== undefined)
+            params.mcp_servers = serverNames(options.mcpServers);
         const { id, response } = link.rpc.request("run", params);
         link.runs.set(id, { tools, session, onOutput: options.onOutput });
         const onAbort = () => {
@@ -176,7 +180,7 @@ export class Client {
         if (options.persistent !== undefined)
             params.persistent = options.persistent;
         if (options.mcpServers !== undefined)
-            params.mcp_servers = options.mcpServers;
+            params.mcp_servers = serverNames(options.mcpServers);
         const link = await this.#live();
         const r = (await link.rpc.request("session/create", params).response);
         const session = new Session(this, r.session_id, tools, r.tools ?? []);
@@ -197,12 +201,17 @@ export class Client {
      * `tools/definition`: the tool list to hand the model in a provider's format
      * (one `run_code` tool whose description shows every tool as a typed stub), typed
      * per format. Tools need no handler here (only their specs are sent), so the
-     * definitions can be built where the tools are not served.
+     * definitions can be built where the tools are not served. `mcpServers` adds the tools
+     * of those MCP servers of the daemon's config, one namespace class per server in the
+     * stubs (above the daemon's `discoveryThreshold`: names and one-line summaries, and the
+     * script gets `search_tools` / `describe_tool`).
      */
     async toolDefinitions(options) {
         const params = { format: options.format };
         if (options.sessionId !== undefined)
             params.session_id = options.sessionId;
+        if (options.mcpServers !== undefined)
+            params.mcp_servers = serverNames(options.mcpServers);
         if (options.tools !== undefined) {
             const seen = new Set();
             params.tools = options.tools.map((t) => {
@@ -303,6 +312,13 @@ export class Session {
 }
 /** The library version, sent as `client_info` by {@link Client.initialize}. */
 export const VERSION = "0.1.0";
+/** `mcpServers` as the wire's array of names; a lone string is refused (it is not a list of servers). */
+function serverNames(names) {
+    if (typeof names === "string" || !Array.isArray(names)) {
+        throw new TypeError(`mcpServers takes an array of server names, not ${JSON.stringify(names)}`);
+    }
+    return [...names];
+}
 function wireLimits(l) {
     const out = {};
     if (l.timeoutMs !== undefined)

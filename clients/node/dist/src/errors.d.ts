@@ -3,7 +3,7 @@
  * `catch (e) { if (e instanceof OverloadedError) retry(); }` instead of
  * comparing numeric codes.
  */
-/** JSON-RPC error codes used by the ptcd contract (version 1). */
+/** JSON-RPC error codes used by the ptcd contract (version 1.1). */
 export declare const ErrorCode: {
     readonly ParseError: -32700;
     readonly InvalidRequest: -32600;
@@ -19,6 +19,8 @@ export declare const ErrorCode: {
     readonly UnknownRun: -32005;
     readonly SandboxUnavailable: -32006;
     readonly ShuttingDown: -32007;
+    /** An MCP server named in `mcp_servers` could not start or list its tools (contract v1.1). */
+    readonly McpServerUnavailable: -32008;
 };
 /** Base class of every error this library raises on purpose. */
 export declare class PtcdError extends Error {
@@ -89,6 +91,17 @@ export declare class SandboxUnavailableError extends PtcdError {
 /** -32007: the daemon is shutting down and accepts no new work. */
 export declare class ShuttingDownError extends PtcdError {
     static readonly CODE: -32007;
+}
+/**
+ * -32008: an MCP server named in `mcpServers` could not start or list its tools when it was
+ * attached ("MCP server unavailable: <name>: <why>"). A server that breaks *during* a run is
+ * not this error: the script's call raises `ToolError`.
+ */
+export declare class McpServerUnavailableError extends PtcdError {
+    static readonly CODE: -32008;
+    /** The server's config name (from `data.server`, else read from the message). */
+    readonly server: string | undefined;
+    constructor(message: string, options?: RpcErrorInit);
 }
 /** The connection ended (by `close()` or by the daemon) while a request was pending. */
 export declare class ConnectionClosedError extends PtcdError {

@@ -3,7 +3,7 @@
  * `catch (e) { if (e instanceof OverloadedError) retry(); }` instead of
  * comparing numeric codes.
  */
-/** JSON-RPC error codes used by the ptcd contract (version 1). */
+/** JSON-RPC error codes used by the ptcd contract (version 1.1). */
 export const ErrorCode = {
     ParseError: -32700,
     InvalidRequest: -32600,
@@ -19,6 +19,8 @@ export const ErrorCode = {
     UnknownRun: -32005,
     SandboxUnavailable: -32006,
     ShuttingDown: -32007,
+    /** An MCP server named in `mcp_servers` could not start or list its tools (contract v1.1). */
+    McpServerUnavailable: -32008,
 };
 /** Base class of every error this library raises on purpose. */
 export class PtcdError extends Error {
@@ -93,6 +95,22 @@ export class SandboxUnavailableError extends PtcdError {
 export class ShuttingDownError extends PtcdError {
     static CODE = ErrorCode.ShuttingDown;
 }
+/**
+ * -32008: an MCP server named in `mcpServers` could not start or list its tools when it was
+ * attached ("MCP server unavailable: <name>: <why>"). A server that breaks *during* a run is
+ * not this error: the script's call raises `ToolError`.
+ */
+export class McpServerUnavailableError extends PtcdError {
+    static CODE = ErrorCode.McpServerUnavailable;
+    /** The server's config name (from `data.server`, else read from the message). */
+    server;
+    constructor(message, options = {}) {
+        super(message, options);
+        const data = options.data;
+        const fromMessage = /^MCP server unavailable: ([^:]+):/.exec(message)?.[1]?.trim();
+        this.server = typeof data?.server === "string" ? data.server : fromMessage || undefined;
+    }
+}
 /** The connection ended (by `close()` or by the daemon) while a request was pending. */
 export class ConnectionClosedError extends PtcdError {
     constructor(message = "connection to ptcd closed", options = {}) {
@@ -137,6 +155,7 @@ const byCode = new Map([
     [ErrorCode.UnknownRun, UnknownRunError],
     [ErrorCode.SandboxUnavailable, SandboxUnavailableError],
     [ErrorCode.ShuttingDown, ShuttingDownError],
+    [ErrorCode.McpServerUnavailable, McpServerUnavailableError],
 ]);
 /** Maps a JSON-RPC `error` object to the matching typed error (unknown codes → {@link PtcdError}). */
 export function errorFromRpc(error) {

@@ -12,7 +12,7 @@
  * ```
  */
 export { connect, Client, Session, VERSION, toolErrorPayload, } from "./client.js";
-export { PtcdError, ParseError, InvalidRequestError, MethodNotFoundError, InvalidParamsError, InternalError, UnknownSessionError, OverloadedError, LimitsExceedPolicyError, UnknownPolicyError, UnknownRunError, SandboxUnavailableError, ShuttingDownError, ConnectionClosedError, DaemonNotRunningError, ToolError, ErrorCode, errorFromRpc, } from "./errors.js";
+export { PtcdError, ParseError, InvalidRequestError, MethodNotFoundError, InvalidParamsError, InternalError, UnknownSessionError, OverloadedError, LimitsExceedPolicyError, UnknownPolicyError, UnknownRunError, SandboxUnavailableError, ShuttingDownError, McpServerUnavailableError, ConnectionClosedError, DaemonNotRunningError, ToolError, ErrorCode, errorFromRpc, } from "./errors.js";
 export { RunResult } from "./result.js";
 export { tool, toWireSpec, pythonName, } from "./tools.js";
 export { defaultSocketPath } from "./paths.js";

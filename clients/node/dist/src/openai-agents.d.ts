@@ -35,6 +35,8 @@ export interface RunCodeToolOptions {
     inputs?: Record<string, unknown>;
     sessionId?: string;
     onOutput?: (chunk: OutputChunk) => void;
+    /** MCP servers of the daemon's config whose tools the script may call too (their stubs join the description; the daemon calls them). */
+    mcpServers?: readonly string[];
     /** Called with every finished run (logging, metrics). */
     onRun?: (result: RunResult, code: string) => void;
 }

@@ -76,6 +76,7 @@ export async function runCodeTool(client, tools, options = {}) {
         format: "openai_responses",
         tools: fns.map((t) => specOf(t)),
         ...(options.sessionId !== undefined ? { sessionId: options.sessionId } : {}),
+        ...(options.mcpServers !== undefined ? { mcpServers: options.mcpServers } : {}),
     });
     const runCode = defs.tools.find((d) => d.name === "run_code");
     if (!runCode)
@@ -108,6 +109,8 @@ export async function runCodeTool(client, tools, options = {}) {
                 runOptions.sessionId = options.sessionId;
             if (options.onOutput !== undefined)
                 runOptions.onOutput = options.onOutput;
+            if (options.mcpServers !== undefined)
+                runOptions.mcpServers = options.mcpServers;
             if (details?.signal !== undefined)
                 runOptions.signal = details.signal;
             const result = await client.run(code, runOptions);

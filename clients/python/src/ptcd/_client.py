@@ -98,6 +98,16 @@ def _definition_spec(item: ToolLike) -> dict[str, Any]:
     return as_tool(item).spec()
 
 
+def _server_names(names: Iterable[str] | None) -> list[str] | None:
+    """``mcp_servers`` as the wire's array of config names; a lone string is refused here (it
+    would otherwise be sent as a list of its letters)."""
+    if names is None:
+        return None
+    if isinstance(names, (str, bytes)):
+        raise TypeError(f"mcp_servers takes a list of server names, not a single string: use [{names!r}]")
+    return list(names)
+
+
 def _limits_to_wire(limits: Limits | Mapping[str, Any]) -> dict[str, Any]:
     return limits.to_wire() if isinstance(limits, Limits) else dict(limits)
 
@@ -245,17 +255,26 @@ class AsyncClient:
         *,
         session_id: str | None = None,
         env: Mapping[str, str] | None = None,
+        mcp_servers: Iterable[str] | None = None,
     ) -> RunResult:
         """Run ``code`` in the daemon and serve its tool calls; returns the :class:`RunResult`.
 
+        ``mcp_servers`` attaches MCP servers of the daemon's config by name: their tools are
+        namespaces in the script (``await sqlite.read_query(query=...)``), called by the daemon
+        itself, never sent to this client (in a session, added to the session's servers).
+
         A script that fails still returns a result (``ok`` is False); exceptions are for requests
-        the daemon refused (typed, e.g. :class:`~ptcd.UnknownPolicy`) and for a lost connection.
-        Cancelling the awaiting task sends ``run/cancel`` to the daemon.
+        the daemon refused (typed, e.g. :class:`~ptcd.UnknownPolicy`, :class:`~ptcd.InvalidParams`
+        for an unknown server, :class:`~ptcd.McpServerUnavailable` for one that cannot start) and
+        for a lost connection. Cancelling the awaiting task sends ``run/cancel`` to the daemon.
         """
         tool_map = _tool_map(tools)
         params: dict[str, Any] = {"code": code}
         if tool_map:
             params["tools"] = [definition.spec() for definition in tool_map.values()]
+        servers = _server_names(mcp_servers)
+        if servers is not None:
+            params["mcp_servers"] = servers
         if session_id is not None:
             params["session_id"] = session_id
         if policy is not None:
@@ -297,7 +316,11 @@ class AsyncClient:
         persistent: bool = False,
         mcp_servers: Iterable[str] | None = None,
     ) -> SessionInfo:
-        """``session/create``; the session's tools are served by this client for its lifetime."""
+        """``session/create``; the session's tools are served by this client for its lifetime.
+
+        ``mcp_servers``: MCP servers (config names) attached to every run of the session; the
+        result's ``tools`` lists their tools as ``"<namespace>.<tool>"``.
+        """
         tool_map = _tool_map(tools)
         params: dict[str, Any] = {"persistent": persistent}
         if tool_map:
@@ -308,8 +331,9 @@ class AsyncClient:
             params["limits"] = _limits_to_wire(limits)
         if env is not None:
             params["env"] = dict(env)
-        if mcp_servers is not None:
-            params["mcp_servers"] = list(mcp_servers)
+        servers = _server_names(mcp_servers)
+        if servers is not None:
+            params["mcp_servers"] = servers
         result = await self.request("session/create", params)
         session_id = str(result["session_id"])
         self._session_tools[session_id] = tool_map
@@ -328,17 +352,24 @@ class AsyncClient:
         *,
         format: str = "openai",
         session_id: str | None = None,
+        mcp_servers: Iterable[str] | None = None,
     ) -> dict[str, Any]:
         """``tools/definition``: the ``run_code`` tool (and direct tools) in a provider's format.
 
         ``tools`` may be functions, :class:`~ptcd.Tool` objects, or spec dicts with or without a
         ``handler`` (only the definitions are needed here). With ``session_id``, the session's
-        tools are included, and ``tools`` of the same name replace them.
+        tools are included, and ``tools`` of the same name replace them. ``mcp_servers`` adds the
+        tools of those MCP servers, one namespace class per server in the stubs (above the
+        daemon's ``discovery_threshold``, names and one-line summaries plus ``search_tools`` /
+        ``describe_tool``).
         Returns ``{"tools": [...], "stubs": "<python source>"}``.
         """
         params: dict[str, Any] = {"format": format}
         if session_id is not None:
             params["session_id"] = session_id
+        servers = _server_names(mcp_servers)
+        if servers is not None:
+            params["mcp_servers"] = servers
         specs = [_definition_spec(item) for item in tools]
         if specs or session_id is None:
             params["tools"] = specs

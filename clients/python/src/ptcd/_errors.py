@@ -29,6 +29,7 @@ __all__ = [
     "UnknownRun",
     "SandboxUnavailable",
     "ShuttingDown",
+    "McpServerUnavailable",
     "ConnectionClosed",
     "DaemonNotRunning",
     "ToolError",
@@ -142,6 +143,28 @@ class ShuttingDown(PtcdError):
     code = -32007
 
 
+class McpServerUnavailable(PtcdError):
+    """-32008: an MCP server named in ``mcp_servers`` could not start or list its tools when it was
+    attached; the message says which and why (``"MCP server unavailable: <name>: <why>"``).
+
+    ``server`` is the server's config name, read from the message (``None`` if it has another form).
+    A server that breaks *during* a run is not this error: the script's call raises ``ToolError``.
+    """
+
+    code = -32008
+
+    @property
+    def server(self) -> str | None:
+        if isinstance(self.data, dict) and isinstance(self.data.get("server"), str):
+            server: str = self.data["server"]
+            return server
+        prefix = "MCP server unavailable: "
+        if self.message.startswith(prefix):
+            name = self.message[len(prefix) :].split(":", 1)[0].strip()
+            return name or None
+        return None
+
+
 class ConnectionClosed(PtcdError, ConnectionError):
     """The connection ended (daemon exit, or this client closed) while a request was pending."""
 
@@ -184,6 +207,7 @@ _BY_CODE: dict[int | None, type[PtcdError]] = {
         UnknownRun,
         SandboxUnavailable,
         ShuttingDown,
+        McpServerUnavailable,
     )
 }
 

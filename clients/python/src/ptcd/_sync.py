@@ -145,6 +145,7 @@ class Client:
         *,
         session_id: str | None = None,
         env: Mapping[str, str] | None = None,
+        mcp_servers: Iterable[str] | None = None,
     ) -> RunResult:
         """Run ``code`` and serve its tool calls; see :meth:`AsyncClient.run`."""
         return self._call(
@@ -157,6 +158,7 @@ class Client:
                 on_output=on_output,
                 session_id=session_id,
                 env=env,
+                mcp_servers=mcp_servers,
             )
         )
 
@@ -182,7 +184,14 @@ class Client:
         self._call(self._client.close_session(session_id))
 
     def tool_definitions(
-        self, tools: Iterable[ToolLike] = (), *, format: str = "openai", session_id: str | None = None
+        self,
+        tools: Iterable[ToolLike] = (),
+        *,
+        format: str = "openai",
+        session_id: str | None = None,
+        mcp_servers: Iterable[str] | None = None,
     ) -> dict[str, Any]:
         """``tools/definition``."""
-        return self._call(self._client.tool_definitions(list(tools), format=format, session_id=session_id))
+        return self._call(
+            self._client.tool_definitions(list(tools), format=format, session_id=session_id, mcp_servers=mcp_servers)
+        )

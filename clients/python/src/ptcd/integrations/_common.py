@@ -63,12 +63,27 @@ class RunOptions:
     policy: str | None = None
     limits: Limits | Mapping[str, Any] | None = None
     env: Mapping[str, str] | None = None
+    #: MCP servers of the daemon's config attached to every run: their tools are namespaces in
+    #: the script (``await sqlite.read_query(...)``), called by the daemon, not by the framework.
+    mcp_servers: Sequence[str] | None = None
 
 
-async def describe(connection: Connection, specs: Sequence[Mapping[str, Any]]) -> str:
-    """The daemon's ``run_code`` description for these tools (how to write the script + stubs)."""
+def server_list(mcp_servers: Sequence[str] | None) -> list[str] | None:
+    """An adapter's ``mcp_servers=`` argument as a list (a lone string is a mistake, not a list)."""
+    if mcp_servers is None:
+        return None
+    if isinstance(mcp_servers, str):
+        raise TypeError(f"mcp_servers takes a list of server names, not a single string: use [{mcp_servers!r}]")
+    return list(mcp_servers)
+
+
+async def describe(
+    connection: Connection, specs: Sequence[Mapping[str, Any]], mcp_servers: Sequence[str] | None = None
+) -> str:
+    """The daemon's ``run_code`` description for these tools and MCP servers (how to write the
+    script + stubs)."""
     client = await connection.get()
-    definitions = await client.tool_definitions(list(specs), format="openai")
+    definitions = await client.tool_definitions(list(specs), format="openai", mcp_servers=mcp_servers)
     description: str = definitions["tools"][0]["function"]["description"]
     return description
 
@@ -89,7 +104,14 @@ async def run_code(
     client = await connection.get()
     context = contextvars.copy_context()
     tools = [{**spec, "handler": _handler(call, str(spec["name"]), context)} for spec in specs]
-    return await client.run(code, tools=tools, policy=options.policy, limits=options.limits, env=options.env)
+    return await client.run(
+        code,
+        tools=tools,
+        policy=options.policy,
+        limits=options.limits,
+        env=options.env,
+        mcp_servers=options.mcp_servers,
+    )
 
 
 async def run_and_render(

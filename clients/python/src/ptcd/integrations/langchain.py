@@ -51,7 +51,7 @@ except ImportError:  # pragma: no cover - exercised only without langgraph
 from .._client import AsyncClient
 from .._result import Limits
 from .._schema import return_schema
-from ._common import RUN_CODE, Connection, RunOptions, describe, parse_json_text, run_and_render, tool_spec
+from ._common import RUN_CODE, Connection, RunOptions, describe, parse_json_text, run_and_render, server_list, tool_spec
 
 __all__ = ["code_tool"]
 
@@ -122,19 +122,22 @@ async def code_tool(
     policy: str | None = None,
     limits: Limits | Mapping[str, Any] | None = None,
     name: str = RUN_CODE,
+    mcp_servers: Sequence[str] | None = None,
 ) -> StructuredTool:
     """A ``run_code`` tool whose scripts call ``tools`` (LangChain tools or plain functions) via ptcd.
 
     Async because the description (with the stubs) comes from the daemon. ``client``: an open
     :class:`~ptcd.AsyncClient` to share (else one is opened on first use, on ``socket`` or the
-    default socket). ``policy`` / ``limits`` apply to every run.
+    default socket). ``policy`` / ``limits`` apply to every run. ``mcp_servers``: MCP servers
+    of the daemon's config whose tools the script may call too (their stubs join the
+    description; the daemon calls them, not the framework).
     """
     wrapped = [tool if isinstance(tool, BaseTool) else as_langchain_tool(tool) for tool in tools]
     by_name = {tool.name: _raising(tool) for tool in wrapped}
     specs = [_spec(tool) for tool in wrapped]
     connection = Connection(client=client, socket=socket)
-    options = RunOptions(policy=policy, limits=limits)
-    description = await describe(connection, specs)
+    options = RunOptions(policy=policy, limits=limits, mcp_servers=server_list(mcp_servers))
+    description = await describe(connection, specs, options.mcp_servers)
 
     async def run(code: str, config: RunnableConfig, runtime: ToolRuntime[Any, Any] = None) -> str:  # type: ignore[assignment]
         outer_id = getattr(runtime, "tool_call_id", None) or "run_code"

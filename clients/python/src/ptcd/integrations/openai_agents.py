@@ -43,7 +43,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from .._client import AsyncClient
 from .._errors import ToolError
 from .._result import Limits
-from ._common import RUN_CODE, Connection, RunOptions, describe, parse_json_text, run_and_render, tool_spec
+from ._common import RUN_CODE, Connection, RunOptions, describe, parse_json_text, run_and_render, server_list, tool_spec
 
 __all__ = ["code_tool"]
 
@@ -75,12 +75,15 @@ async def code_tool(
     policy: str | None = None,
     limits: Limits | Mapping[str, Any] | None = None,
     name: str = RUN_CODE,
+    mcp_servers: Sequence[str] | None = None,
 ) -> FunctionTool:
     """A ``run_code`` :class:`agents.FunctionTool` whose scripts call ``tools`` through ptcd.
 
     Async because the description (with the stubs) comes from the daemon. ``client``: an open
     :class:`~ptcd.AsyncClient` to share (else one is opened on first use, on ``socket`` or the
-    default socket). ``policy`` / ``limits`` apply to every run.
+    default socket). ``policy`` / ``limits`` apply to every run. ``mcp_servers``: MCP servers
+    of the daemon's config whose tools the script may call too (their stubs join the
+    description; the daemon calls them, not the framework).
     """
     for tool in tools:
         if not isinstance(tool, FunctionTool):
@@ -88,8 +91,8 @@ async def code_tool(
     by_name = {tool.name: _raising_copy(tool) for tool in tools}
     specs = [_spec(tool) for tool in tools]
     connection = Connection(client=client, socket=socket)
-    options = RunOptions(policy=policy, limits=limits)
-    description = await describe(connection, specs)
+    options = RunOptions(policy=policy, limits=limits, mcp_servers=server_list(mcp_servers))
+    description = await describe(connection, specs, options.mcp_servers)
 
     async def invoke(ctx: ToolContext[Any], input_json: str) -> str:
         code = json.loads(input_json or "{}").get("code")

@@ -46,7 +46,16 @@ from .._client import AsyncClient
 from .._errors import ToolError
 from .._result import Limits
 from .._schema import return_schema
-from ._common import CODE_SCHEMA, RUN_CODE, Connection, RunOptions, describe, run_and_render, tool_spec
+from ._common import (
+    CODE_SCHEMA,
+    RUN_CODE,
+    Connection,
+    RunOptions,
+    describe,
+    run_and_render,
+    server_list,
+    tool_spec,
+)
 
 __all__ = ["CodeModeToolset", "code_mode"]
 
@@ -73,7 +82,7 @@ class CodeModeToolset(WrapperToolset[Any]):
         specs = _specs(inner)
         key = repr(specs)
         if key not in self._descriptions:
-            self._descriptions[key] = await describe(self.connection, specs)
+            self._descriptions[key] = await describe(self.connection, specs, self.options.mcp_servers)
         definition = ToolDefinition(
             name=self.tool_name, description=self._descriptions[key], parameters_json_schema=CODE_SCHEMA
         )
@@ -139,17 +148,20 @@ def code_mode(
     policy: str | None = None,
     limits: Limits | Mapping[str, Any] | None = None,
     tool_name: str = RUN_CODE,
+    mcp_servers: Sequence[str] | None = None,
 ) -> CodeModeToolset:
     """Wrap ``tools`` (a toolset, or tools/functions as ``Agent(tools=...)`` takes them) so the model
     calls them from one Python script run by ptcd.
 
     ``client``: an open :class:`~ptcd.AsyncClient` to share (else one is opened on first use, on
     ``socket`` or the default socket). ``policy`` / ``limits`` apply to every run.
+    ``mcp_servers``: MCP servers of the daemon's config whose tools the script may call too
+    (their stubs join the description; the daemon calls them, not pydantic-ai).
     """
     toolset = tools if isinstance(tools, AbstractToolset) else FunctionToolset(list(tools))
     return CodeModeToolset(
         wrapped=toolset,
         connection=Connection(client=client, socket=socket),
-        options=RunOptions(policy=policy, limits=limits),
+        options=RunOptions(policy=policy, limits=limits, mcp_servers=server_list(mcp_servers)),
         tool_name=tool_name,
     )

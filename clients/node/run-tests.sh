@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Node client and runs its tests (unit + end-to-end against the real
-# daemon + every example). Needs a built daemon: PTCD_BIN, else <repo>/target/debug/ptcd.
+# daemon, MCP servers through the real mcp-server-sqlite + every example). Needs a
+# built daemon: PTCD_BIN, else <repo>/target/debug/ptcd.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -48,4 +49,12 @@ node scripts/check-pack.mjs "$tarball"
 )
 # The examples depend on this package through a file: link, so install them after the build.
 (cd "$repo/examples/node" && npm ci --no-audit --no-fund)
+# The MCP tests and example run the real third-party server mcp-server-sqlite (PyPI), in a venv of
+# its own (as a user would install it with pipx), pinned to the release they were written against.
+mcp_venv="$here/.mcp-venv"
+if [ ! -x "$mcp_venv/bin/python" ]; then
+    python3 -m venv "$mcp_venv"
+fi
+"$mcp_venv/bin/python" -m pip install --quiet --disable-pip-version-check "mcp-server-sqlite==2025.4.25"
+export PTCD_TEST_MCP_SQLITE="$mcp_venv/bin/mcp-server-sqlite"
 node --test --test-reporter=spec dist/test/*.test.js

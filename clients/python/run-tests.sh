@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Test entry point for the Python client: builds a venv, installs the package with its test
 # extras (the adapters' frameworks at their pinned ranges), and runs pytest (unit tests, end-to-end
-# tests against the real daemon, the framework adapters, and the examples) and mypy --strict. Then it builds the
+# tests against the real daemon, the framework adapters, MCP servers through the real
+# mcp-server-sqlite, and the examples) and mypy --strict. Then it builds the
 # sdist and wheel, checks their metadata, and installs the wheel in a bare venv to prove the core
 # client needs nothing else. The daemon binary is $PTCD_BIN if set, else <repo>/target/debug/ptcd.
 set -euo pipefail
@@ -13,6 +14,15 @@ if [[ ! -x "$venv/bin/python" ]]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$here[test]"
+
+# The MCP tests and example run the real third-party server mcp-server-sqlite, in a venv of its own
+# (as a user would install it with pipx), pinned to the release they were written against.
+mcp_venv="$here/.mcp-venv"
+if [[ ! -x "$mcp_venv/bin/python" ]]; then
+    python3 -m venv "$mcp_venv"
+fi
+"$mcp_venv/bin/python" -m pip install --quiet --disable-pip-version-check "mcp-server-sqlite==2025.4.25"
+export PTCD_TEST_MCP_SQLITE="$mcp_venv/bin/mcp-server-sqlite"
 
 cd "$here"
 status=0

@@ -54,6 +54,16 @@ export function metered(tools) {
 }
 
 /**
+ * Counts a call this process did not serve (an MCP server's: the daemon calls it) in the same
+ * stats: its arguments and a result of `resultBytes` bytes, as a one-call-per-turn loop would
+ * have read it.
+ */
+export function recordExternal(stats, name, args, resultBytes) {
+  stats.calls += 1;
+  stats.contextBytes += bytes(JSON.stringify({ name, arguments: args })) + resultBytes;
+}
+
+/**
  * Prints the story's outcome: the answer, then model turns and bytes into the model's
  * context with ptcd and without it.
  *

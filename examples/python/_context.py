@@ -32,6 +32,12 @@ class ContextMeter:
         self.bytes += len(call.encode()) + len(json.dumps(result).encode())  # + the tool result
         return result
 
+    def record_external(self, name: str, arguments: dict[str, Any], result_bytes: int) -> None:
+        """Count a call this program did not serve (an MCP server's, called by the daemon) whose
+        result was ``result_bytes`` long."""
+        self.calls += 1
+        self.bytes += len(json.dumps({"name": name, "arguments": arguments}).encode()) + result_bytes
+
     def metered(self, fn: F) -> F:
         """The same tool (same name, signature, docstring), counting every call it serves."""
         signature = inspect.signature(fn)
@@ -70,16 +76,23 @@ def _openai_tools(tools: list[Any]) -> list[dict[str, Any]]:
 
 
 async def report(
-    client: ptcd.AsyncClient, code: str, result: ptcd.RunResult, meter: ContextMeter, tools: list[Any]
+    client: ptcd.AsyncClient,
+    code: str,
+    result: ptcd.RunResult,
+    meter: ContextMeter,
+    tools: list[Any],
+    mcp_servers: list[str] | None = None,
 ) -> None:
     """Print model turns and the bytes that reached the model's context, with ptcd and without.
 
     Both sides count the tool definitions the model is given, then what each turn adds: with ptcd,
     the script the model writes (one ``run_code`` call) and the rendered result; in a classic
     loop, every tool call and its full result, one per model turn. Each side ends with one more
-    turn in which the model answers.
+    turn in which the model answers. With ``mcp_servers``, the ``run_code`` definition carries
+    their stubs too, while the classic side counts only this program's tool definitions (not the
+    MCP servers' own), which understates what ptcd saves.
     """
-    run_code = (await client.tool_definitions(tools, format="openai"))["tools"]
+    run_code = (await client.tool_definitions(tools, format="openai", mcp_servers=mcp_servers))["tools"]
     ptcd_definition = len(json.dumps(run_code).encode())
     classic_definitions = len(json.dumps(_openai_tools(tools)).encode())
     rendered = len(result.render().encode())

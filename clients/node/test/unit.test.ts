@@ -14,6 +14,7 @@ import {
   InvalidRequestError,
   LimitsExceedPolicyError,
   LineDecoder,
+  McpServerUnavailableError,
   MethodNotFoundError,
   OverloadedError,
   ParseError,
@@ -68,6 +69,7 @@ describe("errors", () => {
     [-32005, UnknownRunError],
     [-32006, SandboxUnavailableError],
     [-32007, ShuttingDownError],
+    [-32008, McpServerUnavailableError],
   ];
   for (const [code, Ctor] of cases) {
     it(`maps ${code} to ${Ctor.name}`, () => {
@@ -87,6 +89,16 @@ describe("errors", () => {
     assert.ok(e instanceof InvalidParamsError);
     assert.equal(e.field, "limits.timeout_ms");
     assert.equal(new InvalidParamsError("no data").field, undefined);
+  });
+
+  it("McpServerUnavailableError names the server: from data.server, else from the message", () => {
+    const e = errorFromRpc({ code: -32008, message: "MCP server unavailable: my-db: spawn failed: No such file" });
+    assert.ok(e instanceof McpServerUnavailableError);
+    assert.equal(e.server, "my-db");
+    assert.equal(ErrorCode.McpServerUnavailable, -32008);
+    const withData = errorFromRpc({ code: -32008, message: "MCP server unavailable: x: y", data: { server: "from-data" } });
+    assert.equal((withData as McpServerUnavailableError).server, "from-data");
+    assert.equal(new McpServerUnavailableError("something else").server, undefined);
   });
 
   it("keeps unknown codes as a plain PtcdError", () => {

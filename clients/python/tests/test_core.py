@@ -107,6 +107,7 @@ def test_every_contract_code_maps_to_a_typed_exception() -> None:
         -32005: ptcd.UnknownRun,
         -32006: ptcd.SandboxUnavailable,
         -32007: ptcd.ShuttingDown,
+        -32008: ptcd.McpServerUnavailable,
     }
     for code, cls in expected.items():
         error = error_from_wire({"code": code, "message": "m", "data": {"field": "limits.timeout_ms"}})
@@ -115,6 +116,14 @@ def test_every_contract_code_maps_to_a_typed_exception() -> None:
     assert isinstance(invalid, ptcd.InvalidParams) and invalid.field == "code"
     other = error_from_wire({"code": -1, "message": "odd"})
     assert type(other) is ptcd.PtcdError and other.code == -1
+
+
+def test_mcp_server_unavailable_names_the_server() -> None:
+    error = error_from_wire({"code": -32008, "message": "MCP server unavailable: my-db: spawn failed: No such file"})
+    assert isinstance(error, ptcd.McpServerUnavailable) and error.server == "my-db"
+    with_data = error_from_wire({"code": -32008, "message": "MCP server unavailable: x: y", "data": {"server": "d"}})
+    assert isinstance(with_data, ptcd.McpServerUnavailable) and with_data.server == "d"
+    assert ptcd.McpServerUnavailable("something else").server is None
 
 
 def test_render_ok_error_and_truncation() -> None:

@@ -12,12 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import McpDaemon
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "python"
 
 
-def run_example(name: str, socket_path: str) -> str:
-    env = {**os.environ, "PTCD_SOCKET": socket_path}
+def run_example(name: str, socket_path: str, **extra_env: str) -> str:
+    env = {**os.environ, "PTCD_SOCKET": socket_path, **extra_env}
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / name)],
         cwd=EXAMPLES,
@@ -33,7 +34,7 @@ def run_example(name: str, socket_path: str) -> str:
 def test_every_example_has_a_test() -> None:
     scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
     assert scripts == {"revenue_by_region.py", "team_expenses.py", "recent_errors.py", "agent_loop.py",
-                       "pydantic_ai_agent.py"}
+                       "pydantic_ai_agent.py", "mcp_shop.py"}
 
 
 @pytest.mark.parametrize(
@@ -45,7 +46,10 @@ def test_every_example_has_a_test() -> None:
     ],
 )
 def test_seed_examples_print_answer_turns_and_context_sizes(name: str, answer: str, socket_path: str) -> None:
-    out = run_example(name, socket_path)
+    check_answer_turns_and_context_sizes(run_example(name, socket_path), answer)
+
+
+def check_answer_turns_and_context_sizes(out: str, answer: str) -> None:
     assert answer in out
     ptcd_line = next(line for line in out.splitlines() if line.startswith("ptcd: "))
     classic_line = next(line for line in out.splitlines() if line.startswith("one tool call per turn: "))
@@ -58,6 +62,17 @@ def test_seed_examples_print_answer_turns_and_context_sizes(name: str, answer: s
     assert f"in {calls + 1:,} model turn" in classic_line
     # The run_code definition the model reads carries typed stubs, and is counted.
     assert "run_code definition with typed stubs" in ptcd_line
+
+
+def test_mcp_shop_example_queries_the_real_sqlite_server_then_looks_up_each_row(mcp_daemon: McpDaemon) -> None:
+    """The example against the config shipped next to it (conftest swaps in the installed
+    ``mcp-server-sqlite`` and a temporary database): one ``sqlite.read_query`` through the MCP
+    server, ten ``lookup_customer`` calls served by the example, three lines of answer."""
+    out = run_example("mcp_shop.py", mcp_daemon.socket, SHOP_DB=str(mcp_daemon.db))
+    check_answer_turns_and_context_sizes(out, "Not on the gold tier yet: ")
+    assert "Top 10 customers in 2025-11 spent $" in out
+    # 1 MCP call + 10 client calls ran inside the one run.
+    assert "11 tool calls ran inside one run_code call" in out
 
 
 def test_agent_loop_example(socket_path: str) -> None:

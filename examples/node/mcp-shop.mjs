@@ -8,7 +8,7 @@
 // `await sqlite.read_query(...)` (the daemon calls the MCP server itself; nothing goes through
 // this process), then every row's `lookup_customer` at once, and prints three lines.
 //
-//   pip install mcp-server-sqlite
+//   pip install mcp-server-sqlite 'mcp<2'   # its last release needs the 1.x MCP SDK
 //   ptcd serve --config mcp-shop.toml &
 //   node mcp-shop.mjs
 //
@@ -49,11 +49,21 @@ const crm = new Map(
         id,
         name: `${pick(["Ada", "Bea", "Cyd", "Dov", "Eun", "Fay", "Gil", "Hal", "Ida", "Jun", "Kai", "Lev"])} ${pick(["Lindqvist", "Okafor", "Moreau", "Tanaka", "Silva", "Novak"])}`,
         email: `customer${id}@example.com`,
+        phone: `+49 30 ${1_000_000 + Math.floor(rand() * 8_999_999)}`,
         tier: rand() < 0.2 ? "gold" : rand() < 0.5 ? "silver" : "bronze",
         country: pick(["DE", "FR", "NL", "SE", "PL", "ES", "IT"]),
         account_manager: pick(["Rosa", "Tomek", "Ingrid", "Malik"]),
-        notes: `Customer ${id}: prefers invoices by email, ships to two warehouses, asked about volume discounts at the last review; payment terms net 30.`,
-        recent_tickets: Array.from({ length: 2 + Math.floor(rand() * 5) }, (_, t) => ({
+        addresses: ["billing", "shipping", "warehouse"].map((kind) => ({
+          kind,
+          street: `${1 + Math.floor(rand() * 199)} ${pick(["Hauptstrasse", "Rue de la Paix", "Kerkstraat"])}`,
+          city: pick(["Berlin", "Lyon", "Utrecht", "Malmo", "Krakow", "Valencia", "Turin"]),
+          postcode: String(10_000 + Math.floor(rand() * 89_999)),
+        })),
+        notes:
+          `Customer ${id}: prefers invoices by email, ships to two warehouses, asked about volume discounts at the last ` +
+          "quarterly review; payment terms net 30; call before deliveries over 50 kg; has a standing order for " +
+          "packaging material at the start of each month.",
+        recent_tickets: Array.from({ length: 3 + Math.floor(rand() * 5) }, (_, t) => ({
           id: id * 100 + t,
           subject: pick(["late delivery", "invoice copy", "damaged item", "address change", "bulk order quote"]),
           status: pick(["open", "closed"]),
@@ -122,7 +132,7 @@ try {
       process.exit(2);
     }
     if (err instanceof McpServerUnavailableError) {
-      console.error(`${err.message}\nIs mcp-server-sqlite installed (pip install mcp-server-sqlite)?`);
+      console.error(`${err.message}\nIs mcp-server-sqlite installed (pip install mcp-server-sqlite 'mcp<2')?`);
       process.exit(2);
     }
     throw err;

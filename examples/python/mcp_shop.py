@@ -11,7 +11,7 @@ program), then every row's ``lookup_customer`` at once with ``asyncio.gather``, 
 lines.
 
 Run it (no network needed once the server is installed):
-    pip install mcp-server-sqlite
+    pip install mcp-server-sqlite 'mcp<2'   # its last release needs the 1.x MCP SDK
     ptcd serve --config mcp_shop.toml &
     python mcp_shop.py
 ``SHOP_DB`` (default ``/tmp/ptcd-example/shop.db``) is where the database is written: it must be
@@ -41,14 +41,23 @@ class Ticket(TypedDict):
     status: str
 
 
+class Address(TypedDict):
+    kind: str
+    street: str
+    city: str
+    postcode: str
+
+
 class Customer(TypedDict):
     id: int
     name: str
     email: str
+    phone: str
     tier: str
     country: str
     account_manager: str
     customer_since: str
+    addresses: list[Address]
     notes: str
     recent_tickets: list[Ticket]
 
@@ -62,17 +71,26 @@ CRM: dict[int, Customer] = {
         "id": cid,
         "name": f"{_rng.choice(_NAMES)} {_rng.choice(_SURNAMES)}",
         "email": f"customer{cid}@example.com",
-        "tier": _rng.choices(["gold", "silver", "bronze"], [2, 3, 5])[0],
+        "phone": f"+49 30 {_rng.randrange(1_000_000, 9_999_999)}",
+        "tier": _rng.choices(["gold", "silver", "bronze"], [4, 3, 3])[0],
         "country": _rng.choice(["DE", "FR", "NL", "SE", "PL", "ES", "IT"]),
         "account_manager": _rng.choice(["Rosa", "Tomek", "Ingrid", "Malik"]),
         "customer_since": f"20{_rng.randrange(15, 25)}-{_rng.randrange(1, 13):02d}-01",
+        "addresses": [
+            {"kind": kind,
+             "street": f"{_rng.randrange(1, 200)} {_rng.choice(['Hauptstrasse', 'Rue de la Paix', 'Kerkstraat'])}",
+             "city": _rng.choice(["Berlin", "Lyon", "Utrecht", "Malmo", "Krakow", "Valencia", "Turin"]),
+             "postcode": f"{_rng.randrange(10_000, 99_999)}"}
+            for kind in ("billing", "shipping", "warehouse")
+        ],
         "notes": f"Customer {cid}: prefers invoices by email, ships to two warehouses, asked about volume "
-        "discounts at the last review; payment terms net 30.",
+        "discounts at the last quarterly review; payment terms net 30; call before deliveries over 50 kg; "
+        "has a standing order for packaging material at the start of each month.",
         "recent_tickets": [
             {"id": cid * 100 + t, "subject": _rng.choice(["late delivery", "invoice copy", "damaged item",
                                                         "address change", "bulk order quote"]),
              "status": _rng.choice(["open", "closed"])}
-            for t in range(_rng.randrange(2, 7))
+            for t in range(_rng.randrange(3, 8))
         ],
     }
     for cid in range(1, 61)
@@ -144,7 +162,9 @@ async def main() -> None:
             raise SystemExit(f"{exc.message}\nStart the daemon with the config next to this example: "
                              "ptcd serve --config mcp_shop.toml") from None
         except ptcd.McpServerUnavailable as exc:
-            raise SystemExit(f"{exc.message}\nIs mcp-server-sqlite installed (pip install mcp-server-sqlite)?") from None
+            raise SystemExit(
+                f"{exc.message}\nIs mcp-server-sqlite installed (pip install mcp-server-sqlite 'mcp<2')?"
+            ) from None
         print(result.render())
         if not result.ok:
             raise SystemExit(1)

@@ -21,6 +21,7 @@ import {
   type Tool,
 } from "../src/index.js";
 import { runCodeTool } from "../src/ai-sdk.js";
+import { runCodeTool as agentsRunCodeTool } from "../src/openai-agents.js";
 import { packageRoot, repoRoot, startDaemon, SUITE_TIMEOUT_MS, type Daemon } from "./daemon.js";
 
 const examplesDir = path.join(repoRoot, "examples/node");
@@ -183,6 +184,20 @@ describe("MCP servers", { timeout: SUITE_TIMEOUT_MS }, () => {
     const out = (await runCode.execute!({ code: READ_ITEMS }, { toolCallId: "t1", messages: [] })) as { ok: boolean; text: string };
     assert.ok(out.ok, out.text);
     assert.equal(out.text, '[["kettle",10],["teapot",20],["mug",30],["tray",40]]');
+  });
+
+  it("the OpenAI Agents adapter passes mcpServers to the description", async () => {
+    const { tool: agentsTool } = await import("@openai/agents-core");
+    const stock = agentsTool({
+      name: "stock_level",
+      description: "Units in stock of an item.",
+      parameters: { type: "object", properties: { item_id: { type: "integer" } }, required: ["item_id"], additionalProperties: false },
+      strict: true,
+      execute: async (input: unknown) => (input as { item_id: number }).item_id * 10,
+    });
+    const runCode = await agentsRunCodeTool(client, [stock], { mcpServers: ["sqlite"] });
+    assert.match(runCode.description, /class sqlite/);
+    assert.match(runCode.description, /async def stock_level\(item_id: int\)/);
   });
 });
 

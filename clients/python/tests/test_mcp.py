@@ -171,3 +171,26 @@ async def test_pydantic_ai_adapter_passes_mcp_servers_to_definitions_and_runs(mc
     result = await agent.run("which items are in stock?")
     assert result.output == '[["kettle",10],["teapot",20],["mug",30],["tray",40]]'
     assert "class sqlite" in descriptions[0] and "async def stock_level(item_id: int)" in descriptions[0]
+
+
+async def test_openai_agents_and_langchain_adapters_pass_mcp_servers(mcp_client: ptcd.AsyncClient) -> None:
+    pytest.importorskip("agents")
+    pytest.importorskip("langchain_core")
+    from agents import function_tool
+    from langchain_core.tools import tool as langchain_tool
+
+    from ptcd.integrations import langchain as ptcd_langchain
+    from ptcd.integrations import openai_agents as ptcd_agents
+
+    def stock_level(item_id: int) -> int:
+        """Units in stock of an item."""
+        return item_id * 10
+
+    agents_tool = await ptcd_agents.code_tool([function_tool(stock_level)], client=mcp_client, mcp_servers=["sqlite"])
+    assert "class sqlite" in agents_tool.description and "stock_level(item_id: int)" in agents_tool.description
+    lc_tool = await ptcd_langchain.code_tool([langchain_tool(stock_level)], client=mcp_client, mcp_servers=["sqlite"])
+    assert "class sqlite" in lc_tool.description
+    output = await lc_tool.ainvoke({"code": READ_ITEMS})
+    assert output == '[["kettle",10],["teapot",20],["mug",30],["tray",40]]'
+    with pytest.raises(TypeError, match="list of server names"):
+        await ptcd_agents.code_tool([function_tool(stock_level)], client=mcp_client, mcp_servers="sqlite")

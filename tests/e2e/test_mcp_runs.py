@@ -1,0 +1,197 @@
+"""MCP servers attached to runs, sessions and `tools/definition`, and tool discovery, through the
+real socket — the parts that need no running MCP server (the suite in `tests/mcp/` drives real
+third-party servers).
+
+Discovery is exercised over a catalog of *client* tools larger than the default
+`discovery_threshold` (30): `tools/definition` switches to summary mode and stays under a stated
+byte budget, and the script's `search_tools` / `describe_tool` are answered by the daemon
+itself (no `tool/call` reaches the client). Each test is named for the behaviour it proves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rpc import RpcClient
+
+THRESHOLD = 30  # the daemon's default discovery_threshold
+
+# 200 plausible client tools: 40 objects x 5 verbs.
+OBJECTS = [
+    "ticket", "invoice", "project", "task", "document", "note", "contact", "lead", "deal", "report",
+    "dashboard", "metric", "alert", "log", "user", "group", "role", "webhook", "secret", "backup",
+    "snapshot", "bucket", "queue", "job", "pipeline", "build", "release", "deployment", "cluster",
+    "node", "payment", "comment", "order", "customer", "product", "coupon", "shipment", "refund",
+    "forecast", "calendar_event",
+]
+VERBS = {"get": "Get one {o} by its id.", "list": "List {o}s, newest first.",
+         "create": "Create a new {o}.", "update": "Update fields of a {o}.", "delete": "Delete a {o}."}
+
+
+def catalog(n: int = 200) -> list[dict]:
+    tools = []
+    for o in OBJECTS:
+        for v, d in VERBS.items():
+            tools.append({
+                "name": f"{v}_{o}",
+                "description": d.format(o=o.replace("_", " ")) + " Long explanation follows. " * 8,
+                "input_schema": {"type": "object", "properties": {
+                    f"{o}_id": {"type": "string", "description": f"The {o}'s id."},
+                    "fields": {"type": "object", "description": "Fields to set."}},
+                    "required": [f"{o}_id"]},
+                "output_schema": {"type": "object", "title": f"{o.title()}{v.title()}",
+                                  "properties": {"id": {"type": "string"}, "ok": {"type": "boolean"}}},
+            })
+    return tools[:n]
+
+
+def error_of(m: dict) -> tuple[int, str | None]:
+    assert "error" in m, m
+    return m["error"]["code"], (m["error"].get("data") or {}).get("field")
+
+
+def alive(client: RpcClient) -> None:
+    r = client.run("1 + 1")
+    assert (r["status"], r["value"]) == ("ok", 2), r
+
+
+# --- attaching: validation --------------------------------------------------------------------
+
+
+def test_initialize_lists_configured_mcp_servers_and_the_discovery_threshold(client: RpcClient) -> None:
+    r = client.call("initialize", {})["result"]
+    assert r["mcp_servers"] == []
+    assert r["discovery_threshold"] == THRESHOLD
+
+
+@pytest.mark.parametrize("method,params", [
+    ("run", {"code": "1"}),
+    ("session/create", {}),
+    ("tools/definition", {"format": "anthropic"}),
+])
+def test_unknown_mcp_server_is_refused_naming_its_index(client: RpcClient, method: str, params: dict) -> None:
+    m = client.call(method, {**params, "mcp_servers": ["nope"]})
+    assert error_of(m) == (-32602, "mcp_servers[0]")
+    assert "unknown MCP server \"nope\"" in m["error"]["message"]
+    assert "none are configured" in m["error"]["message"]
+    alive(client)
+
+
+@pytest.mark.parametrize("value,field", [
+    ("sqlite", "mcp_servers"),
+    ({"sqlite": True}, "mcp_servers"),
+    (["ok", 3], "mcp_servers[1]"),
+])
+def test_mcp_servers_that_is_not_an_array_of_names_is_refused(client: RpcClient, value: Any, field: str) -> None:
+    for method, params in [("run", {"code": "1"}), ("session/create", {}),
+                           ("tools/definition", {"format": "openai"})]:
+        m = client.call(method, {**params, "mcp_servers": value})
+        assert error_of(m) == (-32602, field), (method, m)
+    alive(client)
+
+
+def test_empty_and_null_mcp_servers_attach_nothing(client: RpcClient) -> None:
+    assert client.run("1", mcp_servers=[])["status"] == "ok"
+    assert client.run("1", mcp_servers=None)["status"] == "ok"
+    m = client.call("session/create", {"mcp_servers": [], "tools": [{"name": "a"}]})
+    assert m["result"]["tools"] == ["a"]
+
+
+# --- discovery over a large catalog -----------------------------------------------------------
+
+# What the model is handed for 200 tools in summary mode: ~50 bytes a tool plus the run_code
+# instructions (measured: 10.3 KB; the full stubs of only 30 of these tools are 16 KB).
+SUMMARY_BUDGET = 12 * 1024
+
+
+def test_definitions_of_200_tools_are_summaries_under_the_byte_budget(client: RpcClient) -> None:
+    tools = catalog(200)
+    r = client.call("tools/definition", {"format": "anthropic", "tools": tools})["result"]
+    stubs = r["stubs"]
+    description = r["tools"][0]["description"]
+    assert len(description.encode()) < SUMMARY_BUDGET, len(description.encode())
+    assert "200 tools" in stubs
+    assert "#   get_invoice — Get one invoice by its id." in stubs
+    assert "async def search_tools(query: str, limit: int = 10)" in stubs
+    assert "async def describe_tool(name: str) -> str:" in stubs
+    assert "async def get_invoice(" not in stubs  # no full stub in summary mode
+    compile(stubs, "<stubs>", "exec")  # still valid Python
+    full = client.call("tools/definition", {"format": "anthropic", "tools": tools[:THRESHOLD]})["result"]
+    assert "async def get_ticket(ticket_id: str" in full["stubs"]
+    assert "search_tools" not in full["stubs"]
+
+
+def test_script_finds_and_describes_tools_without_a_client_round_trip(client: RpcClient) -> None:
+    tools = catalog(40)
+    code = (
+        "hits = await search_tools('remove an invoice', limit=3)\n"
+        "stub = await describe_tool(hits[0]['name'])\n"
+        "[h['name'] for h in hits], stub"
+    )
+    called: list[str] = []
+
+    def unexpected(**kw: Any) -> None:
+        called.append("client tool")
+
+    r = client.run(code, {t["name"]: unexpected for t in tools}, tools=tools)
+    assert r["status"] == "ok", r
+    names, stub = r["value"]
+    assert names[0] == "delete_invoice", names
+    assert "async def delete_invoice(invoice_id: str" in stub, stub
+    assert "class InvoiceDelete(TypedDict):" in stub, stub
+    assert r["tool_calls"] == 2
+    assert called == []
+    alive(client)
+
+
+def test_discovery_builtins_check_their_arguments(client: RpcClient) -> None:
+    tools = catalog(40)
+    code = (
+        "out = []\n"
+        "for call in (lambda: search_tools(3), lambda: search_tools('x', limit=0),\n"
+        "             lambda: describe_tool('no_such_tool')):\n"
+        "    try:\n"
+        "        await call()\n"
+        "    except ToolError as e:\n"
+        "        out.append(e.message)\n"
+        "out"
+    )
+    r = client.run(code, tools=tools)
+    assert r["status"] == "ok", r
+    assert "query must be a string" in r["value"][0]
+    assert "limit must be an integer from 1 to 50" in r["value"][1]
+    assert "no tool named \"no_such_tool\"" in r["value"][2]
+
+
+def test_a_client_tool_named_search_tools_wins_over_the_builtin(client: RpcClient) -> None:
+    tools = catalog(40) + [{"name": "search_tools", "input_schema": {
+        "type": "object", "properties": {"query": {"type": "string"}}}}]
+    r = client.run("[await search_tools('x'), len(await describe_tool('get_ticket'))]",
+                   {"search_tools": lambda query: ["from the client", query]}, tools=tools)
+    assert r["status"] == "ok", r
+    assert r["value"][0] == ["from the client", "x"]
+    assert r["value"][1] > 0  # describe_tool is still the daemon's
+    d = client.call("tools/definition", {"format": "openai", "tools": tools})["result"]
+    assert "async def describe_tool" in d["stubs"]
+    assert "async def search_tools(query: str, limit" not in d["stubs"]
+
+
+def test_small_catalogs_get_no_discovery_builtins(client: RpcClient) -> None:
+    r = client.run("search_tools", tools=catalog(THRESHOLD))
+    assert r["status"] == "error"
+    assert r["error"]["type"] == "NameError"
+
+
+def test_session_runs_discover_the_session_tools_and_their_own(client: RpcClient) -> None:
+    tools = catalog(40)
+    sid = client.call("session/create", {"tools": tools[:35]})["result"]["session_id"]
+    extra = {"name": "launch_rocket", "description": "Launch the rocket to orbit.",
+             "input_schema": {"type": "object", "properties": {"target": {"type": "string"}}}}
+    r = client.run("[h['name'] for h in await search_tools('rocket launch')][:1] + "
+                   "[await describe_tool('get_ticket')]", session_id=sid, tools=[extra])
+    assert r["status"] == "ok", r
+    assert r["value"][0] == "launch_rocket"
+    assert "async def get_ticket(ticket_id: str" in r["value"][1]
+    alive(client)

@@ -258,6 +258,25 @@ mod tests {
         assert!(check_conflicts(&attached, &tools[..1]).is_ok());
     }
 
+    #[tokio::test]
+    async fn a_server_that_cannot_start_is_mcp_unavailable_naming_it() {
+        // Nothing listens on port 9 (discard): the server can never start.
+        let all = servers(&["down"]);
+        let err = attach(&all, &names(&["down"]))
+            .await
+            .err()
+            .expect("refused");
+        match &err {
+            RequestError::McpUnavailable(u) => assert_eq!(u.server, "down"),
+            other => panic!("expected McpUnavailable, got {other:?}"),
+        }
+        assert!(
+            err.to_string()
+                .starts_with("MCP server unavailable: down: "),
+            "{err}"
+        );
+    }
+
     #[test]
     fn union_keeps_first_mentions() {
         assert_eq!(

@@ -209,4 +209,34 @@ mod tests {
         let err = Format::parse(Some(&json!("cohere"))).unwrap_err();
         assert_eq!(err.data, Some(json!({"field": "format"})));
     }
+
+    #[test]
+    fn over_the_threshold_definitions_are_summaries_with_the_discovery_builtins() {
+        let specs: Vec<Value> = (0..5)
+            .map(|i| json!({"name": format!("tool_{i}"), "description": format!("Tool {i}.")}))
+            .collect();
+        let full = definitions(&catalog(&specs), Format::Mcp, false, 5);
+        assert!(full["stubs"]
+            .as_str()
+            .is_some_and(|s| s.contains("async def tool_4(")));
+        let summary = definitions(&catalog(&specs), Format::Mcp, false, 4);
+        let stubs = summary["stubs"].as_str().unwrap_or_default();
+        assert!(stubs.contains("#   tool_4 — Tool 4."), "{stubs}");
+        assert!(!stubs.contains("async def tool_4("), "{stubs}");
+        assert!(stubs.contains("async def search_tools("), "{stubs}");
+        assert_eq!(
+            discovery_builtins(&catalog(&specs), 4),
+            Some(vec![SEARCH_TOOLS, DESCRIBE_TOOL])
+        );
+    }
+
+    #[test]
+    fn a_client_tool_shadows_the_builtin_of_its_name() {
+        let specs = vec![json!({"name": "search-tools"}), json!({"name": "b"})];
+        assert_eq!(
+            discovery_builtins(&catalog(&specs), 1),
+            Some(vec![DESCRIBE_TOOL])
+        );
+        assert_eq!(discovery_builtins(&catalog(&specs), 2), None);
+    }
 }

@@ -945,4 +945,94 @@ mod tests {
             "{out}"
         );
     }
+
+    fn db_catalog() -> Catalog {
+        Catalog {
+            client: vec![json!({"name": "echo", "description": "Echo it."})],
+            namespaces: vec![Namespace {
+                server: "my-db".into(),
+                py_name: "my_db".into(),
+                tools: vec![
+                    json!({"name": "read-query", "description": "Run a SELECT. Returns rows.",
+                        "input_schema": {"type": "object", "properties": {
+                            "query": {"type": "string"}}, "required": ["query"]},
+                        "output_schema": {"type": "object", "title": "Rows", "properties": {
+                            "rows": {"type": "array", "items": {"type": "object"}}}}}),
+                    json!({"name": "list_tables", "input_schema": {"type": "object"}}),
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn mcp_servers_are_classes_of_static_async_methods_typed_from_their_schemas() {
+        let out = db_catalog().stubs();
+        assert!(out.contains("class Rows(TypedDict):\n"), "{out}");
+        assert!(
+            out.contains("async def echo(**kwargs: Any) -> Any:"),
+            "{out}"
+        );
+        assert!(
+            out.contains("class my_db:\n    \"\"\"Tools of the MCP server \"my-db\".\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "    @staticmethod\n    # tool/call name: \"read-query\"\n    async def read_query(query: str) -> Rows:\n        \"\"\"Run a SELECT."
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("    @staticmethod\n    async def list_tables() -> Any:\n"),
+            "{out}"
+        );
+        assert_eq!(db_catalog().len(), 3);
+    }
+
+    #[test]
+    fn summary_mode_lists_one_line_per_tool_grouped_per_namespace() {
+        let out = db_catalog().summary(&[SEARCH_TOOLS, DESCRIBE_TOOL]);
+        assert!(out.contains("# 3 tools: too many"), "{out}");
+        assert!(out.contains("# Tools:\n#   echo — Echo it.\n"), "{out}");
+        assert!(
+            out.contains(
+                "# my_db (MCP server \"my-db\"):\n#   my_db.read_query — Run a SELECT.\n#   my_db.list_tables\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("async def search_tools(query: str, limit: int = 10)"));
+        assert!(out.contains("async def describe_tool(name: str) -> str:"));
+        let only = db_catalog().summary(&[DESCRIBE_TOOL]);
+        assert!(!only.contains("async def search_tools"), "{only}");
+    }
+
+    #[test]
+    fn entries_carry_script_and_wire_names_and_summaries() {
+        let entries = db_catalog().entries();
+        let names: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.wire.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("echo", "echo"),
+                ("my_db.read_query", "my-db.read-query"),
+                ("my_db.list_tables", "my-db.list_tables")
+            ]
+        );
+        assert_eq!(entries[1].summary, "Run a SELECT.");
+        assert_eq!(entries[1].params, vec!["query"]);
+        assert!(entries[1].stub.contains("class Rows(TypedDict):"));
+        assert!(!entries[0].stub.contains("class Rows"));
+    }
+
+    #[test]
+    fn summaries_are_the_first_sentence_cut_at_120_characters() {
+        assert_eq!(summary("Does a. Then b."), "Does a.");
+        assert_eq!(summary("  line one\nline two"), "line one");
+        let long = "word ".repeat(60);
+        let s = summary(&long);
+        assert!(s.ends_with("...") && s.chars().count() <= 120, "{s}");
+    }
 }

@@ -279,7 +279,7 @@ fn namespace_class<'a>(
     ));
     for spec in tools {
         out.push_str("\n    @staticmethod\n");
-        for line in stub(spec, classes).lines() {
+        for line in stub_named(spec, classes, "MCP tool name").lines() {
             if line.is_empty() {
                 out.push('\n');
             } else {
@@ -294,11 +294,17 @@ fn namespace_class<'a>(
 /// a required parameter that follows an optional one cannot be positional in a Python signature,
 /// so from there on parameters are keyword-only (after `*`).
 fn stub(spec: &Value, classes: &mut Classes) -> String {
+    stub_named(spec, classes, "tool/call name")
+}
+
+/// [`stub`], saying what a Python name that differs from the tool's name maps to under
+/// `label` (`tool/call name` for a client tool, `MCP tool name` in a namespace).
+fn stub_named(spec: &Value, classes: &mut Classes, label: &str) -> String {
     let name = spec.get("name").and_then(Value::as_str).unwrap_or_default();
     let py = python_name(name);
     let mut out = String::new();
     if py != name {
-        out.push_str(&format!("# tool/call name: {}\n", py_literal_str(name)));
+        out.push_str(&format!("# {label}: {}\n", py_literal_str(name)));
     }
     let schema = input_schema(spec);
     let props = schema
@@ -978,7 +984,7 @@ mod tests {
         );
         assert!(
             out.contains(
-                "    @staticmethod\n    # tool/call name: \"read-query\"\n    async def read_query(query: str) -> Rows:\n        \"\"\"Run a SELECT."
+                "    @staticmethod\n    # MCP tool name: \"read-query\"\n    async def read_query(query: str) -> Rows:\n        \"\"\"Run a SELECT."
             ),
             "{out}"
         );

@@ -255,7 +255,23 @@ impl Sessions {
             leased,
             _slot: slot,
         };
-        lock(&self.0).insert(id.clone(), Arc::new(session));
+        // Checked again: `session/create` runs in its own task (attaching MCP servers may wait),
+        // so several creates of one connection can pass the first check together.
+        let refused = {
+            let mut sessions = lock(&self.0);
+            if sessions.len() >= MAX_SESSIONS_PER_CONNECTION {
+                Some(session)
+            } else {
+                sessions.insert(id.clone(), Arc::new(session));
+                None
+            }
+        };
+        if let Some(session) = refused {
+            session.shut_down().await;
+            return Err(RequestError::Overloaded(format!(
+                "this connection already has {MAX_SESSIONS_PER_CONNECTION} open sessions; close one first"
+            )));
+        }
         tracing::info!(session = %id, persistent, "session created");
         Ok(result)
     }

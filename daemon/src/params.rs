@@ -329,7 +329,7 @@ pub fn check_inputs(inputs: &Inputs, tools: &[ToolDef]) -> Result<(), RequestErr
         if tools.iter().any(|t| t.global() == name) {
             return Err(RequestError::invalid_params(
                 format!("inputs.{name}"),
-                format!("input name {name:?} is also the name of a tool"),
+                format!("input name {name:?} is also the name of a tool or of an MCP server's namespace"),
             ));
         }
     }

@@ -157,35 +157,49 @@ impl Catalog {
 
     /// Every code-callable tool with its summary and its own full stub.
     pub fn entries(&self) -> Vec<Entry> {
-        let mut out = Vec::new();
-        for spec in self.client_code() {
-            let wire = spec.get("name").and_then(Value::as_str).unwrap_or_default();
-            let mut classes = Classes::default();
-            let body = stub(spec, &mut classes);
-            out.push(entry(
-                python_name(wire),
-                wire.to_string(),
-                spec,
-                &classes,
-                body,
-            ));
-        }
+        let mut out: Vec<Entry> = self.client.iter().filter_map(client_entry).collect();
         for ns in &self.namespaces {
-            for spec in &ns.tools {
-                let tool = spec.get("name").and_then(Value::as_str).unwrap_or_default();
-                let mut classes = Classes::default();
-                let body = namespace_class(ns, std::iter::once(spec), &mut classes);
-                out.push(entry(
-                    format!("{}.{}", ns.py_name, python_name(tool)),
-                    format!("{}.{tool}", ns.server),
-                    spec,
-                    &classes,
-                    body,
-                ));
-            }
+            out.extend(namespace_entries(ns));
         }
         out
     }
+}
+
+/// The [`Entry`] of one client spec; `None` when it is not code-callable. (One spec at a time,
+/// so a caller can build the entries of many specs without holding all of them as values.)
+pub fn client_entry(spec: &Value) -> Option<Entry> {
+    if !has_caller(spec, "code_execution") {
+        return None;
+    }
+    let wire = spec.get("name").and_then(Value::as_str).unwrap_or_default();
+    let mut classes = Classes::default();
+    let body = stub(spec, &mut classes);
+    Some(entry(
+        python_name(wire),
+        wire.to_string(),
+        spec,
+        &classes,
+        body,
+    ))
+}
+
+/// The [`Entry`]s of one MCP server's tools.
+pub fn namespace_entries(ns: &Namespace) -> Vec<Entry> {
+    ns.tools
+        .iter()
+        .map(|spec| {
+            let tool = spec.get("name").and_then(Value::as_str).unwrap_or_default();
+            let mut classes = Classes::default();
+            let body = namespace_class(ns, std::iter::once(spec), &mut classes);
+            entry(
+                format!("{}.{}", ns.py_name, python_name(tool)),
+                format!("{}.{tool}", ns.server),
+                spec,
+                &classes,
+                body,
+            )
+        })
+        .collect()
 }
 
 /// The discovery built-ins' names.

@@ -195,3 +195,35 @@ def test_session_runs_discover_the_session_tools_and_their_own(client: RpcClient
     assert r["value"][0] == "launch_rocket"
     assert "async def get_ticket(ticket_id: str" in r["value"][1]
     alive(client)
+
+
+def test_concurrent_session_runs_with_discovery_hold_no_value_trees_of_the_session_specs(daemon) -> None:
+    """Each run builds its search index from the session's specs one spec at a time: 6 runs at
+    once over sessions of 1.5 MB of specs each grew the daemon by 26-64 MB when each run held all
+    of its specs as `Value`s; now by 0-13 MB (each run's index holds these tools' full stubs,
+    ~2 MB). Bound: 20 MiB."""
+    def heavy(i: int) -> dict:
+        props = {f"p{j}": {"type": "integer", "enum": list(range(20))} for j in range(60)}
+        return {"name": f"tool_{i}", "description": "word " * 200,
+                "input_schema": {"type": "object", "properties": props}}
+
+    tools = [heavy(i) for i in range(200)]
+    clients = [daemon.connect() for _ in range(6)]
+    try:
+        sids = []
+        for c in clients:
+            m = c.call("session/create", {"tools": tools})
+            sids.append(m["result"]["session_id"])
+        before = daemon.rss_kib()
+        for c, sid in zip(clients, sids):
+            c.send({"jsonrpc": "2.0", "id": "r", "method": "run", "params": {
+                "code": "len(await search_tools('word', limit=50))", "session_id": sid}})
+        for c in clients:
+            m = c.wait_response("r")
+            assert (m["result"]["status"], m["result"]["value"]) == ("ok", 50), m
+        grown = daemon.rss_kib() - before
+        assert grown < 20 * 1024, f"daemon RSS grew by {grown} KiB"
+        alive(clients[0])
+    finally:
+        for c in clients:
+            c.close()

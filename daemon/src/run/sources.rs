@@ -18,7 +18,7 @@ use crate::discovery::{builtin_defs, Discovery, Index};
 use crate::error::RequestError;
 use crate::params::RunSettings;
 use crate::session::Session;
-use crate::stubs::{Catalog, DESCRIBE_TOOL, SEARCH_TOOLS};
+use crate::stubs::{client_entry, namespace_entries, Entry, DESCRIBE_TOOL, SEARCH_TOOLS};
 use crate::tool_source::ToolSource;
 use crate::tools::ToolDef;
 
@@ -56,11 +56,11 @@ pub async fn extend(
     if builtins.is_empty() {
         return Ok(routes);
     }
-    let catalog = Catalog {
-        client: client_specs(settings, session)?,
-        namespaces: attach::namespaces(&attached),
-    };
-    let discovery: Arc<dyn ToolSource> = Arc::new(Discovery::new(Index::new(catalog.entries())));
+    let mut entries = client_entries(settings, session)?;
+    for ns in attach::namespaces(&attached) {
+        entries.extend(namespace_entries(&ns));
+    }
+    let discovery: Arc<dyn ToolSource> = Arc::new(Discovery::new(Index::new(entries)));
     for def in builtin_defs(&builtins) {
         routes.push((def.name.clone(), discovery.clone()));
         settings.tools.push(def);
@@ -68,34 +68,37 @@ pub async fn extend(
     Ok(routes)
 }
 
-/// The client's tool specs of a run (a session run: the session's, less those the run's own
-/// tools replace, then the run's), built into values only for the search index.
-fn client_specs(
+/// The search entries of a run's client tools (a session run: the session's, less those the
+/// run's own tools replace, then the run's). Each spec is built into a value only while its
+/// entry is made: a session's specs are kept as text because a `Value` tree costs ~25× it.
+fn client_entries(
     settings: &RunSettings,
     session: Option<&Session>,
-) -> Result<Vec<Value>, RequestError> {
+) -> Result<Vec<Entry>, RequestError> {
     let parse = |raw: &serde_json::value::RawValue| {
         serde_json::from_str::<Value>(raw.get())
             .map_err(|e| RequestError::internal(format!("tool specs: {e}")))
     };
-    let run: Vec<Value> = settings
-        .specs
-        .iter()
-        .map(|r| parse(r))
-        .collect::<Result<_, _>>()?;
     let py = |spec: &Value| {
         crate::tools::python_name(spec.get("name").and_then(Value::as_str).unwrap_or_default())
     };
+    let mut run_entries = Vec::new();
+    let mut run_names = Vec::new();
+    for raw in &settings.specs {
+        let spec = parse(raw)?;
+        run_names.push(py(&spec));
+        run_entries.extend(client_entry(&spec));
+    }
     let mut out = Vec::new();
     if let Some(session) = session {
         for raw in &session.specs {
             let spec = parse(raw)?;
-            if !run.iter().any(|r| py(r) == py(&spec)) {
-                out.push(spec);
+            if !run_names.contains(&py(&spec)) {
+                out.extend(client_entry(&spec));
             }
         }
     }
-    out.extend(run);
+    out.extend(run_entries);
     Ok(out)
 }
 

@@ -95,11 +95,35 @@ pub async fn attach(servers: &McpServers, names: &[String]) -> Result<Vec<Attach
         };
         out.push(Attached {
             namespace: python_name(&name),
+            tools: distinct_python_names(&name, tools),
             server,
-            tools,
         });
     }
     Ok(out)
+}
+
+/// A server's tools, less any whose Python name an earlier one already has (`read-query` and
+/// `read_query` would be one attribute of the namespace): the first keeps the name, the others
+/// are left out with a warning in the daemon's log.
+fn distinct_python_names(server: &str, tools: Arc<[McpTool]>) -> Arc<[McpTool]> {
+    let mut seen = std::collections::HashSet::new();
+    if tools.iter().all(|t| seen.insert(python_name(&t.name))) {
+        return tools;
+    }
+    seen.clear();
+    let mut kept = Vec::with_capacity(tools.len());
+    for tool in tools.iter() {
+        if seen.insert(python_name(&tool.name)) {
+            kept.push(tool.clone());
+        } else {
+            tracing::warn!(
+                server,
+                tool = %tool.name,
+                "MCP tool left out: another tool of the server has the same Python name"
+            );
+        }
+    }
+    Arc::from(kept)
 }
 
 /// A client tool whose Python name is an attached server's namespace would hide it, and one
@@ -275,6 +299,21 @@ mod tests {
                 .starts_with("MCP server unavailable: down: "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn tools_of_one_server_with_one_python_name_keep_the_first() {
+        let tool = |name: &str| McpTool {
+            name: name.into(),
+            description: None,
+            input_schema: serde_json::json!({"type": "object"}),
+            output_schema: None,
+        };
+        let tools: Arc<[McpTool]> =
+            Arc::from(vec![tool("read-query"), tool("x"), tool("read_query")]);
+        let kept = distinct_python_names("s", tools);
+        let names: Vec<&str> = kept.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, vec!["read-query", "x"]);
     }
 
     #[test]

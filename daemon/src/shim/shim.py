@@ -429,10 +429,11 @@ class Namespace:
     """An MCP server's tools as one global: ``await sqlite.read_query(query=...)``."""
 
     def __init__(self, name: str, tools: Dict[str, Callable[..., Any]]) -> None:
+        # Into the instance dict, never through setattr: a tool named like a special attribute
+        # (``__class__``) is then merely unreachable instead of breaking the object.
+        vars(self).update(tools)
         self.__name = name
         self.__tools = dict(tools)
-        for py_name, fn in tools.items():
-            object.__setattr__(self, py_name, fn)
 
     def __repr__(self) -> str:
         return f"<namespace {self.__name}: {', '.join(sorted(self.__tools))}>"

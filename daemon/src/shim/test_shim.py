@@ -535,3 +535,11 @@ def test_persistent_rebinding_removes_a_namespace_no_longer_attached(shim):
     assert serve_with_output(shim)[0]["value"] is True
     exec_persistent(shim, "['my_db' in globals(), 'kept' in globals()]", [ECHO])
     assert serve_with_output(shim)[0]["value"] == [False, True]
+
+
+def test_a_namespaced_tool_named_like_a_special_attribute_breaks_nothing(shim):
+    odd = tool("s.__class__", py_name="__class__", namespace="s")
+    done, _, _ = run(shim, "[type(s).__name__, await s.x(1)]",
+                     [odd, tool("s.x", ["v"], py_name="x", namespace="s")])
+    assert done["status"] == "ok", done
+    assert done["value"] == ["Namespace", {"v": 1}]

@@ -10,6 +10,7 @@ itself (no `tool/call` reaches the client). Each test is named for the behaviour
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -227,3 +228,88 @@ def test_concurrent_session_runs_with_discovery_hold_no_value_trees_of_the_sessi
     finally:
         for c in clients:
             c.close()
+
+
+# --- a configured server (a minimal stdio fake; real servers: tests/mcp/) ---------------------
+
+FAKE = Path(__file__).with_name("fake_mcp_server.py")
+
+
+@pytest.fixture
+def fake_client(start_daemon, tmp_path: Path):
+    """A daemon with `[mcp_servers.fake-db]` (the stdio fake) and one `broken` server whose
+    command does not exist. Skipped while the daemon's config has no `mcp_servers` tables."""
+    config = tmp_path / "ptcd.toml"
+    config.write_text(
+        "[mcp_servers.fake-db]\n"
+        f"command = \"/usr/bin/python3\"\nargs = [\"-I\", \"{FAKE}\"]\n"
+        "[mcp_servers.broken]\n"
+        "command = \"/nonexistent/mcp-server\"\nstartup_timeout_ms = 2000\n"
+    )
+    try:
+        d = start_daemon("--config", str(config), name="mcp")
+    except Exception as exc:  # the config has no [mcp_servers] yet (mcp-core not merged)
+        pytest.skip(f"this daemon does not take [mcp_servers] tables: {exc}")
+    c = d.connect()
+    yield c
+    c.close()
+
+
+def test_script_calls_a_namespaced_mcp_tool_mixed_with_client_tools_in_parallel(fake_client: RpcClient) -> None:
+    code = (
+        "r = await asyncio.gather(fake_db.add(1, 2), fake_db.echo(text='hi'), weather(city='Paris'),\n"
+        "                         *[fake_db.add(a=i, b=i) for i in range(10)])\n"
+        "[r[0], r[1], r[2], [x['sum'] for x in r[3:]], repr(fake_db)]"
+    )
+    r = fake_client.run(code, {"weather": lambda city: {"city": city, "temp_c": 18}},
+                        mcp_servers=["fake-db"])
+    assert r["status"] == "ok", r
+    assert r["value"] == [{"sum": 3}, {"text": "hi"}, {"city": "Paris", "temp_c": 18},
+                          [2 * i for i in range(10)], "<namespace fake_db: add, echo, fail>"]
+    assert r["tool_calls"] == 13
+
+
+def test_mcp_is_error_raises_tool_error_and_bad_arguments_raise_type_error(fake_client: RpcClient) -> None:
+    code = (
+        "out = []\n"
+        "try:\n    await fake_db.fail(why='no rows')\nexcept ToolError as e:\n    out.append(e.message)\n"
+        "try:\n    await fake_db.add(1)\nexcept TypeError as e:\n    out.append(str(e))\n"
+        "out"
+    )
+    r = fake_client.run(code, mcp_servers=["fake-db"])
+    assert r["status"] == "ok", r
+    assert "no rows" in r["value"][0]
+    assert "fake_db.add() missing 1 required argument: 'b'" in r["value"][1]
+
+
+def test_session_with_an_mcp_server_lists_its_tools_and_rebinds_per_run(fake_client: RpcClient) -> None:
+    m = fake_client.call("session/create", {"mcp_servers": ["fake-db"], "persistent": True,
+                                            "tools": [{"name": "local"}]})
+    assert m["result"]["tools"] == ["local", "fake_db.echo", "fake_db.add", "fake_db.fail"], m
+    sid = m["result"]["session_id"]
+    r = fake_client.run("kept = (await fake_db.add(2, 3))['sum']\nkept", session_id=sid)
+    assert (r["status"], r["value"]) == ("ok", 5), r
+    d = fake_client.call("tools/definition", {"format": "anthropic", "session_id": sid})["result"]
+    assert "class Sum(TypedDict):" in d["stubs"]
+    assert "class fake_db:" in d["stubs"]
+    assert "    @staticmethod\n    async def add(a: int, b: int) -> Sum:" in d["stubs"]
+
+
+def test_a_name_error_lists_mcp_tools_qualified(fake_client: RpcClient) -> None:
+    r = fake_client.run("await add(1, 2)", mcp_servers=["fake-db"])
+    assert r["error"]["type"] == "NameError"
+    assert "fake_db.add, fake_db.echo, fake_db.fail" in r["error"]["message"]
+
+
+def test_a_server_that_cannot_start_refuses_the_run_with_32008_naming_it(fake_client: RpcClient) -> None:
+    for method, params in [("run", {"code": "1"}), ("session/create", {}),
+                           ("tools/definition", {"format": "mcp"})]:
+        m = fake_client.call(method, {**params, "mcp_servers": ["broken"]})
+        assert m.get("error", {}).get("code") == -32008, (method, m)
+        assert m["error"]["message"].startswith("MCP server unavailable: broken: "), m
+    alive(fake_client)
+
+
+def test_a_client_tool_named_like_a_namespace_is_refused(fake_client: RpcClient) -> None:
+    m = fake_client.call("run", {"code": "1", "mcp_servers": ["fake-db"], "tools": [{"name": "fake_db"}]})
+    assert error_of(m) == (-32602, "tools[0].name")

@@ -235,12 +235,12 @@ def test_concurrent_session_runs_with_discovery_hold_no_value_trees_of_the_sessi
 FAKE = Path(__file__).with_name("fake_mcp_server.py")
 
 
-@pytest.fixture
-def fake_client(start_daemon, tmp_path: Path):
+def fake_daemon_client(start_daemon, tmp_path: Path, head: str = ""):
     """A daemon with `[mcp_servers.fake-db]` (the stdio fake) and one `broken` server whose
     command does not exist. Skipped while the daemon's config has no `mcp_servers` tables."""
     config = tmp_path / "ptcd.toml"
     config.write_text(
+        head +
         "[mcp_servers.fake-db]\n"
         f"command = \"/usr/bin/python3\"\nargs = [\"-I\", \"{FAKE}\"]\n"
         "[mcp_servers.broken]\n"
@@ -250,7 +250,12 @@ def fake_client(start_daemon, tmp_path: Path):
         d = start_daemon("--config", str(config), name="mcp")
     except Exception as exc:  # the config has no [mcp_servers] yet (mcp-core not merged)
         pytest.skip(f"this daemon does not take [mcp_servers] tables: {exc}")
-    c = d.connect()
+    return d.connect()
+
+
+@pytest.fixture
+def fake_client(start_daemon, tmp_path: Path):
+    c = fake_daemon_client(start_daemon, tmp_path)
     yield c
     c.close()
 
@@ -313,3 +318,25 @@ def test_a_server_that_cannot_start_refuses_the_run_with_32008_naming_it(fake_cl
 def test_a_client_tool_named_like_a_namespace_is_refused(fake_client: RpcClient) -> None:
     m = fake_client.call("run", {"code": "1", "mcp_servers": ["fake-db"], "tools": [{"name": "fake_db"}]})
     assert error_of(m) == (-32602, "tools[0].name")
+
+
+def test_mcp_tools_over_the_threshold_are_found_and_described_in_the_script(start_daemon, tmp_path: Path) -> None:
+    c = fake_daemon_client(start_daemon, tmp_path, head="discovery_threshold = 2\n")
+    try:
+        d = c.call("tools/definition", {"format": "mcp", "mcp_servers": ["fake-db"]})["result"]
+        assert "#   fake_db.add — Add two integers." in d["stubs"], d["stubs"]
+        assert "async def add(" not in d["stubs"]
+        code = (
+            "hits = await search_tools('sum of two numbers')\n"
+            "stub = await describe_tool(hits[0]['name'])\n"
+            "[hits[0]['name'], stub, (await fake_db.add(a=4, b=5))['sum']]"
+        )
+        r = c.run(code, mcp_servers=["fake-db"])
+        assert r["status"] == "ok", r
+        name, stub, total = r["value"]
+        assert name == "fake_db.add"
+        assert "class fake_db:" in stub and "async def add(a: int, b: int) -> Sum:" in stub, stub
+        assert total == 9
+        assert r["tool_calls"] == 3
+    finally:
+        c.close()

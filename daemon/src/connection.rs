@@ -453,26 +453,18 @@ async fn tool_definitions(
     let own =
         crate::params::parse_mcp_servers(map.remove("mcp_servers")).map_err(|e| wire_error(&e))?;
     crate::params::reject_unknown(&map, "tools/definition").map_err(|e| wire_error(&e))?;
-    // Indexes in errors refer to the request's own `mcp_servers` (the session's were checked
-    // when it was created); the session's come first in the stubs.
-    let attached = crate::attach::attach(&daemon.mcp, &own)
+    // The request's own names first, so an error names its `mcp_servers[i]`; then the
+    // session's servers and the request's together (the session's first in the stubs).
+    crate::attach::resolve(&daemon.mcp, &own).map_err(|e| wire_error(&e))?;
+    let attached = crate::attach::attach(&daemon.mcp, &crate::attach::union(&servers, &own))
         .await
         .map_err(|e| wire_error(&e))?;
-    let mut namespaces = crate::attach::namespaces(&attached);
-    let session_only: Vec<String> = servers.into_iter().filter(|n| !own.contains(n)).collect();
-    let from_session = crate::attach::attach(&daemon.mcp, &session_only)
-        .await
-        .map_err(|e| wire_error(&e))?;
-    let mut all = crate::attach::namespaces(&from_session);
-    all.append(&mut namespaces);
     let code_tools = crate::tools::parse_tools(&Value::Array(specs.clone()), "tools")
         .map_err(|e| wire_error(&e))?;
-    let mut both = from_session;
-    both.extend(attached);
-    crate::attach::check_conflicts(&both, &code_tools).map_err(|e| wire_error(&e))?;
+    crate::attach::check_conflicts(&attached, &code_tools).map_err(|e| wire_error(&e))?;
     let catalog = crate::stubs::Catalog {
         client: specs,
-        namespaces: all,
+        namespaces: crate::attach::namespaces(&attached),
     };
     Ok(crate::definitions::definitions(
         &catalog,

@@ -131,7 +131,9 @@ impl RunSettings {
             policy: Some(session.policy.clone()),
             limits: self.limits,
             env,
-            mcp_servers: crate::attach::union(&session.mcp_servers, &self.mcp_servers),
+            // The run's own; `run/sources.rs` adds the session's after checking these (so an
+            // error names the run's `mcp_servers[i]`).
+            mcp_servers: self.mcp_servers,
         })
     }
 }

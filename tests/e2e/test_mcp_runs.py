@@ -340,3 +340,13 @@ def test_mcp_tools_over_the_threshold_are_found_and_described_in_the_script(star
         assert r["tool_calls"] == 3
     finally:
         c.close()
+
+
+def test_a_session_runs_bad_server_name_is_named_by_the_runs_own_index(fake_client: RpcClient) -> None:
+    sid = fake_client.call("session/create", {"mcp_servers": ["fake-db"]})["result"]["session_id"]
+    m = fake_client.call("run", {"code": "1", "session_id": sid, "mcp_servers": ["nope"]})
+    assert error_of(m) == (-32602, "mcp_servers[0]")
+    m = fake_client.call("tools/definition", {"format": "mcp", "session_id": sid, "mcp_servers": ["nope"]})
+    assert error_of(m) == (-32602, "mcp_servers[0]")
+    r = fake_client.run("(await fake_db.add(1, 1))['sum']", session_id=sid, mcp_servers=["fake-db"])
+    assert (r["status"], r["value"]) == ("ok", 2), r

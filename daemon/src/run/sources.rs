@@ -1,7 +1,7 @@
 //! A run's tools beyond the requester's: its attached MCP servers and, for a large catalog, the
 //! discovery built-ins.
 //!
-//! [`extend`] attaches the run's servers (a session run: the session's and its own), adds their
+//! [`extend`] attaches the run's servers (a session run: the session's ∪ its own), adds their
 //! tools to the run's [`ToolDef`]s (in their namespaces) and, when the catalog has more than
 //! `discovery_threshold` tools, `search_tools`/`describe_tool` (each unless a client tool of
 //! that name wins). It returns the routes the run's `ToolRouter` needs for them: every MCP wire
@@ -34,7 +34,14 @@ pub async fn extend(
     session: Option<&Session>,
 ) -> Result<Routes, RequestError> {
     let mut routes: Routes = Vec::new();
-    let attached = attach::attach(&daemon.mcp, &settings.mcp_servers).await?;
+    // The run's own names first, so an error names the run's `mcp_servers[i]`; then the
+    // session's servers and the run's together.
+    attach::resolve(&daemon.mcp, &settings.mcp_servers)?;
+    let names = match session {
+        Some(s) => attach::union(&s.mcp_servers, &settings.mcp_servers),
+        None => settings.mcp_servers.clone(),
+    };
+    let attached = attach::attach(&daemon.mcp, &names).await?;
     attach::check_conflicts(&attached, &settings.tools)?;
     for a in &attached {
         for tool in a.tools.iter() {

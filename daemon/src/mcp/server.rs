@@ -1,0 +1,293 @@
+//! One server's lifecycle: lazy start shared by concurrent callers, crash detection, restart
+//! with back-off, shutdown, and the counters `daemon/status` shows.
+//!
+//! States: `idle` (never started) → `starting` → `running` → (the session closed: a crash, or a
+//! start that failed) `failed` → on the next use, once its back-off has passed, `starting`
+//! again … → `stopped` (daemon shutdown; final). A start is spawn + `initialize` + `tools/list`
+//! within `startup_timeout_ms`; only one runs at a time and every caller waiting meanwhile gets
+//! its outcome. Back-off after `n` failures in a row ([`backoff`]): the first retry is
+//! immediate, then 1 s doubling up to 30 s; during it callers fail fast with the reason and
+//! the time left. A call answered by the server (even with an error) resets the count.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::transport::Connection;
+use super::McpTool;
+use crate::config::McpServerConfig;
+
+/// The longest back-off between restarts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How long to wait before the next start after `failures` failures in a row: 0 after the
+/// first, then 1 s, 2 s, 4 s, … capped at [`MAX_BACKOFF`].
+pub fn backoff(failures: u32) -> Duration {
+    match failures {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_secs(1u64 << (n - 2).min(5)).min(MAX_BACKOFF),
+    }
+}
+
+enum State {
+    Idle,
+    Starting,
+    Running(Arc<Connection>),
+    Failed { why: String, retry_at: Instant },
+    Stopped,
+}
+
+struct Inner {
+    state: State,
+    /// Failed starts and crashes since the last call the server answered.
+    failures: u32,
+    /// Successful starts after the first.
+    restarts: u64,
+    started: bool,
+    calls_total: u64,
+    tools: Arc<[McpTool]>,
+}
+
+/// The shared core of one configured server (`McpServer` and its call futures hold it).
+pub struct Core {
+    pub name: String,
+    pub config: McpServerConfig,
+    pub max_line_bytes: usize,
+    inner: Mutex<Inner>,
+    /// Serializes starts (and tool-list refreshes).
+    start: tokio::sync::Mutex<()>,
+    /// Fired by shutdown (or the daemon's `stop`): starts give up, nothing starts again.
+    stopping: CancellationToken,
+}
+
+impl Core {
+    pub fn new(
+        name: String,
+        config: McpServerConfig,
+        max_line_bytes: usize,
+        stopping: CancellationToken,
+    ) -> Core {
+        Core {
+            name,
+            config,
+            max_line_bytes,
+            inner: Mutex::new(Inner {
+                state: State::Idle,
+                failures: 0,
+                restarts: 0,
+                started: false,
+                calls_total: 0,
+                tools: Arc::from(Vec::new()),
+            }),
+            start: tokio::sync::Mutex::new(()),
+            stopping,
+        }
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The running connection and the tool list, starting the server if needed.
+    pub async fn connection(&self) -> Result<(Arc<Connection>, Arc<[McpTool]>), String> {
+        if let Some(ready) = self.ready()? {
+            return Ok(ready);
+        }
+        let _start = tokio::select! {
+            guard = self.start.lock() => guard,
+            _ = self.stopping.cancelled() => return Err(stopped()),
+        };
+        // Someone else may have started it (or failed) while this caller waited.
+        if let Some(ready) = self.ready()? {
+            return Ok(ready);
+        }
+        // A running connection whose tool list changed is kept; only the list is fetched again.
+        let reuse = {
+            let mut inner = self.inner();
+            let reuse = match &inner.state {
+                State::Running(c) => Some(c.clone()),
+                _ => None,
+            };
+            inner.state = State::Starting;
+            reuse
+        };
+        let refresh = reuse.is_some();
+        let limit = Duration::from_millis(self.config.startup_timeout_ms);
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(limit, self.start_once(reuse)) => outcome.unwrap_or_else(|_| {
+                Err(format!(
+                    "did not start within startup_timeout_ms = {}",
+                    self.config.startup_timeout_ms
+                ))
+            }),
+            _ = self.stopping.cancelled() => Err(stopped()),
+        };
+        let mut inner = self.inner();
+        if matches!(inner.state, State::Stopped) {
+            return Err(stopped());
+        }
+        match outcome {
+            Ok((connection, tools)) => {
+                if inner.started && !refresh {
+                    inner.restarts += 1;
+                }
+                inner.started = true;
+                inner.tools = tools.clone();
+                inner.state = State::Running(connection.clone());
+                tracing::info!(server = %self.name, pid = ?connection.pid(), tools = tools.len(), "MCP server started");
+                Ok((connection, tools))
+            }
+            Err(why) => {
+                tracing::warn!(server = %self.name, error = %why, "MCP server failed to start");
+                self.fail(&mut inner, why.clone());
+                Err(why)
+            }
+        }
+    }
+
+    /// The running connection (refreshing nothing), `None` when a start is due, or why not.
+    fn ready(&self) -> Result<Option<(Arc<Connection>, Arc<[McpTool]>)>, String> {
+        let mut inner = self.inner();
+        match &inner.state {
+            State::Running(c) if c.is_closed() => {
+                let why = format!("the server exited or closed its stream{}", c.stderr_suffix());
+                let closed = c.clone();
+                self.fail(&mut inner, why);
+                tokio::spawn(async move { closed.close().await });
+                // Due now when this was the first failure in a row.
+                self.due(&inner)
+            }
+            State::Running(c) if c.list_changed() => Ok(None),
+            State::Running(c) => Ok(Some((c.clone(), inner.tools.clone()))),
+            State::Stopped => Err(stopped()),
+            _ => self.due(&inner),
+        }
+    }
+
+    /// `None` when a start may begin now; the reason and time left while backing off.
+    fn due(&self, inner: &Inner) -> Result<Option<(Arc<Connection>, Arc<[McpTool]>)>, String> {
+        if let State::Failed { why, retry_at } = &inner.state {
+            let left = retry_at.saturating_duration_since(Instant::now());
+            if !left.is_zero() {
+                return Err(format!(
+                    "{why} (restarting it in {:.1} s)",
+                    left.as_secs_f64()
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    fn fail(&self, inner: &mut Inner, why: String) {
+        inner.failures = inner.failures.saturating_add(1);
+        inner.state = State::Failed {
+            why,
+            retry_at: Instant::now() + backoff(inner.failures),
+        };
+    }
+
+    /// Opens a connection (or reuses `reuse`, a refresh after `tools/list_changed`) and lists
+    /// its tools (the caller bounds the time).
+    async fn start_once(
+        &self,
+        reuse: Option<Arc<Connection>>,
+    ) -> Result<(Arc<Connection>, Arc<[McpTool]>), String> {
+        let connection = match reuse {
+            Some(c) => c,
+            None => Arc::new(Connection::open(&self.config, self.max_line_bytes).await?),
+        };
+        connection.clear_list_changed();
+        match connection.peer().list_all_tools().await {
+            Ok(tools) => Ok((connection, tools.into_iter().map(McpTool::from).collect())),
+            Err(e) => {
+                let why = format!("tools/list failed: {e}{}", connection.stderr_suffix());
+                connection.close().await;
+                Err(why)
+            }
+        }
+    }
+
+    /// The call was answered by the server: count it and forget earlier failures.
+    pub fn answered(&self) {
+        self.inner().failures = 0;
+    }
+
+    pub fn count_call(&self) {
+        let mut inner = self.inner();
+        inner.calls_total = inner.calls_total.saturating_add(1);
+    }
+
+    /// `connection` went away during a call: mark the server failed (once) and close it.
+    pub fn gone(&self, connection: &Arc<Connection>) -> String {
+        let why = format!(
+            "the server exited or closed its stream{}",
+            connection.stderr_suffix()
+        );
+        let mut inner = self.inner();
+        if let State::Running(c) = &inner.state {
+            if Arc::ptr_eq(c, connection) {
+                self.fail(&mut inner, why.clone());
+                let closed = connection.clone();
+                tokio::spawn(async move { closed.close().await });
+            }
+        }
+        why
+    }
+
+    /// Stops the server for good: kills and reaps a stdio child (bounded).
+    pub async fn shutdown(&self) {
+        self.stopping.cancel();
+        let previous = std::mem::replace(&mut self.inner().state, State::Stopped);
+        if let State::Running(connection) = previous {
+            connection.close().await;
+        }
+    }
+
+    /// This server's `daemon/status` entry.
+    pub fn status(&self) -> Value {
+        let inner = self.inner();
+        let (state, error, pid) = match &inner.state {
+            State::Idle => ("idle", None, None),
+            State::Starting => ("starting", None, None),
+            State::Running(c) if c.is_closed() => (
+                "failed",
+                Some("the server exited or closed its stream".to_string()),
+                None,
+            ),
+            State::Running(c) => ("running", None, c.pid()),
+            State::Failed { why, .. } => ("failed", Some(why.clone()), None),
+            State::Stopped => ("stopped", None, None),
+        };
+        let mut status = json!({
+            "state": state,
+            "tools": inner.tools.len(),
+            "calls_total": inner.calls_total,
+            "restarts": inner.restarts,
+        });
+        if let Some(error) = error {
+            status["error"] = error.into();
+        }
+        if let Some(pid) = pid {
+            status["pid"] = pid.into();
+        }
+        status
+    }
+}
+
+fn stopped() -> String {
+    "stopped (the daemon is shutting down)".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_immediate_then_doubles_from_one_second_to_thirty() {
+        let secs: Vec<u64> = (0..10).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [0, 0, 1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+}

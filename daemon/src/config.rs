@@ -509,7 +509,10 @@ fn mcp_server(
     const HTTP: [&str; 2] = ["url", "headers"];
     const COMMON: [&str; 2] = ["startup_timeout_ms", "call_timeout_ms"];
     for key in table.keys() {
-        if ![&STDIO[..], &HTTP[..], &COMMON[..]].concat().contains(&key.as_str()) {
+        if ![&STDIO[..], &HTTP[..], &COMMON[..]]
+            .concat()
+            .contains(&key.as_str())
+        {
             return Err(at(
                 key,
                 "unknown key (expected command, args, env, cwd | url, headers, startup_timeout_ms, call_timeout_ms)"
@@ -520,7 +523,9 @@ fn mcp_server(
     let string = |key: &str| -> Result<Option<String>, ConfigError> {
         match table.get(key) {
             None => Ok(None),
-            Some(toml::Value::String(s)) if s.is_empty() => Err(at(key, "must not be empty".into())),
+            Some(toml::Value::String(s)) if s.is_empty() => {
+                Err(at(key, "must not be empty".into()))
+            }
             Some(toml::Value::String(s)) if s.contains('\0') => {
                 Err(at(key, "must not contain a NUL byte".into()))
             }
@@ -590,10 +595,7 @@ fn mcp_server(
                 Some(_) => return Err(at("args", "must be an array of strings".into())),
             };
             let env = pairs("env")?;
-            if let Some((k, _)) = env
-                .iter()
-                .find(|(k, _)| k.is_empty() || k.contains('='))
-            {
+            if let Some((k, _)) = env.iter().find(|(k, _)| k.is_empty() || k.contains('=')) {
                 return Err(at(
                     &format!("env.{k}"),
                     "an environment variable name must be non-empty and without '='".into(),
@@ -617,7 +619,10 @@ fn mcp_server(
                 return Err(at(key, "only for stdio servers (with command)".into()));
             }
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(at("url", format!("{url:?} is not an http:// or https:// URL")));
+                return Err(at(
+                    "url",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
             }
             let headers = pairs("headers")?;
             for (k, v) in &headers {
@@ -883,7 +888,10 @@ startup_timeout_ms = 2000
     #[test]
     fn mcp_server_errors_name_the_table_and_key() {
         let cases = [
-            ("[mcp_servers.a]\ncommand = \"x\"\ncomand = 1", "mcp_servers.a.comand"),
+            (
+                "[mcp_servers.a]\ncommand = \"x\"\ncomand = 1",
+                "mcp_servers.a.comand",
+            ),
             ("[mcp_servers.a]\nargs = []", "mcp_servers.a.command"),
             (
                 "[mcp_servers.a]\ncommand = \"x\"\nurl = \"http://h/\"",
@@ -893,14 +901,26 @@ startup_timeout_ms = 2000
             ("[mcp_servers.\"\"]\ncommand = \"x\"", "mcp_servers.:"),
             ("[mcp_servers.a]\ncommand = 3", "mcp_servers.a.command"),
             ("[mcp_servers.a]\ncommand = \"\"", "mcp_servers.a.command"),
-            ("[mcp_servers.a]\ncommand = \"x\"\nargs = [1]", "mcp_servers.a.args[0]"),
-            ("[mcp_servers.a]\ncommand = \"x\"\nenv = { A = 1 }", "mcp_servers.a.env.A"),
-            ("[mcp_servers.a]\ncommand = \"x\"\ncwd = \"rel\"", "mcp_servers.a.cwd"),
+            (
+                "[mcp_servers.a]\ncommand = \"x\"\nargs = [1]",
+                "mcp_servers.a.args[0]",
+            ),
+            (
+                "[mcp_servers.a]\ncommand = \"x\"\nenv = { A = 1 }",
+                "mcp_servers.a.env.A",
+            ),
+            (
+                "[mcp_servers.a]\ncommand = \"x\"\ncwd = \"rel\"",
+                "mcp_servers.a.cwd",
+            ),
             (
                 "[mcp_servers.a]\ncommand = \"x\"\nheaders = {}",
                 "mcp_servers.a.headers",
             ),
-            ("[mcp_servers.a]\nurl = \"http://h/\"\nargs = []", "mcp_servers.a.args"),
+            (
+                "[mcp_servers.a]\nurl = \"http://h/\"\nargs = []",
+                "mcp_servers.a.args",
+            ),
             ("[mcp_servers.a]\nurl = \"ftp://h/\"", "mcp_servers.a.url"),
             (
                 "[mcp_servers.a]\nurl = \"http://h/\"\nheaders = { \"bad name\" = \"v\" }",

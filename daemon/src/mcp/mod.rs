@@ -23,6 +23,9 @@ mod server;
 mod stderr;
 mod transport;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,8 +202,8 @@ async fn call_tool(
     else {
         return Err(ToolError::Unknown(call.name));
     };
-    let arguments: serde_json::Map<String, Value> = serde_json::from_str(call.arguments.raw().get())
-        .map_err(|e| {
+    let arguments: serde_json::Map<String, Value> =
+        serde_json::from_str(call.arguments.raw().get()).map_err(|e| {
             ToolError::Failed(RpcError::invalid_params(
                 "arguments",
                 format!("tool call arguments must be a JSON object: {e}"),
@@ -221,7 +224,7 @@ async fn call_tool(
         .await
     {
         Ok(handle) => handle,
-        Err(_) => return Err(unavailable(core.gone(&connection))),
+        Err(_) => return Err(unavailable(core.gone(&connection).await)),
     };
     // The request is out: the arguments no longer count against the run's queued bytes.
     drop(call.arguments);
@@ -282,7 +285,7 @@ async fn call_tool(
             }))
         }
         Ok(Err(ServiceError::TransportClosed)) | Err(_) => {
-            Err(unavailable(core.gone(&connection)))
+            Err(unavailable(core.gone(&connection).await))
         }
         Ok(Err(e)) => Err(unavailable(format!("{tool}: {e}"))),
     }

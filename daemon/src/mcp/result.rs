@@ -88,7 +88,11 @@ fn block(block: Value) -> Value {
     let Value::Object(mut b) = block else {
         return block;
     };
-    let kind = b.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    let kind = b
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let mut take = |key: &str| b.remove(key).unwrap_or(Value::Null);
     match kind.as_str() {
         "text" => match take("text") {
@@ -158,14 +162,20 @@ mod tests {
         });
         assert_eq!(ok(r), json!({"rows": [1, 2]}));
         // An explicit null is a value too.
-        assert_eq!(ok(json!({"content": [], "structuredContent": null})), Value::Null);
+        assert_eq!(
+            ok(json!({"content": [], "structuredContent": null})),
+            Value::Null
+        );
     }
 
     #[test]
     fn one_text_block_is_parsed_as_json_when_it_parses() {
         let r = json!({"content": [{"type": "text", "text": "{\"tz\": \"UTC\", \"n\": 2}"}]});
         assert_eq!(ok(r), json!({"tz": "UTC", "n": 2}));
-        assert_eq!(ok(json!({"content": [{"type": "text", "text": "42"}]})), json!(42));
+        assert_eq!(
+            ok(json!({"content": [{"type": "text", "text": "42"}]})),
+            json!(42)
+        );
     }
 
     #[test]
@@ -251,7 +261,11 @@ mod tests {
         assert_eq!(e.message, "no such table: x");
         assert_eq!(e.data, Some(json!({"server": "db", "tool": "q"})));
         let e = err(json!({"isError": true, "content": []}));
-        assert!(e.message.contains("db: q reported an error"), "{}", e.message);
+        assert!(
+            e.message.contains("db: q reported an error"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -260,7 +274,11 @@ mod tests {
         let r = json!({"content": [{"type": "text", "text": big}]});
         match tool_result("db", "q", r, 1024) {
             Err(ToolError::Failed(e)) => {
-                assert!(e.message.contains("over max_line_bytes = 1024"), "{}", e.message)
+                assert!(
+                    e.message.contains("over max_line_bytes = 1024"),
+                    "{}",
+                    e.message
+                )
             }
             other => panic!("{other:?}"),
         }

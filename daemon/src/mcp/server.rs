@@ -19,6 +19,9 @@ use super::transport::Connection;
 use super::McpTool;
 use crate::config::McpServerConfig;
 
+/// How long after its own deadline a start may take to kill and reap what it started.
+const BACKSTOP: Duration = Duration::from_secs(5);
+
 /// The longest back-off between restarts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -30,6 +33,9 @@ pub fn backoff(failures: u32) -> Duration {
         n => Duration::from_secs(1u64 << (n - 2).min(5)).min(MAX_BACKOFF),
     }
 }
+
+/// A running server's connection and its tools.
+pub type Ready = (Arc<Connection>, Arc<[McpTool]>);
 
 enum State {
     Idle,
@@ -91,7 +97,7 @@ impl Core {
     }
 
     /// The running connection and the tool list, starting the server if needed.
-    pub async fn connection(&self) -> Result<(Arc<Connection>, Arc<[McpTool]>), String> {
+    pub async fn connection(&self) -> Result<Ready, String> {
         if let Some(ready) = self.ready()? {
             return Ok(ready);
         }
@@ -115,17 +121,21 @@ impl Core {
         };
         let refresh = reuse.is_some();
         let limit = Duration::from_millis(self.config.startup_timeout_ms);
+        let deadline = tokio::time::Instant::now() + limit;
+        // `start_once` keeps the deadline itself (and kills what it started); this outer bound
+        // is only a backstop.
         let outcome = tokio::select! {
-            outcome = tokio::time::timeout(limit, self.start_once(reuse)) => outcome.unwrap_or_else(|_| {
-                Err(format!(
-                    "did not start within startup_timeout_ms = {}",
-                    self.config.startup_timeout_ms
-                ))
-            }),
+            outcome = tokio::time::timeout_at(deadline + BACKSTOP, self.start_once(reuse, deadline)) => {
+                outcome.unwrap_or_else(|_| Err(self.late()))
+            }
             _ = self.stopping.cancelled() => Err(stopped()),
         };
         let mut inner = self.inner();
         if matches!(inner.state, State::Stopped) {
+            // Shut down meanwhile: what was started goes too (dropping it kills its group).
+            if let Ok((connection, _)) = outcome {
+                tokio::spawn(async move { connection.close().await });
+            }
             return Err(stopped());
         }
         match outcome {
@@ -148,11 +158,14 @@ impl Core {
     }
 
     /// The running connection (refreshing nothing), `None` when a start is due, or why not.
-    fn ready(&self) -> Result<Option<(Arc<Connection>, Arc<[McpTool]>)>, String> {
+    fn ready(&self) -> Result<Option<Ready>, String> {
         let mut inner = self.inner();
         match &inner.state {
             State::Running(c) if c.is_closed() => {
-                let why = format!("the server exited or closed its stream{}", c.stderr_suffix());
+                let why = format!(
+                    "the server exited or closed its stream{}",
+                    c.stderr_suffix()
+                );
                 let closed = c.clone();
                 self.fail(&mut inner, why);
                 tokio::spawn(async move { closed.close().await });
@@ -167,7 +180,7 @@ impl Core {
     }
 
     /// `None` when a start may begin now; the reason and time left while backing off.
-    fn due(&self, inner: &Inner) -> Result<Option<(Arc<Connection>, Arc<[McpTool]>)>, String> {
+    fn due(&self, inner: &Inner) -> Result<Option<Ready>, String> {
         if let State::Failed { why, retry_at } = &inner.state {
             let left = retry_at.saturating_duration_since(Instant::now());
             if !left.is_zero() {
@@ -193,20 +206,30 @@ impl Core {
     async fn start_once(
         &self,
         reuse: Option<Arc<Connection>>,
-    ) -> Result<(Arc<Connection>, Arc<[McpTool]>), String> {
+        deadline: tokio::time::Instant,
+    ) -> Result<Ready, String> {
         let connection = match reuse {
             Some(c) => c,
-            None => Arc::new(Connection::open(&self.config, self.max_line_bytes).await?),
+            None => Arc::new(Connection::open(&self.config, self.max_line_bytes, deadline).await?),
         };
         connection.clear_list_changed();
-        match connection.peer().list_all_tools().await {
-            Ok(tools) => Ok((connection, tools.into_iter().map(McpTool::from).collect())),
-            Err(e) => {
-                let why = format!("tools/list failed: {e}{}", connection.stderr_suffix());
-                connection.close().await;
-                Err(why)
+        let why = match tokio::time::timeout_at(deadline, connection.peer().list_all_tools()).await
+        {
+            Ok(Ok(tools)) => {
+                return Ok((connection, tools.into_iter().map(McpTool::from).collect()))
             }
-        }
+            Ok(Err(e)) => format!("tools/list failed: {e}{}", connection.stderr_suffix()),
+            Err(_) => format!("{}{}", self.late(), connection.stderr_suffix()),
+        };
+        connection.close().await;
+        Err(why)
+    }
+
+    fn late(&self) -> String {
+        format!(
+            "did not start within startup_timeout_ms = {}",
+            self.config.startup_timeout_ms
+        )
     }
 
     /// The call was answered by the server: count it and forget earlier failures.
@@ -220,10 +243,10 @@ impl Core {
     }
 
     /// `connection` went away during a call: mark the server failed (once) and close it.
-    pub fn gone(&self, connection: &Arc<Connection>) -> String {
+    pub async fn gone(&self, connection: &Arc<Connection>) -> String {
         let why = format!(
             "the server exited or closed its stream{}",
-            connection.stderr_suffix()
+            connection.last_words().await
         );
         let mut inner = self.inner();
         if let State::Running(c) = &inner.state {

@@ -70,7 +70,9 @@ mod tests {
             tail.push(format!("line {i:05} {}\n", "x".repeat(100)).as_bytes());
         }
         assert_eq!(tail.len(), STDERR_TAIL_BYTES);
-        assert!(tail.text().ends_with(&format!("line 00999 {}", "x".repeat(100))));
+        assert!(tail
+            .text()
+            .ends_with(&format!("line 00999 {}", "x".repeat(100))));
         tail.push(&vec![b'y'; 3 * STDERR_TAIL_BYTES]);
         assert_eq!(tail.text(), "y".repeat(STDERR_TAIL_BYTES));
     }

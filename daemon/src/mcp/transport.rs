@@ -23,6 +23,7 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::process::Child;
+use tokio_util::sync::CancellationToken;
 
 use super::stderr::{self, StderrTail};
 use crate::config::{McpServerConfig, McpTransport};
@@ -30,6 +31,9 @@ use crate::sandbox::spawn::{spawn_mcp_server, McpServerCommand};
 
 /// How long closing a connection waits for its child to be reaped after SIGKILL.
 const REAP_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long an error about a server that went away waits for the rest of its stderr.
+const STDERR_SETTLE: Duration = Duration::from_millis(500);
 
 /// The daemon's side of the session: it serves nothing to the server (no sampling, no roots),
 /// and notes `notifications/tools/list_changed` so the tool list is fetched again.
@@ -60,13 +64,26 @@ pub struct Connection {
     process: tokio::sync::Mutex<Option<Process>>,
     pid: Option<u32>,
     tail: Option<Arc<StderrTail>>,
+    /// Fired when the stdio server's stderr reached its end.
+    drained: CancellationToken,
     oversized: Arc<AtomicU64>,
 }
 
 impl Connection {
-    /// Starts (stdio) or reaches (HTTP) the server and runs `initialize`. No deadline here: the
-    /// caller bounds it (`startup_timeout_ms`); a dropped future kills the child it started.
-    pub async fn open(config: &McpServerConfig, max_line_bytes: usize) -> Result<Self, String> {
+    /// Starts (stdio) or reaches (HTTP) the server and runs `initialize`, by `deadline` (the
+    /// start's `startup_timeout_ms`); a stdio child that misses it is killed and reaped. (A
+    /// dropped future kills the child's group too; tokio reaps it.)
+    pub async fn open(
+        config: &McpServerConfig,
+        max_line_bytes: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<Self, String> {
+        let late = || {
+            format!(
+                "did not start within startup_timeout_ms = {}",
+                config.startup_timeout_ms
+            )
+        };
         let handler = Handler::default();
         let list_changed = handler.list_changed.clone();
         let oversized = Arc::new(AtomicU64::new(0));
@@ -90,28 +107,42 @@ impl Connection {
                 else {
                     return Err("the child's pipes are missing".into());
                 };
-                let drainer = tokio::spawn(stderr::drain(err, tail.clone()));
+                let drained = CancellationToken::new();
+                let done = drained.clone();
+                let drainer = tokio::spawn({
+                    let tail = tail.clone();
+                    async move {
+                        stderr::drain(err, tail).await;
+                        done.cancel();
+                    }
+                });
                 let mut process = Process {
                     child,
                     tail,
                     drainer,
+                    drained,
                 };
                 let reader = LineWatch::new(stdout, max_line_bytes, oversized.clone());
                 let transport = AsyncRwTransport::new_client(reader, stdin)
                     .with_max_line_length(max_line_bytes);
-                match handler.serve(transport).await {
-                    Ok(service) => Ok(Connection {
+                match tokio::time::timeout_at(deadline, handler.serve(transport)).await {
+                    Ok(Ok(service)) => Ok(Connection {
                         peer: service.peer().clone(),
                         service: tokio::sync::Mutex::new(Some(service)),
                         list_changed,
                         pid: process.child.id(),
                         tail: Some(process.tail.clone()),
+                        drained: process.drained.clone(),
                         process: tokio::sync::Mutex::new(Some(process)),
                         oversized,
                     }),
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         process.kill().await;
                         Err(format!("initialize failed: {e}{}", process.tail.suffix()))
+                    }
+                    Err(_) => {
+                        process.kill().await;
+                        Err(format!("{}{}", late(), process.tail.suffix()))
                     }
                 }
             }
@@ -131,9 +162,9 @@ impl Connection {
                         .max_sse_event_size(max_line_bytes)
                         .max_json_response_size(max_line_bytes),
                 );
-                let service = handler
-                    .serve(transport)
+                let service = tokio::time::timeout_at(deadline, handler.serve(transport))
                     .await
+                    .map_err(|_| late())?
                     .map_err(|e| format!("initialize failed: {e}"))?;
                 Ok(Connection {
                     peer: service.peer().clone(),
@@ -142,6 +173,7 @@ impl Connection {
                     process: tokio::sync::Mutex::new(None),
                     pid: None,
                     tail: None,
+                    drained: CancellationToken::new(),
                     oversized,
                 })
             }
@@ -177,6 +209,15 @@ impl Connection {
         self.pid
     }
 
+    /// `"; stderr: <tail>"` once the server's stderr has ended (waiting at most
+    /// [`STDERR_SETTLE`]): the last words of a server that went away.
+    pub async fn last_words(&self) -> String {
+        if self.tail.is_some() {
+            let _ = tokio::time::timeout(STDERR_SETTLE, self.drained.cancelled()).await;
+        }
+        self.stderr_suffix()
+    }
+
     /// `"; stderr: <tail>"` for error messages (empty for HTTP or a quiet server).
     pub fn stderr_suffix(&self) -> String {
         self.tail.as_ref().map(|t| t.suffix()).unwrap_or_default()
@@ -201,6 +242,7 @@ struct Process {
     child: Child,
     tail: Arc<StderrTail>,
     drainer: tokio::task::JoinHandle<()>,
+    drained: CancellationToken,
 }
 
 impl Process {
@@ -213,6 +255,8 @@ impl Process {
         {
             tracing::error!(pid = ?self.child.id(), "MCP server not reaped after SIGKILL");
         }
+        // Its last words (a grandchild outside the group may hold the pipe: bounded).
+        let _ = tokio::time::timeout(STDERR_SETTLE, self.drained.cancelled()).await;
         self.drainer.abort();
     }
 

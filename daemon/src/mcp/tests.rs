@@ -94,6 +94,18 @@ fn status(servers: &McpServers, name: &str) -> Value {
     servers.status()[name].clone()
 }
 
+/// This process's resident memory.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Whether `pid` is gone (reaped: no /proc entry).
 fn reaped(pid: u64) -> bool {
     !std::path::Path::new(&format!("/proc/{pid}")).exists()
@@ -271,13 +283,19 @@ async fn run_cancellation_is_forwarded_as_notifications_cancelled() {
 async fn stderr_flood_is_drained_into_a_bounded_tail() {
     let all = servers("f", fault(60_000), 16 << 20);
     let server = all.get("f").expect("configured");
-    // 64 MiB of stderr: the server would block on a full pipe if it were not drained.
+    server.tools().await.expect("starts");
+    let before = rss_kib();
+    // 64 MiB of stderr: the server would block on a full pipe if it were not drained, and the
+    // daemon would grow by 64 MiB if it kept it.
     assert_eq!(
         call(server, "flood", json!({"mib": 64}))
             .await
             .expect("answers"),
         json!("flooded")
     );
+    let grown = rss_kib().saturating_sub(before);
+    eprintln!("RSS growth across a 64 MiB stderr flood: {grown} KiB");
+    assert!(grown < 48 * 1024, "grew {grown} KiB");
     match call(server, "crash", json!({})).await {
         Err(ToolError::Unreachable(why)) => {
             assert!(why.len() < STDERR_TAIL_BYTES + 200, "{} bytes", why.len());

@@ -450,3 +450,69 @@ pub(super) async fn wait_until(mut ready: impl FnMut() -> bool) {
     }
     panic!("condition not reached within 10 s");
 }
+
+#[tokio::test]
+async fn lists_and_calls_a_streamable_http_server_with_the_table_headers() {
+    let Some(python) = third_party("python").filter(|p| {
+        p.parent()
+            .and_then(|bin| bin.parent())
+            .is_some_and(|venv| venv.join("bin/mcp-server-time").exists())
+    }) else {
+        return;
+    };
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.local_addr().expect("addr").port()
+    };
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/mcp/testdata/http_server.py"
+    );
+    let port_text = port.to_string();
+    let args = [script.to_string(), port_text];
+    // The HTTP server is a process like any other: started through the one spawn path.
+    let mut http = crate::sandbox::spawn_mcp_server(&crate::sandbox::McpServerCommand {
+        command: python.to_str().expect("utf-8"),
+        args: &args,
+        env: &[],
+        cwd: None,
+    })
+    .expect("starts");
+    wait_until(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()).await;
+    let config = |headers: Vec<(String, String)>| McpServerConfig {
+        transport: McpTransport::Http {
+            url: format!("http://127.0.0.1:{port}/mcp"),
+            headers,
+        },
+        startup_timeout_ms: 10_000,
+        call_timeout_ms: 10_000,
+    };
+    let all = servers(
+        "web",
+        config(vec![("X-Test-Token".into(), "t".into())]),
+        16 << 20,
+    );
+    let server = all.get("web").expect("configured");
+    let tools = server.tools().await.expect("reaches and lists");
+    assert_eq!(
+        tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["add"]
+    );
+    // The SDK wraps a primitive return in structuredContent {"result": ...}; that is preferred.
+    assert_eq!(
+        call(server, "add", json!({"a": 2, "b": 40})).await,
+        Ok(json!({"result": 42}))
+    );
+    all.shutdown().await;
+    // Without the header the server refuses: unavailable, naming the server.
+    let refused = servers("web", config(Vec::new()), 16 << 20);
+    let err = refused
+        .get("web")
+        .expect("configured")
+        .tools()
+        .await
+        .unwrap_err();
+    assert_eq!(err.server, "web");
+    let _ = http.start_kill();
+    let _ = http.wait().await;
+}

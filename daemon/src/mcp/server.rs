@@ -213,12 +213,10 @@ impl Core {
             None => Arc::new(Connection::open(&self.config, self.max_line_bytes, deadline).await?),
         };
         connection.clear_list_changed();
-        let why = match tokio::time::timeout_at(deadline, connection.peer().list_all_tools()).await
-        {
-            Ok(Ok(tools)) => {
-                return Ok((connection, tools.into_iter().map(McpTool::from).collect()))
-            }
-            Ok(Err(e)) => format!("tools/list failed: {e}{}", connection.stderr_suffix()),
+        let listed = list_tools(connection.peer(), self.max_line_bytes);
+        let why = match tokio::time::timeout_at(deadline, listed).await {
+            Ok(Ok(tools)) => return Ok((connection, tools.into())),
+            Ok(Err(e)) => format!("{e}{}", connection.stderr_suffix()),
             Err(_) => format!("{}{}", self.late(), connection.stderr_suffix()),
         };
         connection.close().await;
@@ -296,6 +294,39 @@ impl Core {
             status["pid"] = pid.into();
         }
         status
+    }
+}
+
+/// Every page of `tools/list`, refused once the tools add up to more than `max_bytes` of JSON
+/// (a server cannot make the daemon hold an endless list, page after page).
+async fn list_tools(
+    peer: &rmcp::Peer<rmcp::RoleClient>,
+    max_bytes: usize,
+) -> Result<Vec<McpTool>, String> {
+    let mut tools = Vec::new();
+    let mut bytes = 0usize;
+    let mut cursor = None;
+    loop {
+        let params = cursor
+            .take()
+            .map(|c| rmcp::model::PaginatedRequestParams::default().with_cursor(Some(c)));
+        let page = peer
+            .list_tools(params)
+            .await
+            .map_err(|e| format!("tools/list failed: {e}"))?;
+        for tool in page.tools {
+            bytes = bytes.saturating_add(serde_json::to_string(&tool).map_or(0, |t| t.len()));
+            if bytes > max_bytes {
+                return Err(format!(
+                    "its tool list is over max_line_bytes = {max_bytes} bytes of JSON"
+                ));
+            }
+            tools.push(McpTool::from(tool));
+        }
+        match page.next_cursor {
+            Some(next) if !next.is_empty() => cursor = Some(next),
+            _ => return Ok(tools),
+        }
     }
 }
 

@@ -396,6 +396,24 @@ async fn server_that_never_initializes_hits_startup_timeout_and_is_killed() {
 }
 
 #[tokio::test]
+async fn endless_tool_list_is_refused_at_max_line_bytes() {
+    let config = stdio(python(), &[FAULT_SERVER], &[("MODE", "endless_list")]);
+    let all = servers("pages", config, 256 << 10);
+    let err = all
+        .get("pages")
+        .expect("configured")
+        .tools()
+        .await
+        .unwrap_err();
+    assert!(
+        err.why
+            .contains("tool list is over max_line_bytes = 262144"),
+        "{err}"
+    );
+    assert_eq!(status(&all, "pages")["state"], "failed");
+}
+
+#[tokio::test]
 async fn env_is_only_path_home_lang_and_the_table() {
     let config = stdio(
         python(),

@@ -2,7 +2,8 @@
 
 Tools: echo (answers its arguments as structuredContent), crash (exits at once), hang (never
 answers), cancelled (the request ids cancelled so far), flood (N MiB to stderr, then answers),
-big (one line of N bytes on stdout, then nothing). MODE=no_init never answers initialize.
+big (one line of N bytes on stdout, then nothing). MODE=no_init never answers initialize;
+MODE=endless_list pages tools/list forever.
 """
 import json
 import os
@@ -39,6 +40,11 @@ for line in sys.stdin:
             "serverInfo": {"name": "fault", "version": "1"},
         })
     elif method == "tools/list":
+        if os.environ.get("MODE") == "endless_list":
+            page = int(params.get("cursor") or 0)
+            tools = [dict(tool(f"t{page}_{i}"), description="d" * 1000) for i in range(50)]
+            answer(rid, {"tools": tools, "nextCursor": str(page + 1)})
+            continue
         answer(rid, {"tools": [tool(n) for n in ["echo", "crash", "hang", "cancelled", "flood", "big"]]})
     elif method == "notifications/cancelled":
         cancelled.append(params.get("requestId"))

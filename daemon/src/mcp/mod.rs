@@ -215,6 +215,7 @@ async fn call_tool(
         _ = cancel.cancelled() => return Err(ToolError::Cancelled),
     };
     core.count_call();
+    let oversized_before = connection.oversized_lines();
     let mut params = CallToolRequestParams::new(tool.clone());
     params.arguments = Some(arguments);
     let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
@@ -228,7 +229,6 @@ async fn call_tool(
     };
     // The request is out: the arguments no longer count against the run's queued bytes.
     drop(call.arguments);
-    let oversized_before = connection.oversized_lines();
     let limit = Duration::from_millis(core.config.call_timeout_ms);
     let answer = tokio::select! {
         answer = &mut handle.rx => answer,

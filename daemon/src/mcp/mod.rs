@@ -189,7 +189,7 @@ impl ToolSource for McpServer {
 }
 
 async fn call_tool(
-    core: &server::Core,
+    core: &Arc<server::Core>,
     call: ToolCall,
     cancel: CancellationToken,
 ) -> Result<crate::rpc::Raw, ToolError> {

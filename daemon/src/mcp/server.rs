@@ -63,7 +63,7 @@ pub struct Core {
     pub max_line_bytes: usize,
     inner: Mutex<Inner>,
     /// Serializes starts (and tool-list refreshes).
-    start: tokio::sync::Mutex<()>,
+    start: Arc<tokio::sync::Mutex<()>>,
     /// Fired by shutdown (or the daemon's `stop`): starts give up, nothing starts again.
     stopping: CancellationToken,
 }
@@ -87,7 +87,7 @@ impl Core {
                 calls_total: 0,
                 tools: Arc::from(Vec::new()),
             }),
-            start: tokio::sync::Mutex::new(()),
+            start: Arc::new(tokio::sync::Mutex::new(())),
             stopping,
         }
     }
@@ -97,18 +97,35 @@ impl Core {
     }
 
     /// The running connection and the tool list, starting the server if needed.
-    pub async fn connection(&self) -> Result<Ready, String> {
+    ///
+    /// The start itself runs in a task of its own, holding the start lock: a caller that gives
+    /// up (its run ended) never leaves a half-made start behind, and the callers waiting for the
+    /// lock get its outcome. (Being a runtime task, it also forks from a worker thread that lives
+    /// as long as the daemon, which `PR_SET_PDEATHSIG` needs.)
+    pub async fn connection(self: &Arc<Self>) -> Result<Ready, String> {
         if let Some(ready) = self.ready()? {
             return Ok(ready);
         }
-        let _start = tokio::select! {
-            guard = self.start.lock() => guard,
+        let start = tokio::select! {
+            guard = self.start.clone().lock_owned() => guard,
             _ = self.stopping.cancelled() => return Err(stopped()),
         };
         // Someone else may have started it (or failed) while this caller waited.
         if let Some(ready) = self.ready()? {
             return Ok(ready);
         }
+        let core = self.clone();
+        tokio::spawn(async move {
+            let outcome = core.start().await;
+            drop(start);
+            outcome
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("its start failed: {e}")))
+    }
+
+    /// One start (or tool-list refresh), recorded in the state; the caller holds the start lock.
+    async fn start(&self) -> Result<Ready, String> {
         // A running connection whose tool list changed is kept; only the list is fetched again.
         let reuse = {
             let mut inner = self.inner();

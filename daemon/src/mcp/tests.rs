@@ -396,6 +396,21 @@ async fn server_that_never_initializes_hits_startup_timeout_and_is_killed() {
 }
 
 #[tokio::test]
+async fn a_start_abandoned_by_its_caller_still_completes() {
+    // A start that takes a second, so the caller surely gives up in the middle of it.
+    let config = stdio(python(), &[FAULT_SERVER], &[("MODE", "slow_init")]);
+    let all = servers("f", config, 16 << 20);
+    let server = all.get("f").expect("configured").clone();
+    let caller = tokio::spawn(async move { server.tools().await.map(|t| t.len()) });
+    wait_until(|| status(&all, "f")["state"] == "starting").await;
+    caller.abort();
+    // The start goes on in its own task: no half-made start stays behind.
+    wait_until(|| status(&all, "f")["state"] == "running").await;
+    assert_eq!(status(&all, "f")["tools"], 6);
+    all.shutdown().await;
+}
+
+#[tokio::test]
 async fn endless_tool_list_is_refused_at_max_line_bytes() {
     let config = stdio(python(), &[FAULT_SERVER], &[("MODE", "endless_list")]);
     let all = servers("pages", config, 256 << 10);

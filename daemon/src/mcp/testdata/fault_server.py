@@ -3,11 +3,12 @@
 Tools: echo (answers its arguments as structuredContent), crash (exits at once), hang (never
 answers), cancelled (the request ids cancelled so far), flood (N MiB to stderr, then answers),
 big (one line of N bytes on stdout, then nothing). MODE=no_init never answers initialize;
-MODE=endless_list pages tools/list forever.
+MODE=endless_list pages tools/list forever; MODE=slow_init answers initialize after 1 s.
 """
 import json
 import os
 import sys
+import time
 
 cancelled = []
 if os.environ.get("PIDFILE"):
@@ -34,6 +35,8 @@ for line in sys.stdin:
     if method == "initialize":
         if os.environ.get("MODE") == "no_init":
             continue
+        if os.environ.get("MODE") == "slow_init":
+            time.sleep(1)
         answer(rid, {
             "protocolVersion": params.get("protocolVersion", "2025-06-18"),
             "capabilities": {"tools": {}},

@@ -406,7 +406,32 @@ async fn a_start_abandoned_by_its_caller_still_completes() {
     caller.abort();
     // The start goes on in its own task: no half-made start stays behind.
     wait_until(|| status(&all, "f")["state"] == "running").await;
-    assert_eq!(status(&all, "f")["tools"], 6);
+    assert_eq!(status(&all, "f")["tools"], 7);
+    all.shutdown().await;
+}
+
+#[tokio::test]
+async fn tool_list_is_fetched_again_after_list_changed() {
+    let all = servers("f", fault(20_000), 16 << 20);
+    let server = all.get("f").expect("configured");
+    assert_eq!(server.tools().await.expect("starts").len(), 7);
+    assert_eq!(call(server, "grow", json!({})).await, Ok(json!("grown")));
+    // The notification is handled by rmcp's loop: poll the list (bounded) until it shows.
+    let mut grown = false;
+    for _ in 0..500 {
+        let tools = server.tools().await.expect("lists");
+        if tools.iter().any(|t| t.name == "grown0") {
+            grown = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(grown, "the new tool never appeared");
+    let s = status(&all, "f");
+    assert_eq!(
+        (s["tools"].clone(), s["restarts"].clone()),
+        (json!(8), json!(0))
+    );
     all.shutdown().await;
 }
 

@@ -2,7 +2,8 @@
 
 Tools: echo (answers its arguments as structuredContent), crash (exits at once), hang (never
 answers), cancelled (the request ids cancelled so far), flood (N MiB to stderr, then answers),
-big (one line of N bytes on stdout, then nothing). MODE=no_init never answers initialize;
+big (one line of N bytes on stdout, then nothing), grow (adds a tool and sends
+notifications/tools/list_changed). MODE=no_init never answers initialize;
 MODE=endless_list pages tools/list forever; MODE=slow_init answers initialize after 1 s.
 """
 import json
@@ -11,6 +12,7 @@ import sys
 import time
 
 cancelled = []
+extra = []
 if os.environ.get("PIDFILE"):
     with open(os.environ["PIDFILE"], "w") as f:
         f.write(str(os.getpid()))
@@ -48,7 +50,8 @@ for line in sys.stdin:
             tools = [dict(tool(f"t{page}_{i}"), description="d" * 1000) for i in range(50)]
             answer(rid, {"tools": tools, "nextCursor": str(page + 1)})
             continue
-        answer(rid, {"tools": [tool(n) for n in ["echo", "crash", "hang", "cancelled", "flood", "big"]]})
+        names = ["echo", "crash", "hang", "cancelled", "flood", "big", "grow"] + extra
+        answer(rid, {"tools": [tool(n) for n in names]})
     elif method == "notifications/cancelled":
         cancelled.append(params.get("requestId"))
     elif method == "tools/call":
@@ -61,6 +64,10 @@ for line in sys.stdin:
             os._exit(3)
         elif name == "hang":
             pass
+        elif name == "grow":
+            extra.append(f"grown{len(extra)}")
+            send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+            answer(rid, {"content": [{"type": "text", "text": "grown"}]})
         elif name == "cancelled":
             answer(rid, {"content": [{"type": "text", "text": json.dumps(cancelled)}]})
         elif name == "flood":

@@ -1,0 +1,311 @@
+//! `ptcd mcp`: ptcd as an MCP server on stdio, so any MCP host gets Code Mode.
+//!
+//! An MCP host (Claude Desktop, Cursor, goose, an agent framework's MCP client) starts `ptcd
+//! mcp` as a stdio server. It offers `run_code` (and, for large catalogs, `search_tools`), and
+//! runs each call as a script in the daemon, whose tools are the downstream MCP servers of the
+//! daemon's config. `ptcd mcp` itself is only a bridge: an MCP **server** on stdin/stdout
+//! (rmcp, [`handler`]) and a JSON-RPC **client** of the daemon's socket ([`daemon_client`]);
+//! scripts never run in this process.
+//!
+//! Start-up ([`run`]):
+//! 1. Socket: `--socket`, else `PTCD_SOCKET`, else the contract's default path. If nothing
+//!    answers there and `--no-start` is not given, a private daemon is started on a socket of
+//!    its own and stopped again at exit ([`autostart`]).
+//! 2. `initialize`: the daemon's configured MCP servers (`mcp_servers`, absent on a daemon
+//!    without MCP support = none) and `discovery_threshold`. The attached servers are
+//!    `--servers` (an unknown name is a start-up error naming the configured ones) or all.
+//! 3. `tools/definition` with `format: "mcp"` and those servers gives `run_code`'s description
+//!    (the typed stubs); when the catalog (counted with a throw-away `session/create`) is above
+//!    the threshold, that description lists summaries only and `search_tools` is offered too.
+//! 4. Serve MCP on stdio until stdin ends, then stop the private daemon if there is one.
+//!
+//! stdout is the MCP channel and nothing else: logs go to stderr (`PTCD_LOG`, default `warn`),
+//! and so does a private daemon's output.
+
+pub mod autostart;
+pub mod daemon_client;
+pub mod handler;
+pub mod render;
+
+use std::path::PathBuf;
+
+use rmcp::transport::async_rw::AsyncRwTransport;
+use rmcp::ServiceExt;
+use serde_json::{json, Map, Value};
+
+use autostart::{PrivateDaemon, START_TIMEOUT};
+use daemon_client::{DaemonClient, DaemonError};
+use handler::Host;
+
+/// The longest MCP message accepted from the host (a script is one string in it).
+pub const MAX_MCP_LINE_BYTES: usize = 16 << 20;
+
+/// `ptcd mcp`'s command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub socket: Option<PathBuf>,
+    /// `--servers a,b`: attach only these (config names); `None`: all configured.
+    pub servers: Option<Vec<String>>,
+    /// Passed on to a private daemon (`ptcd serve --config`).
+    pub config: Option<PathBuf>,
+    /// The policy of every run (the daemon's default when `None`).
+    pub policy: Option<String>,
+    /// Never start a private daemon.
+    pub no_start: bool,
+}
+
+/// Why `ptcd mcp` could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(
+        "cannot reach the ptcd daemon at {path}: {source} (start `ptcd serve`, or run without \
+--no-start to let `ptcd mcp` start a private one)"
+    )]
+    Unreachable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("starting a private daemon: {0}")]
+    Start(String),
+    #[error("the daemon did not answer `initialize` within {} s", START_TIMEOUT.as_secs())]
+    NoAnswer,
+    #[error("the daemon refused `{method}`: {source}")]
+    Daemon {
+        method: &'static str,
+        source: DaemonError,
+    },
+    #[error(
+        "unknown MCP server {name:?} in --servers; the daemon's config declares: {configured}"
+    )]
+    UnknownServer { name: String, configured: String },
+    #[error("unknown policy {name:?} in --policy; the daemon has: {known}")]
+    UnknownPolicy { name: String, known: String },
+    #[error("the daemon's tools/definition has no run_code tool")]
+    NoRunCode,
+    #[error("serving MCP on stdio: {0}")]
+    Mcp(String),
+}
+
+/// `--socket`, else `PTCD_SOCKET`, else the contract's default path (as the clients resolve it).
+pub fn socket_path(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| {
+        std::env::var_os("PTCD_SOCKET")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    })
+    .unwrap_or_else(crate::config::default_socket_path)
+}
+
+/// Runs `ptcd mcp` until the host closes stdin.
+pub async fn run(options: Options) -> Result<(), HostError> {
+    let socket = socket_path(options.socket.clone());
+    let (client, private) = match DaemonClient::connect(&socket).await {
+        Ok(client) => (client, None),
+        Err(source) if options.no_start => {
+            return Err(HostError::Unreachable {
+                path: socket,
+                source,
+            })
+        }
+        Err(e) => {
+            tracing::info!(socket = %socket.display(), %e, "no daemon answers; starting a private one");
+            let (daemon, client) = PrivateDaemon::start(options.config.as_deref()).await?;
+            (client, Some(daemon))
+        }
+    };
+    let served = serve(client, &options).await;
+    if let Some(daemon) = private {
+        daemon.stop().await;
+    }
+    served
+}
+
+async fn serve(client: DaemonClient, options: &Options) -> Result<(), HostError> {
+    let host = prepare(client, options).await?;
+    let (read, write) = rmcp::transport::stdio_pipes();
+    let transport =
+        AsyncRwTransport::new_server(read, write).with_max_line_length(MAX_MCP_LINE_BYTES);
+    let running = host
+        .serve(transport)
+        .await
+        .map_err(|e| HostError::Mcp(e.to_string()))?;
+    running
+        .waiting()
+        .await
+        .map_err(|e| HostError::Mcp(e.to_string()))?;
+    Ok(())
+}
+
+/// Steps 2 and 3 of the module docs: what to offer, asked from the daemon.
+pub async fn prepare(client: DaemonClient, options: &Options) -> Result<Host, HostError> {
+    let init = tokio::time::timeout(
+        START_TIMEOUT,
+        client.call(
+            "initialize",
+            json!({"client_info": {"name": "ptcd-mcp", "version": env!("CARGO_PKG_VERSION")}}),
+        ),
+    )
+    .await
+    .map_err(|_| HostError::NoAnswer)?
+    .map_err(|source| HostError::Daemon {
+        method: "initialize",
+        source,
+    })?;
+    let configured = strings(init.get("mcp_servers"));
+    let servers = select_servers(options.servers.as_deref(), &configured)?;
+    if let Some(name) = &options.policy {
+        let known = strings(init.get("policies"));
+        if !known.is_empty() && !known.contains(name) {
+            return Err(HostError::UnknownPolicy {
+                name: name.clone(),
+                known: known.join(", "),
+            });
+        }
+    }
+    let mut params = Map::new();
+    params.insert("format".into(), json!("mcp"));
+    if !servers.is_empty() {
+        params.insert("mcp_servers".into(), json!(servers));
+    }
+    let definitions = client
+        .call("tools/definition", Value::Object(params))
+        .await
+        .map_err(|source| HostError::Daemon {
+            method: "tools/definition",
+            source,
+        })?;
+    let run_code = definitions
+        .get("tools")
+        .and_then(Value::as_array)
+        .and_then(|tools| {
+            tools
+                .iter()
+                .find(|t| t.get("name").and_then(Value::as_str) == Some(handler::RUN_CODE))
+        })
+        .ok_or(HostError::NoRunCode)?;
+    let description = run_code
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let schema = match run_code.get("inputSchema") {
+        Some(Value::Object(schema)) => schema.clone(),
+        _ => match json!({"type": "object", "properties": {"code": {"type": "string"}},
+            "required": ["code"]})
+        {
+            Value::Object(schema) => schema,
+            _ => Map::new(),
+        },
+    };
+    let discovery = match init.get("discovery_threshold").and_then(Value::as_u64) {
+        Some(threshold) if !servers.is_empty() => {
+            catalog_size(&client, &servers).await? > threshold
+        }
+        _ => false,
+    };
+    Ok(Host::new(
+        client,
+        servers,
+        options.policy.clone(),
+        description,
+        schema,
+        discovery,
+    ))
+}
+
+/// `--servers` checked against the configured names (duplicates dropped), or all configured.
+pub fn select_servers(
+    wanted: Option<&[String]>,
+    configured: &[String],
+) -> Result<Vec<String>, HostError> {
+    let Some(wanted) = wanted else {
+        return Ok(configured.to_vec());
+    };
+    let mut servers: Vec<String> = Vec::new();
+    for name in wanted.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if !configured.iter().any(|c| c == name) {
+            return Err(HostError::UnknownServer {
+                name: name.to_string(),
+                configured: if configured.is_empty() {
+                    "none".into()
+                } else {
+                    configured.join(", ")
+                },
+            });
+        }
+        if !servers.iter().any(|s| s == name) {
+            servers.push(name.to_string());
+        }
+    }
+    Ok(servers)
+}
+
+/// How many tools a script with these servers attached can call: the `tools` of a throw-away
+/// session (which attaches the servers the way a run does).
+async fn catalog_size(client: &DaemonClient, servers: &[String]) -> Result<u64, HostError> {
+    let session = client
+        .call("session/create", json!({"mcp_servers": servers}))
+        .await
+        .map_err(|source| HostError::Daemon {
+            method: "session/create",
+            source,
+        })?;
+    let size = session
+        .get("tools")
+        .and_then(Value::as_array)
+        .map_or(0, |tools| tools.len() as u64);
+    if let Some(id) = session.get("session_id") {
+        if let Err(e) = client
+            .call("session/close", json!({"session_id": id}))
+            .await
+        {
+            tracing::debug!(%e, "closing the counting session");
+        }
+    }
+    Ok(size)
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn servers_default_to_all_configured_and_unknown_ones_are_named() {
+        let configured = names(&["git", "sqlite"]);
+        assert_eq!(select_servers(None, &configured).unwrap(), configured);
+        let picked = select_servers(Some(&names(&["sqlite", " sqlite", ""])), &configured).unwrap();
+        assert_eq!(picked, names(&["sqlite"]));
+        let err = select_servers(Some(&names(&["nope"])), &configured).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown MCP server \"nope\" in --servers; the daemon's config declares: git, sqlite"
+        );
+        let err = select_servers(Some(&names(&["x"])), &[]).unwrap_err();
+        assert!(err.to_string().ends_with("declares: none"), "{err}");
+    }
+
+    #[test]
+    fn socket_flag_wins_over_the_environment() {
+        assert_eq!(
+            socket_path(Some(PathBuf::from("/x.sock"))),
+            PathBuf::from("/x.sock")
+        );
+    }
+}

@@ -180,6 +180,13 @@ impl Host {
         let outcome = loop {
             tokio::select! {
                 answer = &mut answer => {
+                    // The daemon sent the run's output before its answer: forward what is queued.
+                    if let Some(rx) = output.as_mut() {
+                        while let Ok(chunk) = rx.try_recv() {
+                            chunks += 1;
+                            self.forward(&context.peer, progress.as_ref(), chunks, chunk).await;
+                        }
+                    }
                     break answer.unwrap_or_else(|_| Err(DaemonError::Gone("the reader stopped".into())));
                 }
                 chunk = recv(&mut output) => match chunk {

@@ -19,7 +19,7 @@ from typing import AsyncIterator
 
 import pytest
 
-from daemon import PTCD_BIN, Daemon, wait_until
+from daemon import PTCD_BIN, Daemon, run_dirs, wait_until
 from rpc import RpcClient
 
 mcp = pytest.importorskip("mcp", reason="the MCP Python SDK (tests/requirements.txt) is not installed")
@@ -250,7 +250,9 @@ def test_starts_a_private_daemon_when_none_answers_and_leaves_nothing_behind(tmp
         wait_until(lambda: not _processes_with(str(config)), "the private daemon to be gone", 20)
         assert not Path(f"/proc/{seen['pid']}").exists()
         assert not seen["socket"].parent.exists()
-        assert not [p for p in scratch.iterdir() if not p.name.endswith(".lock")]
+        # Run dirs only: a warm child's dir being refilled when SIGTERM came may outlive the daemon
+        # (reclaimed at the next start), as the warm-pool suite allows.
+        assert run_dirs(scratch) == []
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -193,18 +193,27 @@ def test_host_cancelling_run_code_cancels_the_run_in_the_daemon(daemon: Daemon) 
     assert_daemon_serves(daemon)
 
 
-def test_lost_daemon_is_a_tool_error_result_not_a_protocol_error(start_daemon) -> None:
+def test_lost_daemon_is_a_tool_error_result_and_a_restarted_one_is_picked_up(start_daemon) -> None:
     daemon = start_daemon()
+    restarted: list[Daemon] = []
 
     async def scenario(host: Host):
         first = await host.run_code("1")
         await asyncio.to_thread(daemon.stop)
-        return first, await host.run_code("2")
+        lost = await host.run_code("2")
+        # The daemon comes back on the same socket (a restart): the next call reconnects.
+        restarted.append(await asyncio.to_thread(Daemon, daemon.socket.parent, []))
+        return first, lost, await host.run_code("3")
 
-    first, second = drive(scenario, "--socket", str(daemon.socket), "--no-start")
+    try:
+        first, lost, after = drive(scenario, "--socket", str(daemon.socket), "--no-start")
+    finally:
+        for d in restarted:
+            d.stop()
     assert text_of(first) == "1"
-    assert second.is_error is True
-    assert "lost the connection to the ptcd daemon" in text_of(second)
+    assert lost.is_error is True
+    assert "lost the connection to the ptcd daemon" in text_of(lost)
+    assert after.is_error is False and text_of(after) == "3"
 
 
 # --- start-up -----------------------------------------------------------------------------------

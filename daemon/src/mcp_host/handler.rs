@@ -17,6 +17,7 @@
 
 #![allow(deprecated)] // MCP logging is deprecated by SEP-2577 but is what hosts show today.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
@@ -44,7 +45,11 @@ const PROGRESS_MESSAGE_BYTES: usize = 1024;
 
 /// What `ptcd mcp` serves, decided at start-up.
 pub struct Host {
-    client: DaemonClient,
+    /// The daemon connection; re-opened (once per call) after the daemon went away, so a
+    /// restarted daemon (an upgrade, a SIGHUP-less restart) is picked up without the host
+    /// restarting `ptcd mcp`.
+    client: tokio::sync::Mutex<DaemonClient>,
+    socket: PathBuf,
     /// The attached MCP servers (config names), sent with every run.
     servers: Vec<String>,
     policy: Option<String>,
@@ -73,6 +78,7 @@ impl Host {
     /// input schema; `discovery`: offer `search_tools`.
     pub fn new(
         client: DaemonClient,
+        socket: PathBuf,
         servers: Vec<String>,
         policy: Option<String>,
         run_code_description: String,
@@ -84,7 +90,8 @@ impl Host {
             tools.push(search_tools_tool());
         }
         Host {
-            client,
+            client: tokio::sync::Mutex::new(client),
+            socket,
             servers,
             policy,
             tools: Arc::new(tools),
@@ -158,18 +165,33 @@ impl Host {
         }
     }
 
+    /// The daemon connection, reconnected if the daemon closed it.
+    async fn client(&self) -> Result<DaemonClient, DaemonError> {
+        let mut client = self.client.lock().await;
+        if client.is_closed() {
+            match DaemonClient::connect(&self.socket).await {
+                Ok(fresh) => *client = fresh,
+                Err(e) => {
+                    return Err(DaemonError::Gone(format!(
+                        "the daemon went away and {} does not answer: {e}",
+                        self.socket.display()
+                    )))
+                }
+            }
+        }
+        Ok(client.clone())
+    }
+
     /// One daemon `run`, its output forwarded to the host, cancelled when the host cancels.
     async fn run(
         &self,
         params: Map<String, Value>,
         context: &RequestContext<RoleServer>,
     ) -> Result<Value, DaemonError> {
-        let call = self
-            .client
-            .start("run", Value::Object(params), true)
-            .await?;
+        let client = self.client().await?;
+        let call = client.start("run", Value::Object(params), true).await?;
         let mut guard = CancelOnDrop {
-            client: self.client.clone(),
+            client: client.clone(),
             id: Some(call.id),
         };
         let mut answer = call.answer;
@@ -198,7 +220,7 @@ impl Host {
                 },
                 _ = context.ct.cancelled(), if !cancel_sent => {
                     cancel_sent = true;
-                    send_cancel(&self.client, call.id).await;
+                    send_cancel(&client, call.id).await;
                 }
             }
         };

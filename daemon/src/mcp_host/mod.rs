@@ -113,15 +113,16 @@ pub async fn run(options: Options) -> Result<(), HostError> {
             (client, Some(daemon))
         }
     };
-    let served = serve(client, &options).await;
+    let socket = private.as_ref().map_or(socket, |d| d.socket.clone());
+    let served = serve(client, socket, &options).await;
     if let Some(daemon) = private {
         daemon.stop().await;
     }
     served
 }
 
-async fn serve(client: DaemonClient, options: &Options) -> Result<(), HostError> {
-    let host = prepare(client, options).await?;
+async fn serve(client: DaemonClient, socket: PathBuf, options: &Options) -> Result<(), HostError> {
+    let host = prepare(client, socket, options).await?;
     let (read, write) = rmcp::transport::stdio_pipes();
     let transport =
         AsyncRwTransport::new_server(read, write).with_max_line_length(MAX_MCP_LINE_BYTES);
@@ -137,7 +138,11 @@ async fn serve(client: DaemonClient, options: &Options) -> Result<(), HostError>
 }
 
 /// Steps 2 and 3 of the module docs: what to offer, asked from the daemon.
-pub async fn prepare(client: DaemonClient, options: &Options) -> Result<Host, HostError> {
+pub async fn prepare(
+    client: DaemonClient,
+    socket: PathBuf,
+    options: &Options,
+) -> Result<Host, HostError> {
     let init = tokio::time::timeout(
         START_TIMEOUT,
         client.call(
@@ -205,6 +210,7 @@ pub async fn prepare(client: DaemonClient, options: &Options) -> Result<Host, Ho
     };
     Ok(Host::new(
         client,
+        socket,
         servers,
         options.policy.clone(),
         description,

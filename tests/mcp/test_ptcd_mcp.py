@@ -301,19 +301,21 @@ def test_no_start_without_a_daemon_names_the_socket(tmp_path: Path) -> None:
 # --- downstream MCP servers ---------------------------------------------------------------------
 
 
-def test_run_code_fans_out_over_a_downstream_mcp_server(start_daemon, tmp_path: Path) -> None:
+def _time_server_daemon(start_daemon, tmp_path: Path, extra_config: str = "") -> Daemon:
+    """A daemon whose config declares `mcp-server-time` as `time`; skips (with the reason) while
+    the daemon has no MCP servers as tool sources."""
     server = VENV_BIN / "mcp-server-time"
     if not server.exists():
         pytest.skip("mcp-server-time (tests/requirements.txt) is not installed in the test venv")
     config = tmp_path / "mcp.toml"
     config.write_text(
-        f'[mcp_servers.time]\ncommand = "{server}"\nargs = ["--local-timezone", "UTC"]\n'
+        f'{extra_config}[mcp_servers.time]\ncommand = "{server}"\nargs = ["--local-timezone", "UTC"]\n'
     )
     try:
         daemon = start_daemon("--config", str(config))
     except RuntimeError as e:
-        if "mcp_servers" in str(e):
-            pytest.skip(f"this daemon's config has no [mcp_servers] tables yet: {e}")
+        if "mcp_servers" in str(e) or "discovery_threshold" in str(e):
+            pytest.skip(f"this daemon's config has no MCP settings yet: {e}")
         raise
     c = daemon.connect()
     init = c.call("initialize", {})["result"]
@@ -321,6 +323,11 @@ def test_run_code_fans_out_over_a_downstream_mcp_server(start_daemon, tmp_path: 
     if "mcp_servers" not in init:
         pytest.skip("initialize has no mcp_servers: MCP servers as tool sources are not in this daemon yet")
     assert init["mcp_servers"] == ["time"]
+    return daemon
+
+
+def test_run_code_fans_out_over_a_downstream_mcp_server(start_daemon, tmp_path: Path) -> None:
+    daemon = _time_server_daemon(start_daemon, tmp_path)
     zones = ["Europe/Paris", "Asia/Tokyo", "America/New_York", "Australia/Sydney", "Africa/Cairo",
              "America/Sao_Paulo", "Asia/Kolkata", "Europe/London", "Pacific/Auckland", "UTC"]
     code = (
@@ -341,4 +348,24 @@ def test_run_code_fans_out_over_a_downstream_mcp_server(start_daemon, tmp_path: 
     assert text_of(result).startswith("10\n")
     assert sorted(result.structured_content["value"]) == sorted(zones)
     assert result.structured_content["tool_calls"] == len(zones)
+    assert_daemon_serves(daemon)
+
+
+def test_search_tools_is_offered_above_the_discovery_threshold_and_finds_the_tool(start_daemon, tmp_path: Path) -> None:
+    # Two tools over a threshold of one: run_code lists summaries only, search_tools is offered.
+    daemon = _time_server_daemon(start_daemon, tmp_path, "discovery_threshold = 1\n")
+
+    async def scenario(host: Host):
+        tools = (await host.session.list_tools()).tools
+        found = await host.session.call_tool("search_tools", {"query": "convert a time to another timezone"})
+        bad = await host.session.call_tool("search_tools", {"query": "x", "limit": 0})
+        return tools, found, bad
+
+    tools, found, bad = drive(scenario, "--socket", str(daemon.socket), "--no-start")
+    assert [t.name for t in tools] == ["run_code", "search_tools"]
+    assert tools[1].input_schema["required"] == ["query"]
+    assert found.is_error is False, text_of(found)
+    results = found.structured_content["results"]
+    assert results[0]["name"] == "time.convert_time" and results[0]["summary"]
+    assert bad.is_error is True and "`limit` must be an integer from 1 to 100" in text_of(bad)
     assert_daemon_serves(daemon)

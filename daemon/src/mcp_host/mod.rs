@@ -307,6 +307,111 @@ mod tests {
         assert!(err.to_string().ends_with("declares: none"), "{err}");
     }
 
+    /// A fake daemon answering each method with `answer(method, params)`; returns the socket
+    /// and the requests it got.
+    async fn fake_daemon(
+        answer: fn(&str, &Value) -> Value,
+    ) -> (
+        PathBuf,
+        std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+    ) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let dir = std::env::temp_dir().join(format!(
+            "ptcd-mcp-prepare-{}-{:?}",
+            std::process::id(),
+            std::time::Instant::now()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("d.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (read, mut write) = stream.into_split();
+            let mut lines = tokio::io::BufReader::new(read).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let m: Value = serde_json::from_str(&line).unwrap();
+                let method = m["method"].as_str().unwrap().to_string();
+                let result = answer(&method, &m["params"]);
+                log.lock().unwrap().push((method, m["params"].clone()));
+                let reply = json!({"jsonrpc": "2.0", "id": m["id"], "result": result});
+                write
+                    .write_all(format!("{reply}\n").as_bytes())
+                    .await
+                    .unwrap();
+            }
+        });
+        (path, seen)
+    }
+
+    fn catalog_of_three(method: &str, _params: &Value) -> Value {
+        match method {
+            "initialize" => json!({"mcp_servers": ["a", "b"], "discovery_threshold": 2,
+                "policies": ["default"]}),
+            "tools/definition" => json!({"tools": [{"name": "run_code", "description": "D",
+                "inputSchema": {"type": "object", "required": ["code"]}}], "stubs": ""}),
+            "session/create" => json!({"session_id": "s-1", "tools": ["a.x", "a.y", "a.z"]}),
+            _ => json!({}),
+        }
+    }
+
+    fn without_mcp(method: &str, params: &Value) -> Value {
+        match method {
+            "initialize" => json!({"policies": ["default"]}),
+            _ => catalog_of_three(method, params),
+        }
+    }
+
+    fn tool_names(host: &Host) -> Vec<String> {
+        host.tools().iter().map(|t| t.name.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_catalog_above_the_threshold_offers_search_tools_and_attaches_the_chosen_servers() {
+        let (socket, seen) = fake_daemon(catalog_of_three).await;
+        let client = DaemonClient::connect(&socket).await.unwrap();
+        let options = Options {
+            servers: Some(names(&["a"])),
+            ..Options::default()
+        };
+        let host = prepare(client, socket.clone(), &options).await.unwrap();
+        assert_eq!(tool_names(&host), ["run_code", "search_tools"]);
+        assert_eq!(host.tools()[0].description.as_deref(), Some("D"));
+        let seen = seen.lock().unwrap().clone();
+        let methods: Vec<&str> = seen.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(
+            methods,
+            [
+                "initialize",
+                "tools/definition",
+                "session/create",
+                "session/close"
+            ]
+        );
+        assert_eq!(seen[1].1, json!({"format": "mcp", "mcp_servers": ["a"]}));
+        assert_eq!(seen[2].1, json!({"mcp_servers": ["a"]}));
+        assert_eq!(seen[3].1, json!({"session_id": "s-1"}));
+        std::fs::remove_dir_all(socket.parent().unwrap()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_daemon_without_mcp_servers_gets_plain_requests_and_only_run_code() {
+        let (socket, seen) = fake_daemon(without_mcp).await;
+        let client = DaemonClient::connect(&socket).await.unwrap();
+        let host = prepare(client, socket.clone(), &Options::default())
+            .await
+            .unwrap();
+        assert_eq!(tool_names(&host), ["run_code"]);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(
+            seen[1],
+            ("tools/definition".into(), json!({"format": "mcp"}))
+        );
+        std::fs::remove_dir_all(socket.parent().unwrap()).unwrap();
+    }
+
     #[test]
     fn socket_flag_wins_over_the_environment() {
         assert_eq!(

@@ -8,9 +8,10 @@
 //! scripts never run in this process.
 //!
 //! Start-up ([`run`]):
-//! 1. Socket: `--socket`, else `PTCD_SOCKET`, else the contract's default path. If nothing
-//!    answers there and `--no-start` is not given, a private daemon is started on a socket of
-//!    its own and stopped again at exit ([`autostart`]).
+//! 1. Socket: `--socket`, else `PTCD_SOCKET`, else the contract's default path. If nobody
+//!    listens there (no socket, or a stale one) and `--no-start` is not given, a private daemon
+//!    is started on a socket of its own and stopped again at exit ([`autostart`]). Any other
+//!    connect error (permission denied) is reported, not worked around.
 //! 2. `initialize`: the daemon's configured MCP servers (`mcp_servers`, absent on a daemon
 //!    without MCP support = none) and `discovery_threshold`. The attached servers are
 //!    `--servers` (an unknown name is a start-up error naming the configured ones) or all.
@@ -86,6 +87,14 @@ pub enum HostError {
     Mcp(String),
 }
 
+/// The connect error means no daemon is there (no socket file, or a stale one).
+fn nobody_listens(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+    )
+}
+
 /// `--socket`, else `PTCD_SOCKET`, else the contract's default path (as the clients resolve it).
 pub fn socket_path(flag: Option<PathBuf>) -> PathBuf {
     flag.or_else(|| {
@@ -101,7 +110,9 @@ pub async fn run(options: Options) -> Result<(), HostError> {
     let socket = socket_path(options.socket.clone());
     let (client, private) = match DaemonClient::connect(&socket).await {
         Ok(client) => (client, None),
-        Err(source) if options.no_start => {
+        // Someone listens but refuses us (a root daemon's 0600 socket): say so, do not start a
+        // second daemon behind the user's back.
+        Err(source) if options.no_start || !nobody_listens(&source) => {
             return Err(HostError::Unreachable {
                 path: socket,
                 source,

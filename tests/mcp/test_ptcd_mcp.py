@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from contextlib import asynccontextmanager
@@ -263,6 +264,35 @@ def test_starts_a_private_daemon_when_none_answers_and_leaves_nothing_behind(tmp
         # (reclaimed at the next start), as the warm-pool suite allows.
         assert run_dirs(scratch) == []
     finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_sigterm_to_ptcd_mcp_stops_its_private_daemon_too(tmp_path: Path) -> None:
+    scratch = Path(tempfile.mkdtemp(prefix="ptcd-test-scratch-"))
+    os.chmod(scratch, 0o711)
+    config = tmp_path / "private.toml"
+    config.write_text(f'scratch_dir = "{scratch}"\n')
+    proc = subprocess.Popen(
+        [str(PTCD_BIN), "mcp", "--config", str(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PTCD_SOCKET": str(tmp_path / "nobody-listens.sock")},
+    )
+    try:
+        wait_until(lambda: _processes_with(str(config)), "the private daemon to start", 30)
+        [pid] = _processes_with(str(config))
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        socket = Path(cmdline[cmdline.index(b"--socket") + 1].decode())
+        wait_until(socket.exists, "the private daemon to listen", 30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert not Path(f"/proc/{pid}").exists(), "the private daemon outlived ptcd mcp"
+        assert not socket.parent.exists()
+        assert proc.stdout.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         shutil.rmtree(scratch, ignore_errors=True)
 
 

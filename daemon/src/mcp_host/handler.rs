@@ -150,7 +150,7 @@ impl Host {
                 }
             },
         };
-        let mut params = self.run_params("await search_tools(query, limit)");
+        let mut params = self.run_params("found = await search_tools(query, limit)\nfound");
         params.insert("inputs".into(), json!({"query": query, "limit": limit}));
         match self.run(params, context).await {
             Ok(result) if result.get("status").and_then(Value::as_str) == Some("ok") => {

@@ -18,7 +18,8 @@
 //! 3. `tools/definition` with `format: "mcp"` and those servers gives `run_code`'s description
 //!    (the typed stubs); when the catalog (counted with a throw-away `session/create`) is above
 //!    the threshold, that description lists summaries only and `search_tools` is offered too.
-//! 4. Serve MCP on stdio until stdin ends, then stop the private daemon if there is one.
+//! 4. Serve MCP on stdio until stdin ends (or SIGTERM/SIGINT/SIGHUP), then stop the private
+//!    daemon if there is one.
 //!
 //! stdout is the MCP channel and nothing else: logs go to stderr (`PTCD_LOG`, default `warn`),
 //! and so does a private daemon's output.
@@ -107,6 +108,7 @@ pub fn socket_path(flag: Option<PathBuf>) -> PathBuf {
 
 /// Runs `ptcd mcp` until the host closes stdin.
 pub async fn run(options: Options) -> Result<(), HostError> {
+    let mut signals = Termination::watch();
     let socket = socket_path(options.socket.clone());
     let (client, private) = match DaemonClient::connect(&socket).await {
         Ok(client) => (client, None),
@@ -125,7 +127,14 @@ pub async fn run(options: Options) -> Result<(), HostError> {
         }
     };
     let socket = private.as_ref().map_or(socket, |d| d.socket.clone());
-    let served = serve(client, socket, &options).await;
+    // A host that stops us with a signal instead of closing stdin gets the same clean exit.
+    let served = tokio::select! {
+        served = serve(client, socket, &options) => served,
+        signal = signals.recv() => {
+            tracing::info!(signal, "stopping on a signal");
+            Ok(())
+        }
+    };
     if let Some(daemon) = private {
         daemon.stop().await;
     }
@@ -146,6 +155,36 @@ async fn serve(client: DaemonClient, socket: PathBuf, options: &Options) -> Resu
         .await
         .map_err(|e| HostError::Mcp(e.to_string()))?;
     Ok(())
+}
+
+/// SIGTERM, SIGINT and SIGHUP, watched from the start (so none arriving while the private
+/// daemon starts kills us before we can stop it).
+struct Termination(Option<[tokio::signal::unix::Signal; 3]>);
+
+impl Termination {
+    fn watch() -> Termination {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(int), Ok(hup)) => Termination(Some([term, int, hup])),
+            _ => Termination(None),
+        }
+    }
+
+    /// The first of them to arrive (its name); never, if they could not be watched.
+    async fn recv(&mut self) -> &'static str {
+        let Some([term, int, hup]) = &mut self.0 else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+            _ = hup.recv() => "SIGHUP",
+        }
+    }
 }
 
 /// Steps 2 and 3 of the module docs: what to offer, asked from the daemon.

@@ -194,6 +194,36 @@ def test_host_cancelling_run_code_cancels_the_run_in_the_daemon(daemon: Daemon) 
     assert_daemon_serves(daemon)
 
 
+def test_a_request_the_daemon_refuses_is_an_error_result_naming_the_error(start_daemon, tmp_path: Path) -> None:
+    config = tmp_path / "one-run.toml"
+    config.write_text("queue_depth = 0\n")
+    daemon = start_daemon("--max-runs", "1", "--config", str(config))
+
+    async def scenario(host: Host):
+        busy = asyncio.create_task(host.run_code("print('busy', flush=True)\nawait asyncio.sleep(3600)"))
+        for _ in range(3000):
+            if host.logs:
+                break
+            await asyncio.sleep(0.01)
+        assert host.logs, "the first run never started"
+        refused = await host.run_code("'second'")
+        busy.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await busy
+        return refused
+
+    refused = drive(scenario, "--socket", str(daemon.socket), "--no-start")
+    assert refused.is_error is True
+    assert "(error -32002)" in text_of(refused)
+    assert refused.structured_content is None
+    watcher = daemon.connect()
+    wait_until(
+        lambda: watcher.call("daemon/status")["result"]["runs_active"] == 0, "the cancelled run to end", 20
+    )
+    watcher.close()
+    assert_daemon_serves(daemon)
+
+
 def test_lost_daemon_is_a_tool_error_result_and_a_restarted_one_is_picked_up(start_daemon) -> None:
     daemon = start_daemon()
     restarted: list[Daemon] = []

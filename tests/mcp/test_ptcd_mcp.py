@@ -184,7 +184,10 @@ def test_host_cancelling_run_code_cancels_the_run_in_the_daemon(daemon: Daemon) 
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
+        # The session is still open: only run/cancel can have ended an hour-long run this soon.
         await asyncio.to_thread(wait_until, lambda: active() == 0, "the daemon to end the cancelled run", 20)
+        by_status = watcher.call("daemon/status")["result"]["runs_by_status"]
+        assert by_status.get("cancelled") == 1, by_status
         return await host.run_code("'next'")
 
     after = drive(scenario, "--socket", str(daemon.socket), "--no-start")

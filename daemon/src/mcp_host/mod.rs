@@ -16,7 +16,9 @@
 //!    without MCP support = none) and `discovery_threshold`. The attached servers are
 //!    `--servers` (an unknown name is a start-up error naming the configured ones) or all.
 //! 3. `tools/definition` with `format: "mcp"` and those servers gives `run_code`'s description
-//!    (the typed stubs); when the catalog (counted with a throw-away `session/create`) is above
+//!    (the typed stubs). A server that cannot start (`-32008`) is left out with a warning on
+//!    stderr when all servers were attached by default, and is an error when `--servers` named
+//!    it. When the catalog (counted with a throw-away `session/create`) is above
 //!    the threshold, that description lists summaries only and `search_tools` is offered too.
 //! 4. Serve MCP on stdio until stdin ends (or SIGTERM/SIGINT/SIGHUP), then stop the private
 //!    daemon if there is one.
@@ -207,7 +209,7 @@ pub async fn prepare(
         source,
     })?;
     let configured = strings(init.get("mcp_servers"));
-    let servers = select_servers(options.servers.as_deref(), &configured)?;
+    let mut servers = select_servers(options.servers.as_deref(), &configured)?;
     if let Some(name) = &options.policy {
         let known = strings(init.get("policies"));
         if !known.is_empty() && !known.contains(name) {
@@ -217,18 +219,37 @@ pub async fn prepare(
             });
         }
     }
-    let mut params = Map::new();
-    params.insert("format".into(), json!("mcp"));
-    if !servers.is_empty() {
-        params.insert("mcp_servers".into(), json!(servers));
-    }
-    let definitions = client
-        .call("tools/definition", Value::Object(params))
-        .await
-        .map_err(|source| HostError::Daemon {
-            method: "tools/definition",
-            source,
-        })?;
+    let definitions = loop {
+        let mut params = Map::new();
+        params.insert("format".into(), json!("mcp"));
+        if !servers.is_empty() {
+            params.insert("mcp_servers".into(), json!(servers));
+        }
+        match client.call("tools/definition", Value::Object(params)).await {
+            Ok(definitions) => break definitions,
+            // Attaching every configured server by default: one that cannot start must not
+            // take Code Mode over the others down with it. Named with --servers, it must.
+            Err(e) if options.servers.is_none() => match unavailable_server(&e, &servers) {
+                Some(name) => {
+                    tracing::warn!("{e}; serving without MCP server {name}");
+                    eprintln!("ptcd mcp: {e}; serving without MCP server {name}");
+                    servers.retain(|s| *s != name);
+                }
+                None => {
+                    return Err(HostError::Daemon {
+                        method: "tools/definition",
+                        source: e,
+                    })
+                }
+            },
+            Err(source) => {
+                return Err(HostError::Daemon {
+                    method: "tools/definition",
+                    source,
+                })
+            }
+        }
+    };
     let run_code = definitions
         .get("tools")
         .and_then(Value::as_array)
@@ -267,6 +288,17 @@ pub async fn prepare(
         schema,
         discovery,
     ))
+}
+
+/// The attached server a `-32008` error names ("MCP server unavailable: <name>: <why>").
+fn unavailable_server(error: &DaemonError, servers: &[String]) -> Option<String> {
+    let DaemonError::Rpc { code, message, .. } = error else {
+        return None;
+    };
+    let rest = message.strip_prefix("MCP server unavailable: ")?;
+    let name = rest.split(':').next()?;
+    (*code == crate::rpc::error::MCP_UNAVAILABLE && servers.iter().any(|s| s == name))
+        .then(|| name.to_string())
 }
 
 /// `--servers` checked against the configured names (duplicates dropped), or all configured.
@@ -385,7 +417,10 @@ mod tests {
                 let method = m["method"].as_str().unwrap().to_string();
                 let result = answer(&method, &m["params"]);
                 log.lock().unwrap().push((method, m["params"].clone()));
-                let reply = json!({"jsonrpc": "2.0", "id": m["id"], "result": result});
+                let reply = match result.get("__error") {
+                    Some(error) => json!({"jsonrpc": "2.0", "id": m["id"], "error": error}),
+                    None => json!({"jsonrpc": "2.0", "id": m["id"], "result": result}),
+                };
                 write
                     .write_all(format!("{reply}\n").as_bytes())
                     .await
@@ -411,6 +446,47 @@ mod tests {
             "initialize" => json!({"policies": ["default"]}),
             _ => catalog_of_three(method, params),
         }
+    }
+
+    fn b_is_down(method: &str, params: &Value) -> Value {
+        match method {
+            "initialize" => json!({"mcp_servers": ["a", "b"], "discovery_threshold": 30}),
+            "tools/definition" if params["mcp_servers"].to_string().contains("\"b\"") => {
+                json!({"__error": {"code": -32008,
+                    "message": "MCP server unavailable: b: exited with status 1"}})
+            }
+            _ => catalog_of_three(method, params),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_default_server_that_cannot_start_is_left_out_and_a_named_one_is_an_error() {
+        let (socket, seen) = fake_daemon(b_is_down).await;
+        let client = DaemonClient::connect(&socket).await.unwrap();
+        let host = prepare(client.clone(), socket.clone(), &Options::default())
+            .await
+            .unwrap();
+        assert_eq!(tool_names(&host), ["run_code"]);
+        let definitions: Vec<Value> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, _)| m == "tools/definition")
+            .map(|(_, p)| p["mcp_servers"].clone())
+            .collect();
+        assert_eq!(definitions, [json!(["a", "b"]), json!(["a"])]);
+        let named = Options {
+            servers: Some(names(&["a", "b"])),
+            ..Options::default()
+        };
+        let Err(err) = prepare(client, socket.clone(), &named).await else {
+            panic!("a named server that cannot start must stop ptcd mcp");
+        };
+        assert_eq!(
+            err.to_string(),
+            "the daemon refused `tools/definition`: MCP server unavailable: b: exited with status 1 (error -32008)"
+        );
+        std::fs::remove_dir_all(socket.parent().unwrap()).unwrap();
     }
 
     fn tool_names(host: &Host) -> Vec<String> {

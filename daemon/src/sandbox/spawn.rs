@@ -73,32 +73,6 @@ pub fn spawn(plan: &SandboxPlan, control: OwnedFd) -> Result<Child, SandboxError
     Ok(child)
 }
 
-/// A memfd holding `bytes`, sealed against any change and rewound for the launcher to read.
-fn plan_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
-    use std::io::{Seek, Write};
-    use std::os::fd::FromRawFd;
-    // SAFETY: a NUL-terminated name and flags; the result is checked.
-    let raw = unsafe {
-        libc::memfd_create(
-            c"ptcd-plan".as_ptr(),
-            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-        )
-    };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: memfd_create returned a fresh fd that nothing else owns.
-    let mut file = unsafe { std::fs::File::from_raw_fd(raw) };
-    file.write_all(bytes)?;
-    file.rewind()?;
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: fcntl on our own fd with integer arguments.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(file.into())
-}
-
 /// Starts `ptcd serve --socket <socket> [--config <config>]` for `ptcd mcp`, which runs a private
 /// daemon when none answers (see `crate::mcp_host`). This is the daemon binary itself, run as
 /// the caller's own user: no confinement applies to it (it confines its own children).
@@ -145,4 +119,30 @@ pub fn spawn_private_daemon(
         });
     }
     command.spawn()
+}
+
+/// A memfd holding `bytes`, sealed against any change and rewound for the launcher to read.
+fn plan_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    use std::io::{Seek, Write};
+    use std::os::fd::FromRawFd;
+    // SAFETY: a NUL-terminated name and flags; the result is checked.
+    let raw = unsafe {
+        libc::memfd_create(
+            c"ptcd-plan".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: memfd_create returned a fresh fd that nothing else owns.
+    let mut file = unsafe { std::fs::File::from_raw_fd(raw) };
+    file.write_all(bytes)?;
+    file.rewind()?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on our own fd with integer arguments.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(file.into())
 }

@@ -49,11 +49,11 @@ class Host:
 
 
 @asynccontextmanager
-async def ptcd_mcp(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[Host]:
+async def ptcd_mcp(*args: str, env: dict[str, str] | None = None, errlog=None) -> AsyncIterator[Host]:
     params = StdioServerParameters(
         command=str(PTCD_BIN), args=["mcp", *args], env={**get_default_environment(), **(env or {})}
     )
-    async with stdio_client(params) as (read, write):
+    async with stdio_client(params, **({"errlog": errlog} if errlog else {})) as (read, write):
         host: Host | None = None
 
         async def on_log(params) -> None:
@@ -66,11 +66,11 @@ async def ptcd_mcp(*args: str, env: dict[str, str] | None = None) -> AsyncIterat
             yield host
 
 
-def drive(scenario, *args: str, env: dict[str, str] | None = None):
+def drive(scenario, *args: str, env: dict[str, str] | None = None, errlog=None):
     """Runs `scenario(host)` against a fresh `ptcd mcp *args`, bounded in time."""
 
     async def main():
-        async with ptcd_mcp(*args, env=env) as host:
+        async with ptcd_mcp(*args, env=env, errlog=errlog) as host:
             return await scenario(host)
 
     return asyncio.run(asyncio.wait_for(main(), SESSION_TIMEOUT_S))
@@ -364,7 +364,7 @@ def test_no_start_without_a_daemon_names_the_socket(tmp_path: Path) -> None:
 # --- downstream MCP servers ---------------------------------------------------------------------
 
 
-def _time_server_daemon(start_daemon, tmp_path: Path, extra_config: str = "") -> Daemon:
+def _time_server_daemon(start_daemon, tmp_path: Path, extra_config: str = "", more_servers: str = "") -> Daemon:
     """A daemon whose config declares `mcp-server-time` as `time`; skips (with the reason) while
     the daemon has no MCP servers as tool sources."""
     server = VENV_BIN / "mcp-server-time"
@@ -373,6 +373,7 @@ def _time_server_daemon(start_daemon, tmp_path: Path, extra_config: str = "") ->
     config = tmp_path / "mcp.toml"
     config.write_text(
         f'{extra_config}[mcp_servers.time]\ncommand = "{server}"\nargs = ["--local-timezone", "UTC"]\n'
+        + more_servers
     )
     try:
         daemon = start_daemon("--config", str(config))
@@ -385,7 +386,7 @@ def _time_server_daemon(start_daemon, tmp_path: Path, extra_config: str = "") ->
     c.close()
     if "mcp_servers" not in init:
         pytest.skip("initialize has no mcp_servers: MCP servers as tool sources are not in this daemon yet")
-    assert init["mcp_servers"] == ["time"]
+    assert "time" in init["mcp_servers"]
     return daemon
 
 
@@ -431,4 +432,25 @@ def test_search_tools_is_offered_above_the_discovery_threshold_and_finds_the_too
     results = found.structured_content["results"]
     assert results[0]["name"] == "time.convert_time" and results[0]["summary"]
     assert bad.is_error is True and "`limit` must be an integer from 1 to 100" in text_of(bad)
+    assert_daemon_serves(daemon)
+
+
+def test_a_server_that_cannot_start_is_left_out_unless_named(start_daemon, tmp_path: Path) -> None:
+    daemon = _time_server_daemon(
+        start_daemon, tmp_path, more_servers='[mcp_servers.broken]\ncommand = "/nonexistent/mcp-server"\n'
+    )
+
+    async def scenario(host: Host):
+        tools = (await host.session.list_tools()).tools
+        return tools, await host.run_code("(await time.get_current_time(timezone='UTC'))['timezone']")
+
+    errlog = tmp_path / "ptcd-mcp.stderr"
+    with open(errlog, "w") as err:
+        tools, result = drive(scenario, "--socket", str(daemon.socket), "--no-start", errlog=err)
+    assert "class time" in tools[0].description and "broken" not in tools[0].description
+    assert text_of(result) == "UTC"
+    assert "MCP server unavailable: broken" in errlog.read_text()
+    assert "serving without MCP server broken" in errlog.read_text()
+    named = _ptcd_mcp_fails("--socket", str(daemon.socket), "--no-start", "--servers", "time,broken")
+    assert "MCP server unavailable: broken" in named.stderr and "(error -32008)" in named.stderr
     assert_daemon_serves(daemon)

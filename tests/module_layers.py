@@ -19,7 +19,7 @@ REF = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")
 
 # Highest first. A module may use its own layer and the layers below it.
 LAYERS = [
-    ("process", {"service", "probe", "doctor"}),
+    ("process", {"service", "probe", "doctor", "mcp_host"}),
     ("connection", {"server", "connection", "client_source", "definitions"}),
     ("run", {"run", "relay", "tool_source", "session", "params", "tools", "error", "pool", "daemon", "mcp",
              "attach", "discovery", "stubs"}),

@@ -8,7 +8,8 @@
 //!
 //! Module map, top-down (a module uses only modules below its layer; see ARCHITECTURE.md):
 //! - process and service: [`service`] (start-up, `run(listener, shutdown)`, reload, shutdown),
-//!   [`doctor`] and [`probe`] (`ptcd doctor`: host facts and a real confined run per policy).
+//!   [`doctor`] and [`probe`] (`ptcd doctor`: host facts and a real confined run per policy),
+//!   [`mcp_host`] (`ptcd mcp`: an MCP server on stdio that is a client of the daemon's socket).
 //! - connection edge: [`server`] (socket, accept loop), [`connection`] (one client: reader loop,
 //!   dispatch, the one mapping of domain errors to JSON-RPC), [`client_source`] (the client as
 //!   the source of a run's declared tools and receiver of its output), [`session`] (runs sharing
@@ -39,6 +40,7 @@ pub mod doctor;
 pub mod error;
 pub mod limits;
 pub mod mcp;
+pub mod mcp_host;
 pub mod memory;
 pub mod params;
 pub mod policy;

@@ -16,6 +16,12 @@ import os
 from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
+from pydantic import BaseModel
+
+
+class Who(BaseModel):
+    pid: int
+    starts: int
 
 
 def main() -> None:
@@ -31,9 +37,9 @@ def main() -> None:
     server = MCPServer("crash")
 
     @server.tool()
-    def whoami() -> dict:
+    def whoami() -> Who:
         """The server process's pid and the number of server starts so far."""
-        return {"pid": os.getpid(), "starts": starts}
+        return Who(pid=os.getpid(), starts=starts)
 
     @server.tool()
     def ping() -> str:

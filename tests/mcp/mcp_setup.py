@@ -26,6 +26,11 @@ VENV_BIN = Path(sys.executable).parent
 SQLITE_BIN = REPO / "target" / "mcp-sqlite-venv" / "bin" / "mcp-server-sqlite"
 
 
+# Python servers import the SDK for seconds on a loaded 2-core CI machine; the tests that are
+# about start-up set their own startup_timeout_ms.
+DEFAULTS = {"startup_timeout_ms": 60_000}
+
+
 def require(path: Path) -> str:
     if not path.exists():
         pytest.fail(f"{path} is not installed: run `bash tests/mcp/install.sh` (tests/run-all.sh does)")
@@ -108,6 +113,8 @@ def write_config(path: Path, servers: dict[str, dict], top: dict | None = None) 
     """The daemon config: top-level keys, then one `[mcp_servers.<name>]` table per server."""
     lines = [f"{k} = {toml_value(v)}" for k, v in (top or {}).items()]
     for name, table in servers.items():
+        if "command" in table:
+            table = {**DEFAULTS, **table}
         lines.append(f"\n[mcp_servers.{json.dumps(name)}]")
         lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
     path.write_text("\n".join(lines) + "\n")

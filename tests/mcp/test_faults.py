@@ -65,17 +65,19 @@ def test_crash_is_catchable_and_the_same_script_can_go_on(mcp_daemon, connect, s
     )
     assert r["status"] == "ok", r
     err, pong = r["value"]
-    assert "crash" in err and pong == "pong"
+    assert "crash" in err and pong == {"result": "pong"}
 
 
 def test_server_killed_between_runs_is_restarted_on_next_use(mcp_daemon, connect, state: Path) -> None:
     c = connect(mcp_daemon({"crash": ms.ours("crash_server.py", "--state", str(state))}))
     pid = c.run("await crash.whoami()", mcp_servers=["crash"])["value"]["pid"]
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: process_gone(pid), "the killed server to be reaped")
+    wait_until(lambda: not ms.alive(pid), "the killed server to die")
     r = c.run("await crash.whoami()", mcp_servers=["crash"])
     assert r["status"] == "ok", r
     assert r["value"]["starts"] == 2
+    # Reaped by the restart at the latest: no zombie left behind.
+    wait_until(lambda: process_gone(pid), "the killed server to be reaped")
 
 
 def test_concurrent_first_calls_share_one_server_start(mcp_daemon, connect, state: Path) -> None:

@@ -7,6 +7,7 @@ each test proves is its name; every test also checks the daemon still serves the
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def c(d: Daemon, connect) -> RpcClient:
 
 
 def ok(r: dict) -> dict:
-    assert r["status"] == "ok", r
+    assert r["status"] == "ok", json.dumps(r)
     return r
 
 
@@ -100,19 +101,27 @@ def test_script_queries_the_sqlite_server(c: RpcClient) -> None:
     still_serves(c)
 
 
-def test_sqlite_error_is_a_tool_error_naming_the_server(c: RpcClient) -> None:
+def test_sqlite_server_reports_sql_errors_as_plain_text(c: RpcClient) -> None:
+    # mcp-server-sqlite answers a failed query with a text block, not isError: the script gets
+    # the text (the daemon does not guess errors from words).
+    r = ok(c.run("await sqlite.read_query(query='SELECT * FROM no_such_table')", mcp_servers=["sqlite"]))
+    assert r["value"] == "Database error: no such table: no_such_table"
+    still_serves(c)
+
+
+def test_third_party_is_error_is_a_tool_error_naming_server_and_tool(c: RpcClient) -> None:
     r = ok(c.run(
         "try:\n"
-        "    await sqlite.read_query(query='SELECT * FROM no_such_table')\n"
+        "    await fs.read_text_file(path='/etc/passwd')\n"
         "except ToolError as e:\n"
         "    out = (str(e), e.code, e.data)\n"
         "out",
-        mcp_servers=["sqlite"],
+        mcp_servers=["fs"],
     ))
     message, code, data = r["value"]
-    assert "no_such_table" in message
+    assert "outside allowed directories" in message or "denied" in message.lower(), message
     assert code == -32000
-    assert data == {"server": "sqlite", "tool": "read_query"}
+    assert data == {"server": "fs", "tool": "read_text_file"}
 
 
 def test_structured_content_of_a_third_party_server_reaches_the_script(c: RpcClient) -> None:

@@ -20,7 +20,7 @@ import catalog  # noqa: E402
 
 # The whole `tools/definition` answer (openai format: the run_code tool with its description,
 # and the stubs) for the 200-tool catalog, in bytes of JSON. The full typed stubs of the same
-# catalog measure about 3x this (see test_summary_definitions_are_much_smaller_than_full_stubs).
+# catalog measure about 2.5x this (measured: 38.9 KB against 99.2 KB) (see test_summary_definitions_are_much_smaller_than_full_stubs).
 DEFINITIONS_BUDGET_BYTES = 48 << 10
 
 

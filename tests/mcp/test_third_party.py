@@ -76,8 +76,8 @@ def test_definitions_show_each_attached_server_as_a_namespace_of_typed_tools(c: 
     # MCP names that are not identifiers get Python names (get-sum → get_sum).
     assert "async def get_sum(" in stubs
     # outputSchema gives the return type (mcp-server-time's TimeResult), not Any.
-    assert "async def get_current_time(timezone: str) -> Any" not in stubs
-    assert "async def get_current_time(" in stubs
+    assert "async def get_current_time(timezone: str) -> TimeResult:" in stubs
+    assert "class TimeResult(TypedDict):" in stubs
     namespace: dict = {}
     exec(compile(stubs, "<stubs>", "exec"), namespace)  # the stubs are valid Python
     # The code-execution tool's description carries the stubs.

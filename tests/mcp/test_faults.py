@@ -88,6 +88,15 @@ def test_concurrent_first_calls_share_one_server_start(mcp_daemon, connect, stat
     assert len((state / "pids").read_text().split()) == 1
 
 
+def test_runs_of_two_connections_share_one_server_process(mcp_daemon, connect, state: Path) -> None:
+    d = mcp_daemon({"crash": ms.ours("crash_server.py", "--state", str(state))})
+    c1, c2 = connect(d), connect(d)
+    w1 = c1.run("await crash.whoami()", mcp_servers=["crash"])["value"]
+    w2 = c2.run("await crash.whoami()", mcp_servers=["crash"])["value"]
+    assert w1 == w2 and w1["starts"] == 1
+    assert status(c1, "crash")["calls_total"] == 2
+
+
 # --- hang and cancellation ----------------------------------------------------------------------
 
 

@@ -250,3 +250,24 @@ def test_git_server_reads_a_repository(mcp_daemon, tmp_path: Path, connect) -> N
     c = connect(mcp_daemon({"git": ms.git_server(repo)}))
     r = ok(c.run(f"await git.git_log(repo_path={str(repo)!r})", mcp_servers=["git"]))
     assert "first commit" in str(r["value"])
+
+
+def test_query_the_database_then_look_up_each_row_in_parallel(c: RpcClient) -> None:
+    # The issue's flow: one MCP query, then a client tool per row, all lookups in flight at once.
+    looked_up = []
+
+    def crm_lookup(name: str) -> dict:
+        looked_up.append(name)
+        return {"name": name, "tier": "gold" if name in ("Ada", "Grace") else "silver"}
+
+    code = (
+        "import ast\n"
+        "rows = ast.literal_eval(await sqlite.read_query(query="
+        "'SELECT c.name, sum(o.total) AS spent FROM customers c JOIN orders o ON o.customer_id = c.id "
+        "GROUP BY c.id ORDER BY spent DESC'))\n"
+        "infos = await asyncio.gather(*(crm_lookup(name=r['name']) for r in rows))\n"
+        "[(r['name'], r['spent'], i['tier']) for r, i in zip(rows, infos)]"
+    )
+    r = ok(c.run(code, {"crm_lookup": crm_lookup}, mcp_servers=["sqlite"]))
+    assert len(r["value"]) == 5 and sorted(looked_up) == ["Ada", "Dennis", "Grace", "Linus", "Margaret"]
+    assert r["value"][0][2] in ("gold", "silver") and r["tool_calls"] == 6

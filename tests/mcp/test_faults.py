@@ -130,7 +130,10 @@ def test_cancelling_a_run_cancels_its_mcp_call_in_the_server(mcp_daemon, connect
 
 def test_run_deadline_cancels_a_pending_mcp_call(mcp_daemon, connect, state: Path) -> None:
     c = connect(mcp_daemon({"slow": ms.ours("hang_server.py", "--state", str(state))}))
-    r = c.run("await slow.slow(tag='d1', seconds=300)", mcp_servers=["slow"], limits={"timeout_ms": 3000})
+    rid = c.request("run", {"code": "await slow.slow(tag='d1', seconds=300)", "mcp_servers": ["slow"],
+                            "limits": {"timeout_ms": 5000}})
+    wait_until(lambda: (state / "d1.request").exists(), "the call to reach the server", timeout=30)
+    r = c.wait_response(rid)["result"]
     assert r["status"] == "timeout", r
     wait_until(lambda: (state / "d1.cancelled").exists(), "the run's end to cancel the call in the server")
 
@@ -148,7 +151,7 @@ def test_client_disconnect_cancels_its_runs_mcp_calls(mcp_daemon, connect, state
 def test_server_that_never_answers_initialize_is_refused_at_attach_with_mcp_unavailable(
     mcp_daemon, connect, state: Path
 ) -> None:
-    d = mcp_daemon({"silent": ms.ours("hang_server.py", "--state", str(state), "--silent", startup_timeout_ms=1500)})
+    d = mcp_daemon({"silent": ms.ours("hang_server.py", "--state", str(state), "--silent", startup_timeout_ms=3000)})
     c = connect(d)
     resp = c.call("run", {"code": "1", "mcp_servers": ["silent"]})
     assert resp["error"]["code"] == -32008, resp

@@ -13,8 +13,9 @@
 //!
 //! - a request line started and not finished within `line_timeout_ms`: the connection is closed
 //!   like a full close, with the reason logged (an idle connection has no deadline);
-//! - shutdown: after the grace period the writer gets [`WRITE_DEADLINE_AFTER_STOP`] more; a
-//!   client that still does not read is dropped, so no client can hold the daemon.
+//! - shutdown: after the grace period the runs are cancelled and their answers still written; a
+//!   write still blocked [`WRITE_DEADLINE_AFTER_STOP`] after that (a client that does not read)
+//!   drops the client, so no client can hold the daemon.
 //!
 //! Either way, once the connection's runs have ended its sessions are closed (persistent
 //! interpreters killed and reaped, their scratch dirs removed).
@@ -68,8 +69,8 @@ struct ConnectionState {
     tasks: TaskTracker,
 }
 
-/// How long the writer keeps trying after `stop` (the end of the shutdown grace): long enough
-/// for the runs' `cancelled` results to reach a client that reads, short enough that one that
+/// How long a write may stay blocked after `stop` (the end of the shutdown grace): long enough
+/// for a client that reads to take the runs' `cancelled` results, short enough that one that
 /// does not cannot hold the daemon.
 pub const WRITE_DEADLINE_AFTER_STOP: Duration = Duration::from_secs(2);
 
@@ -185,47 +186,63 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
 }
 
 /// Writes queued lines until every sender is gone. A write error, or a client still not
-/// reading [`WRITE_DEADLINE_AFTER_STOP`] after `stop`, cancels the connection's runs; then the
-/// queue is closed so nothing waits for room in it any more.
+/// reading [`WRITE_DEADLINE_AFTER_STOP`] into a write after `stop`, cancels the connection's
+/// runs; then the queue is closed so nothing waits for room in it any more. Waiting for the
+/// next line has no deadline: after `stop` the runs are cancelled and their answers (queued
+/// once their children are reaped, however long that takes on a loaded host) must still go
+/// out; the senders are gone once the connection's runs and sessions have ended, and the
+/// daemon's own `STOP_DEADLINE` bounds the whole shutdown.
 async fn write_loop(
     mut out: OwnedWriteHalf,
     mut queue: OutboxReader,
     closed: CancellationToken,
     daemon: Arc<Daemon>,
 ) {
-    let give_up = async {
-        daemon.stop.cancelled().await;
-        tokio::time::sleep(WRITE_DEADLINE_AFTER_STOP).await;
-    };
-    tokio::pin!(give_up);
-    loop {
-        let line = tokio::select! {
-            line = queue.recv() => match line {
-                Some(line) => line,
-                None => break,
-            },
-            _ = &mut give_up => {
-                closed.cancel();
-                break;
-            }
-        };
-        let written = tokio::select! {
-            written = out.write_all(&line.bytes) => written,
-            _ = &mut give_up => {
+    while let Some(line) = queue.recv().await {
+        let written = write_line(&mut out, &line.bytes, &daemon.stop).await;
+        daemon.activity.note(line.bytes.len());
+        match written {
+            Ok(()) => {}
+            Err(WriteFailed::NotReading) => {
                 tracing::warn!("the client did not read its replies after shutdown; dropping it");
                 closed.cancel();
                 break;
             }
-        };
-        daemon.activity.note(line.bytes.len());
-        if let Err(e) = written {
-            tracing::info!(error = %e, "write to client failed");
-            closed.cancel();
-            break;
+            Err(WriteFailed::Io(e)) => {
+                tracing::info!(error = %e, "write to client failed");
+                closed.cancel();
+                break;
+            }
         }
     }
     queue.close();
     let _ = tokio::time::timeout(Duration::from_secs(1), out.shutdown()).await;
+}
+
+enum WriteFailed {
+    Io(std::io::Error),
+    /// The write was still blocked [`WRITE_DEADLINE_AFTER_STOP`] after `stop` (or after it
+    /// began, if it began later).
+    NotReading,
+}
+
+/// Writes one line; once `stop` has fired, the write gets [`WRITE_DEADLINE_AFTER_STOP`].
+async fn write_line(
+    out: &mut OwnedWriteHalf,
+    bytes: &[u8],
+    stop: &CancellationToken,
+) -> Result<(), WriteFailed> {
+    let write = out.write_all(bytes);
+    tokio::pin!(write);
+    tokio::select! {
+        biased;
+        written = &mut write => return written.map_err(WriteFailed::Io),
+        _ = stop.cancelled() => {}
+    }
+    match tokio::time::timeout(WRITE_DEADLINE_AFTER_STOP, write).await {
+        Ok(written) => written.map_err(WriteFailed::Io),
+        Err(_) => Err(WriteFailed::NotReading),
+    }
 }
 
 async fn handle_line(ctx: &ConnectionCtx, state: &ConnectionState, line: &[u8]) {

@@ -11,7 +11,8 @@
 //! 4. connections close, the socket file is removed (unless systemd owns it), exit 0.
 //!
 //! Every wait after step 3 has a deadline: a client that does not read its replies is dropped
-//! [`crate::connection::WRITE_DEADLINE_AFTER_STOP`] after `stop`, and the daemon exits at most
+//! once a write to it has been blocked [`crate::connection::WRITE_DEADLINE_AFTER_STOP`] after
+//! `stop` (a client that reads gets every cancelled run's answer), and the daemon exits at most
 //! [`STOP_DEADLINE`] after the grace period whatever is left. Signal handlers are installed before
 //! anything else, so a SIGTERM that arrives as soon as the socket exists is a clean shutdown.
 //!

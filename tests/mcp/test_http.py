@@ -3,6 +3,7 @@ the server requires)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,47 @@ def test_http_server_gone_is_a_tool_error_naming_it(mcp_daemon, connect, state: 
         assert c.run("1 + 1")["value"] == 2
     finally:
         s.close()
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports `pid` listens on (its socket inodes matched against /proc/net/tcp{,6})."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_server_everything_over_streamable_http(mcp_daemon, connect) -> None:
+    # PORT=0: the kernel picks a free port; it is read back from the process's listening socket.
+    proc = subprocess.Popen(
+        [ms.require(ms.NODE_BIN / "mcp-server-everything"), "streamableHttp"],
+        env={**os.environ, "PORT": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: proc.poll() is None and listening_ports(proc.pid), "server-everything to listen", timeout=30)
+        (port,) = listening_ports(proc.pid)
+        c = connect(mcp_daemon({"everything": {"url": f"http://127.0.0.1:{port}/mcp"}}))
+        r = c.run(
+            "await asyncio.gather(*(everything.get_sum(a=i, b=i) for i in range(10)),"
+            " everything.get_structured_content(location='Chicago'))",
+            mcp_servers=["everything"],
+        )
+        assert r["status"] == "ok", r
+        assert r["value"][:10] == [f"The sum of {i} and {i} is {2 * i}." for i in range(10)]
+        assert set(r["value"][10]) == {"temperature", "conditions", "humidity"}
+    finally:
+        proc.kill()
+        proc.wait()

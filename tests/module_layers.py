@@ -21,7 +21,8 @@ REF = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")
 LAYERS = [
     ("process", {"service", "probe", "doctor"}),
     ("connection", {"server", "connection", "client_source", "definitions"}),
-    ("run", {"run", "relay", "tool_source", "session", "params", "tools", "error", "pool", "daemon", "mcp"}),
+    ("run", {"run", "relay", "tool_source", "session", "params", "tools", "error", "pool", "daemon", "mcp",
+             "attach", "discovery", "stubs"}),
     ("child", {"confined", "control", "shim", "sandbox", "scratch", "policy", "limits", "python", "config"}),
     ("foundation", {"rpc", "budget", "memory", "secure_dir", "unwind"}),
 ]

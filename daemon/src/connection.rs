@@ -287,21 +287,33 @@ async fn handle_line(ctx: &ConnectionCtx, state: &ConnectionState, line: &[u8]) 
                 }
             };
             let result = match method.as_str() {
-                "initialize" => Ok(ctx.daemon.describe()),
+                "initialize" => Ok(describe(&ctx.daemon)),
                 "daemon/status" => Ok(ctx.daemon.status()),
                 "tools/definition" => {
-                    // The provider formats (`definitions.rs`) still speak wire errors.
-                    let _ = match tool_definitions(&state.sessions, params) {
-                        Ok(result) => peer.respond(&id, &result).await,
-                        Err(err) => peer.respond_error(&id, &err).await,
-                    };
+                    // May start MCP servers (up to their startup timeouts): not in the reader.
+                    let (peer, sessions, daemon) =
+                        (peer.clone(), state.sessions.clone(), ctx.daemon.clone());
+                    state.tasks.spawn(async move {
+                        // The provider formats (`definitions.rs`) still speak wire errors.
+                        let _ = match tool_definitions(&daemon, &sessions, params).await {
+                            Ok(result) => peer.respond(&id, &result).await,
+                            Err(err) => peer.respond_error(&id, &err).await,
+                        };
+                    });
                     return;
                 }
                 "session/create" => {
-                    state
-                        .sessions
-                        .create(&ctx.daemon, &ctx.closed, params)
-                        .await
+                    // May start MCP servers (up to their startup timeouts): not in the reader.
+                    let (peer, sessions, daemon, closed) = (
+                        peer.clone(),
+                        state.sessions.clone(),
+                        ctx.daemon.clone(),
+                        ctx.closed.clone(),
+                    );
+                    state.tasks.spawn(async move {
+                        reply(&peer, &id, sessions.create(&daemon, &closed, params).await).await;
+                    });
+                    return;
                 }
                 "session/close" => {
                     // Waits for the session's running run to end: not in the reader.
@@ -391,9 +403,24 @@ fn cancel_run(
     }
 }
 
+/// `initialize`'s result: the daemon's description plus the configured MCP servers (sorted)
+/// and the discovery threshold.
+fn describe(daemon: &Daemon) -> Value {
+    let mut result = daemon.describe();
+    let names: Vec<&str> = daemon.mcp.names().collect();
+    result["mcp_servers"] = json!(names);
+    result["discovery_threshold"] = json!(daemon.config.discovery_threshold);
+    result
+}
+
 /// `tools/definition`: the tools of the session and/or of the request (a request tool replaces
-/// the session's tool of the same Python name), in the provider's format.
-fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcError> {
+/// the session's tool of the same Python name), and the MCP servers of both (attached, so
+/// their tools are listed; `-32008` when one cannot start), in the provider's format.
+async fn tool_definitions(
+    daemon: &Daemon,
+    sessions: &Sessions,
+    params: Value,
+) -> Result<Value, RpcError> {
     let Value::Object(mut map) = params else {
         return Err(RpcError::invalid_params(
             "params",
@@ -404,6 +431,7 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
     map.remove("format");
     let mut specs = Vec::new();
     let mut persistent = false;
+    let mut servers: Vec<String> = Vec::new();
     match map.remove("session_id") {
         None | Some(Value::Null) => {}
         Some(Value::String(id)) => {
@@ -418,6 +446,7 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
                 .collect::<Result<Vec<Value>, _>>()
                 .map_err(|e| RpcError::internal(format!("session tool specs: {e}")))?;
             persistent = session.persistent;
+            servers = session.mcp_servers.clone();
         }
         Some(_) => {
             return Err(RpcError::invalid_params(
@@ -438,8 +467,28 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
         specs.retain(|old| !extra.iter().any(|new| py(new) == py(old)));
         specs.extend(extra);
     }
+    let own =
+        crate::params::parse_mcp_servers(map.remove("mcp_servers")).map_err(|e| wire_error(&e))?;
     crate::params::reject_unknown(&map, "tools/definition").map_err(|e| wire_error(&e))?;
-    Ok(crate::definitions::definitions(&specs, format, persistent))
+    // The request's own names first, so an error names its `mcp_servers[i]`; then the
+    // session's servers and the request's together (the session's first in the stubs).
+    crate::attach::resolve(&daemon.mcp, &own).map_err(|e| wire_error(&e))?;
+    let attached = crate::attach::attach(&daemon.mcp, &crate::attach::union(&servers, &own))
+        .await
+        .map_err(|e| wire_error(&e))?;
+    let code_tools = crate::tools::parse_tools(&Value::Array(specs.clone()), "tools")
+        .map_err(|e| wire_error(&e))?;
+    crate::attach::check_conflicts(&attached, &code_tools).map_err(|e| wire_error(&e))?;
+    let catalog = crate::stubs::Catalog {
+        client: specs,
+        namespaces: crate::attach::namespaces(&attached),
+    };
+    Ok(crate::definitions::definitions(
+        &catalog,
+        format,
+        persistent,
+        daemon.config.discovery_threshold,
+    ))
 }
 
 fn start_run(

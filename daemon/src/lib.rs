@@ -25,6 +25,7 @@
 //! - foundations: [`rpc`] (framing, JSON-RPC messages, wire error codes, the outbound
 //!   request table), [`budget`] (byte budgets), [`memory`], [`secure_dir`], [`unwind`].
 
+pub mod attach;
 pub mod budget;
 pub mod client_source;
 pub mod config;
@@ -33,6 +34,7 @@ pub mod connection;
 pub mod control;
 pub mod daemon;
 pub mod definitions;
+pub mod discovery;
 pub mod doctor;
 pub mod error;
 pub mod limits;
@@ -53,6 +55,7 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod shim;
+pub mod stubs;
 pub mod tool_source;
 pub mod tools;
 pub mod unwind;

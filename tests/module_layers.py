@@ -19,9 +19,10 @@ REF = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")
 
 # Highest first. A module may use its own layer and the layers below it.
 LAYERS = [
-    ("process", {"service", "probe", "doctor"}),
+    ("process", {"service", "probe", "doctor", "mcp_host"}),
     ("connection", {"server", "connection", "client_source", "definitions"}),
-    ("run", {"run", "relay", "tool_source", "session", "params", "tools", "error", "pool", "daemon", "mcp"}),
+    ("run", {"run", "relay", "tool_source", "session", "params", "tools", "error", "pool", "daemon", "mcp",
+             "attach", "discovery", "stubs"}),
     ("child", {"confined", "control", "shim", "sandbox", "scratch", "policy", "limits", "python", "config"}),
     ("foundation", {"rpc", "budget", "memory", "secure_dir", "unwind"}),
 ]

@@ -27,6 +27,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
+step "MCP servers for tests/mcp (pinned PyPI and npm packages)"
+bash tests/mcp/install.sh
+
 step "shim tests"
 "$VENV/bin/python" -m pytest -q daemon/src/shim/test_shim.py
 

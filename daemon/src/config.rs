@@ -53,6 +53,10 @@ pub struct FileConfig {
     pub landlock_max_abi: Option<u32>,
     pub max_persistent_sessions: Option<usize>,
     pub max_scratch_total_mb: Option<u64>,
+    /// `[mcp_servers.<name>]` tables, checked key by key in [`mcp_servers`] so that an error
+    /// names `mcp_servers.<name>.<key>`.
+    pub mcp_servers: Option<toml::Table>,
+    pub discovery_threshold: Option<usize>,
 }
 
 /// Command-line values that override the file.
@@ -81,6 +85,9 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{key}: {message}")]
     Invalid { key: &'static str, message: String },
+    /// A bad `[mcp_servers.<name>]` table; `key` is its full dotted path.
+    #[error("{key}: {message}")]
+    McpServer { key: String, message: String },
 }
 
 /// Who may connect, checked against the peer's credentials (SO_PEERCRED).
@@ -307,8 +314,13 @@ impl Settings {
                 }
                 mb => mb.unwrap_or(defaults.max_scratch_total_mb),
             },
-            mcp_servers: defaults.mcp_servers.clone(),
-            discovery_threshold: defaults.discovery_threshold,
+            mcp_servers: match &file.mcp_servers {
+                Some(table) => mcp_servers(table)?,
+                None => defaults.mcp_servers.clone(),
+            },
+            discovery_threshold: file
+                .discovery_threshold
+                .unwrap_or(defaults.discovery_threshold),
         };
         // The totals must let one connection use its whole own allowance.
         let serve = ServeConfig {
@@ -437,6 +449,200 @@ pub struct McpServerConfig {
     pub startup_timeout_ms: u64,
     /// How long one `tools/call` may take.
     pub call_timeout_ms: u64,
+}
+
+/// Default `startup_timeout_ms`: spawn + `initialize` + `tools/list`.
+pub const DEFAULT_MCP_STARTUP_TIMEOUT_MS: u64 = 10_000;
+/// Default `call_timeout_ms`: one `tools/call`.
+pub const DEFAULT_MCP_CALL_TIMEOUT_MS: u64 = 30_000;
+/// Longest accepted MCP timeout (one hour): a wait must end.
+const MAX_MCP_TIMEOUT_MS: u64 = 3_600_000;
+/// Longest MCP server config name.
+pub const MAX_MCP_SERVER_NAME: usize = 64;
+
+/// Whether `name` is a valid MCP server config name: `[A-Za-z0-9_-]{1,64}` (no dot, so
+/// `"<server>.<tool>"` splits at the first dot).
+pub fn valid_mcp_server_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_MCP_SERVER_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Checks every `[mcp_servers.<name>]` table. Each error names `mcp_servers.<name>.<key>`.
+fn mcp_servers(
+    tables: &toml::Table,
+) -> Result<std::collections::BTreeMap<String, McpServerConfig>, ConfigError> {
+    let mut servers = std::collections::BTreeMap::new();
+    for (name, value) in tables {
+        let at = |key: &str, message: String| ConfigError::McpServer {
+            key: if key.is_empty() {
+                format!("mcp_servers.{name}")
+            } else {
+                format!("mcp_servers.{name}.{key}")
+            },
+            message,
+        };
+        if !valid_mcp_server_name(name) {
+            return Err(at(
+                "",
+                format!(
+                    "{name:?} is not a valid server name: use 1 to {MAX_MCP_SERVER_NAME} of A-Z a-z 0-9 _ -"
+                ),
+            ));
+        }
+        let Some(table) = value.as_table() else {
+            return Err(at("", "must be a table".into()));
+        };
+        servers.insert(name.clone(), mcp_server(table, &at)?);
+    }
+    Ok(servers)
+}
+
+/// One `[mcp_servers.<name>]` table; `at(key, message)` builds the error naming the key.
+fn mcp_server(
+    table: &toml::Table,
+    at: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<McpServerConfig, ConfigError> {
+    const STDIO: [&str; 4] = ["command", "args", "env", "cwd"];
+    const HTTP: [&str; 2] = ["url", "headers"];
+    const COMMON: [&str; 2] = ["startup_timeout_ms", "call_timeout_ms"];
+    for key in table.keys() {
+        if ![&STDIO[..], &HTTP[..], &COMMON[..]]
+            .concat()
+            .contains(&key.as_str())
+        {
+            return Err(at(
+                key,
+                "unknown key (expected command, args, env, cwd | url, headers, startup_timeout_ms, call_timeout_ms)"
+                    .into(),
+            ));
+        }
+    }
+    let string = |key: &str| -> Result<Option<String>, ConfigError> {
+        match table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) if s.is_empty() => {
+                Err(at(key, "must not be empty".into()))
+            }
+            Some(toml::Value::String(s)) if s.contains('\0') => {
+                Err(at(key, "must not contain a NUL byte".into()))
+            }
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(at(key, "must be a string".into())),
+        }
+    };
+    let pairs = |key: &str| -> Result<Vec<(String, String)>, ConfigError> {
+        let Some(value) = table.get(key) else {
+            return Ok(Vec::new());
+        };
+        let Some(map) = value.as_table() else {
+            return Err(at(key, "must be a table of strings".into()));
+        };
+        map.iter()
+            .map(|(k, v)| match v.as_str() {
+                Some(v) if !v.contains('\0') => Ok((k.clone(), v.to_string())),
+                _ => Err(at(
+                    &format!("{key}.{k}"),
+                    "must be a string without NUL bytes".into(),
+                )),
+            })
+            .collect()
+    };
+    let timeout = |key: &str, default: u64| -> Result<u64, ConfigError> {
+        match table.get(key) {
+            None => Ok(default),
+            Some(toml::Value::Integer(ms)) if (1..=MAX_MCP_TIMEOUT_MS as i64).contains(ms) => {
+                Ok(*ms as u64)
+            }
+            Some(_) => Err(at(
+                key,
+                format!("must be an integer from 1 to {MAX_MCP_TIMEOUT_MS} (milliseconds)"),
+            )),
+        }
+    };
+    let transport = match (string("command")?, string("url")?) {
+        (Some(_), Some(_)) => {
+            return Err(at(
+                "url",
+                "a server has either command (stdio) or url (HTTP), not both".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(at(
+                "command",
+                "missing: a server needs command (stdio) or url (streamable HTTP)".into(),
+            ))
+        }
+        (Some(command), None) => {
+            if let Some(key) = HTTP.iter().find(|k| table.contains_key(**k)) {
+                return Err(at(key, "only for HTTP servers (with url)".into()));
+            }
+            let args = match table.get("args") {
+                None => Vec::new(),
+                Some(toml::Value::Array(items)) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| match v.as_str() {
+                        Some(s) if !s.contains('\0') => Ok(s.to_string()),
+                        _ => Err(at(
+                            &format!("args[{i}]"),
+                            "must be a string without NUL bytes".into(),
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err(at("args", "must be an array of strings".into())),
+            };
+            let env = pairs("env")?;
+            if let Some((k, _)) = env.iter().find(|(k, _)| k.is_empty() || k.contains('=')) {
+                return Err(at(
+                    &format!("env.{k}"),
+                    "an environment variable name must be non-empty and without '='".into(),
+                ));
+            }
+            let cwd = string("cwd")?.map(PathBuf::from);
+            if let Some(cwd) = &cwd {
+                if !cwd.is_absolute() {
+                    return Err(at("cwd", "must be an absolute path".into()));
+                }
+            }
+            McpTransport::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            }
+        }
+        (None, Some(url)) => {
+            if let Some(key) = STDIO.iter().find(|k| table.contains_key(**k)) {
+                return Err(at(key, "only for stdio servers (with command)".into()));
+            }
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(at(
+                    "url",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
+            }
+            let headers = pairs("headers")?;
+            for (k, v) in &headers {
+                if http::HeaderName::from_bytes(k.as_bytes()).is_err()
+                    || http::HeaderValue::from_str(v).is_err()
+                {
+                    return Err(at(
+                        &format!("headers.{k}"),
+                        "is not a valid HTTP header name and value".into(),
+                    ));
+                }
+            }
+            McpTransport::Http { url, headers }
+        }
+    };
+    Ok(McpServerConfig {
+        transport,
+        startup_timeout_ms: timeout("startup_timeout_ms", DEFAULT_MCP_STARTUP_TIMEOUT_MS)?,
+        call_timeout_ms: timeout("call_timeout_ms", DEFAULT_MCP_CALL_TIMEOUT_MS)?,
+    })
 }
 
 impl Default for ServeConfig {
@@ -627,5 +833,128 @@ mod tests {
         );
         let err = settings("landlock_max_abi = 0").unwrap_err();
         assert!(err.contains("landlock_max_abi"), "{err}");
+    }
+
+    #[test]
+    fn mcp_servers_parse_stdio_and_http_tables() {
+        let s = settings(
+            r#"
+discovery_threshold = 12
+[mcp_servers.sqlite]
+command = "mcp-server-sqlite"
+args = ["--db-path", "/srv/shop.db"]
+env = { LOG_LEVEL = "warn" }
+cwd = "/srv"
+call_timeout_ms = 500
+[mcp_servers.my-search]
+url = "http://127.0.0.1:8931/mcp"
+headers = { Authorization = "Bearer x" }
+startup_timeout_ms = 2000
+"#,
+        )
+        .expect("valid");
+        assert_eq!(s.serve.discovery_threshold, 12);
+        let sqlite = &s.serve.mcp_servers["sqlite"];
+        assert_eq!(
+            sqlite.transport,
+            McpTransport::Stdio {
+                command: "mcp-server-sqlite".into(),
+                args: vec!["--db-path".into(), "/srv/shop.db".into()],
+                env: vec![("LOG_LEVEL".into(), "warn".into())],
+                cwd: Some("/srv".into()),
+            }
+        );
+        assert_eq!(sqlite.call_timeout_ms, 500);
+        assert_eq!(sqlite.startup_timeout_ms, DEFAULT_MCP_STARTUP_TIMEOUT_MS);
+        let search = &s.serve.mcp_servers["my-search"];
+        assert_eq!(
+            search.transport,
+            McpTransport::Http {
+                url: "http://127.0.0.1:8931/mcp".into(),
+                headers: vec![("Authorization".into(), "Bearer x".into())],
+            }
+        );
+        assert_eq!(search.startup_timeout_ms, 2000);
+        assert_eq!(search.call_timeout_ms, DEFAULT_MCP_CALL_TIMEOUT_MS);
+    }
+
+    #[test]
+    fn mcp_defaults_without_tables() {
+        let s = settings("").expect("valid");
+        assert!(s.serve.mcp_servers.is_empty());
+        assert_eq!(s.serve.discovery_threshold, 30);
+    }
+
+    #[test]
+    fn mcp_server_errors_name_the_table_and_key() {
+        let cases = [
+            (
+                "[mcp_servers.a]\ncommand = \"x\"\ncomand = 1",
+                "mcp_servers.a.comand",
+            ),
+            ("[mcp_servers.a]\nargs = []", "mcp_servers.a.command"),
+            (
+                "[mcp_servers.a]\ncommand = \"x\"\nurl = \"http://h/\"",
+                "mcp_servers.a.url",
+            ),
+            ("[mcp_servers.\"a.b\"]\ncommand = \"x\"", "mcp_servers.a.b"),
+            ("[mcp_servers.\"\"]\ncommand = \"x\"", "mcp_servers.:"),
+            ("[mcp_servers.a]\ncommand = 3", "mcp_servers.a.command"),
+            ("[mcp_servers.a]\ncommand = \"\"", "mcp_servers.a.command"),
+            (
+                "[mcp_servers.a]\ncommand = \"x\"\nargs = [1]",
+                "mcp_servers.a.args[0]",
+            ),
+            (
+                "[mcp_servers.a]\ncommand = \"x\"\nenv = { A = 1 }",
+                "mcp_servers.a.env.A",
+            ),
+            (
+                "[mcp_servers.a]\ncommand = \"x\"\ncwd = \"rel\"",
+                "mcp_servers.a.cwd",
+            ),
+            (
+                "[mcp_servers.a]\ncommand = \"x\"\nheaders = {}",
+                "mcp_servers.a.headers",
+            ),
+            (
+                "[mcp_servers.a]\nurl = \"http://h/\"\nargs = []",
+                "mcp_servers.a.args",
+            ),
+            ("[mcp_servers.a]\nurl = \"ftp://h/\"", "mcp_servers.a.url"),
+            (
+                "[mcp_servers.a]\nurl = \"http://h/\"\nheaders = { \"bad name\" = \"v\" }",
+                "mcp_servers.a.headers.bad name",
+            ),
+            (
+                "[mcp_servers.a]\ncommand = \"x\"\ncall_timeout_ms = 0",
+                "mcp_servers.a.call_timeout_ms",
+            ),
+            (
+                "[mcp_servers.a]\ncommand = \"x\"\nstartup_timeout_ms = \"10s\"",
+                "mcp_servers.a.startup_timeout_ms",
+            ),
+            ("mcp_servers = 3", "mcp_servers"),
+            ("[mcp_servers]\na = 3", "mcp_servers.a"),
+        ];
+        for (text, key) in cases {
+            let err = settings(text).unwrap_err();
+            assert!(err.contains(key), "{text:?}: {err}");
+        }
+        let long = "n".repeat(65);
+        let err = settings(&format!("[mcp_servers.{long}]\ncommand = \"x\"")).unwrap_err();
+        assert!(err.contains("not a valid server name"), "{err}");
+        assert!(settings("discovery_threshold = -1")
+            .unwrap_err()
+            .contains("discovery_threshold"));
+    }
+
+    #[test]
+    fn mcp_server_names_allow_letters_digits_dash_underscore() {
+        assert!(valid_mcp_server_name("my-server_2"));
+        assert!(valid_mcp_server_name(&"a".repeat(64)));
+        for bad in ["", "a.b", "a b", "é", &"a".repeat(65)] {
+            assert!(!valid_mcp_server_name(bad), "{bad:?}");
+        }
     }
 }

@@ -13,8 +13,9 @@
 //!
 //! - a request line started and not finished within `line_timeout_ms`: the connection is closed
 //!   like a full close, with the reason logged (an idle connection has no deadline);
-//! - shutdown: after the grace period the writer gets [`WRITE_DEADLINE_AFTER_STOP`] more; a
-//!   client that still does not read is dropped, so no client can hold the daemon.
+//! - shutdown: after the grace period the runs are cancelled and their answers still written; a
+//!   write still blocked [`WRITE_DEADLINE_AFTER_STOP`] after that (a client that does not read)
+//!   drops the client, so no client can hold the daemon.
 //!
 //! Either way, once the connection's runs have ended its sessions are closed (persistent
 //! interpreters killed and reaped, their scratch dirs removed).
@@ -68,8 +69,8 @@ struct ConnectionState {
     tasks: TaskTracker,
 }
 
-/// How long the writer keeps trying after `stop` (the end of the shutdown grace): long enough
-/// for the runs' `cancelled` results to reach a client that reads, short enough that one that
+/// How long a write may stay blocked after `stop` (the end of the shutdown grace): long enough
+/// for a client that reads to take the runs' `cancelled` results, short enough that one that
 /// does not cannot hold the daemon.
 pub const WRITE_DEADLINE_AFTER_STOP: Duration = Duration::from_secs(2);
 
@@ -185,47 +186,63 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
 }
 
 /// Writes queued lines until every sender is gone. A write error, or a client still not
-/// reading [`WRITE_DEADLINE_AFTER_STOP`] after `stop`, cancels the connection's runs; then the
-/// queue is closed so nothing waits for room in it any more.
+/// reading [`WRITE_DEADLINE_AFTER_STOP`] into a write after `stop`, cancels the connection's
+/// runs; then the queue is closed so nothing waits for room in it any more. Waiting for the
+/// next line has no deadline: after `stop` the runs are cancelled and their answers (queued
+/// once their children are reaped, however long that takes on a loaded host) must still go
+/// out; the senders are gone once the connection's runs and sessions have ended, and the
+/// daemon's own `STOP_DEADLINE` bounds the whole shutdown.
 async fn write_loop(
     mut out: OwnedWriteHalf,
     mut queue: OutboxReader,
     closed: CancellationToken,
     daemon: Arc<Daemon>,
 ) {
-    let give_up = async {
-        daemon.stop.cancelled().await;
-        tokio::time::sleep(WRITE_DEADLINE_AFTER_STOP).await;
-    };
-    tokio::pin!(give_up);
-    loop {
-        let line = tokio::select! {
-            line = queue.recv() => match line {
-                Some(line) => line,
-                None => break,
-            },
-            _ = &mut give_up => {
-                closed.cancel();
-                break;
-            }
-        };
-        let written = tokio::select! {
-            written = out.write_all(&line.bytes) => written,
-            _ = &mut give_up => {
+    while let Some(line) = queue.recv().await {
+        let written = write_line(&mut out, &line.bytes, &daemon.stop).await;
+        daemon.activity.note(line.bytes.len());
+        match written {
+            Ok(()) => {}
+            Err(WriteFailed::NotReading) => {
                 tracing::warn!("the client did not read its replies after shutdown; dropping it");
                 closed.cancel();
                 break;
             }
-        };
-        daemon.activity.note(line.bytes.len());
-        if let Err(e) = written {
-            tracing::info!(error = %e, "write to client failed");
-            closed.cancel();
-            break;
+            Err(WriteFailed::Io(e)) => {
+                tracing::info!(error = %e, "write to client failed");
+                closed.cancel();
+                break;
+            }
         }
     }
     queue.close();
     let _ = tokio::time::timeout(Duration::from_secs(1), out.shutdown()).await;
+}
+
+enum WriteFailed {
+    Io(std::io::Error),
+    /// The write was still blocked [`WRITE_DEADLINE_AFTER_STOP`] after `stop` (or after it
+    /// began, if it began later).
+    NotReading,
+}
+
+/// Writes one line; once `stop` has fired, the write gets [`WRITE_DEADLINE_AFTER_STOP`].
+async fn write_line(
+    out: &mut OwnedWriteHalf,
+    bytes: &[u8],
+    stop: &CancellationToken,
+) -> Result<(), WriteFailed> {
+    let write = out.write_all(bytes);
+    tokio::pin!(write);
+    tokio::select! {
+        biased;
+        written = &mut write => return written.map_err(WriteFailed::Io),
+        _ = stop.cancelled() => {}
+    }
+    match tokio::time::timeout(WRITE_DEADLINE_AFTER_STOP, write).await {
+        Ok(written) => written.map_err(WriteFailed::Io),
+        Err(_) => Err(WriteFailed::NotReading),
+    }
 }
 
 async fn handle_line(ctx: &ConnectionCtx, state: &ConnectionState, line: &[u8]) {
@@ -270,21 +287,33 @@ async fn handle_line(ctx: &ConnectionCtx, state: &ConnectionState, line: &[u8]) 
                 }
             };
             let result = match method.as_str() {
-                "initialize" => Ok(ctx.daemon.describe()),
+                "initialize" => Ok(describe(&ctx.daemon)),
                 "daemon/status" => Ok(ctx.daemon.status()),
                 "tools/definition" => {
-                    // The provider formats (`definitions.rs`) still speak wire errors.
-                    let _ = match tool_definitions(&state.sessions, params) {
-                        Ok(result) => peer.respond(&id, &result).await,
-                        Err(err) => peer.respond_error(&id, &err).await,
-                    };
+                    // May start MCP servers (up to their startup timeouts): not in the reader.
+                    let (peer, sessions, daemon) =
+                        (peer.clone(), state.sessions.clone(), ctx.daemon.clone());
+                    state.tasks.spawn(async move {
+                        // The provider formats (`definitions.rs`) still speak wire errors.
+                        let _ = match tool_definitions(&daemon, &sessions, params).await {
+                            Ok(result) => peer.respond(&id, &result).await,
+                            Err(err) => peer.respond_error(&id, &err).await,
+                        };
+                    });
                     return;
                 }
                 "session/create" => {
-                    state
-                        .sessions
-                        .create(&ctx.daemon, &ctx.closed, params)
-                        .await
+                    // May start MCP servers (up to their startup timeouts): not in the reader.
+                    let (peer, sessions, daemon, closed) = (
+                        peer.clone(),
+                        state.sessions.clone(),
+                        ctx.daemon.clone(),
+                        ctx.closed.clone(),
+                    );
+                    state.tasks.spawn(async move {
+                        reply(&peer, &id, sessions.create(&daemon, &closed, params).await).await;
+                    });
+                    return;
                 }
                 "session/close" => {
                     // Waits for the session's running run to end: not in the reader.
@@ -374,9 +403,24 @@ fn cancel_run(
     }
 }
 
+/// `initialize`'s result: the daemon's description plus the configured MCP servers (sorted)
+/// and the discovery threshold.
+fn describe(daemon: &Daemon) -> Value {
+    let mut result = daemon.describe();
+    let names: Vec<&str> = daemon.mcp.names().collect();
+    result["mcp_servers"] = json!(names);
+    result["discovery_threshold"] = json!(daemon.config.discovery_threshold);
+    result
+}
+
 /// `tools/definition`: the tools of the session and/or of the request (a request tool replaces
-/// the session's tool of the same Python name), in the provider's format.
-fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcError> {
+/// the session's tool of the same Python name), and the MCP servers of both (attached, so
+/// their tools are listed; `-32008` when one cannot start), in the provider's format.
+async fn tool_definitions(
+    daemon: &Daemon,
+    sessions: &Sessions,
+    params: Value,
+) -> Result<Value, RpcError> {
     let Value::Object(mut map) = params else {
         return Err(RpcError::invalid_params(
             "params",
@@ -387,6 +431,7 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
     map.remove("format");
     let mut specs = Vec::new();
     let mut persistent = false;
+    let mut servers: Vec<String> = Vec::new();
     match map.remove("session_id") {
         None | Some(Value::Null) => {}
         Some(Value::String(id)) => {
@@ -401,6 +446,7 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
                 .collect::<Result<Vec<Value>, _>>()
                 .map_err(|e| RpcError::internal(format!("session tool specs: {e}")))?;
             persistent = session.persistent;
+            servers = session.mcp_servers.clone();
         }
         Some(_) => {
             return Err(RpcError::invalid_params(
@@ -421,8 +467,28 @@ fn tool_definitions(sessions: &Sessions, params: Value) -> Result<Value, RpcErro
         specs.retain(|old| !extra.iter().any(|new| py(new) == py(old)));
         specs.extend(extra);
     }
+    let own =
+        crate::params::parse_mcp_servers(map.remove("mcp_servers")).map_err(|e| wire_error(&e))?;
     crate::params::reject_unknown(&map, "tools/definition").map_err(|e| wire_error(&e))?;
-    Ok(crate::definitions::definitions(&specs, format, persistent))
+    // The request's own names first, so an error names its `mcp_servers[i]`; then the
+    // session's servers and the request's together (the session's first in the stubs).
+    crate::attach::resolve(&daemon.mcp, &own).map_err(|e| wire_error(&e))?;
+    let attached = crate::attach::attach(&daemon.mcp, &crate::attach::union(&servers, &own))
+        .await
+        .map_err(|e| wire_error(&e))?;
+    let code_tools = crate::tools::parse_tools(&Value::Array(specs.clone()), "tools")
+        .map_err(|e| wire_error(&e))?;
+    crate::attach::check_conflicts(&attached, &code_tools).map_err(|e| wire_error(&e))?;
+    let catalog = crate::stubs::Catalog {
+        client: specs,
+        namespaces: crate::attach::namespaces(&attached),
+    };
+    Ok(crate::definitions::definitions(
+        &catalog,
+        format,
+        persistent,
+        daemon.config.discovery_threshold,
+    ))
 }
 
 fn start_run(

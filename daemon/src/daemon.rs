@@ -105,7 +105,11 @@ impl Daemon {
         let client_in = ByteBudget::new(config.partial_lines_total_bytes);
         let stop = CancellationToken::new();
         Arc::new(Daemon {
-            mcp: crate::mcp::McpServers::new(&config.mcp_servers, stop.clone()),
+            mcp: crate::mcp::McpServers::with_max_line_bytes(
+                &config.mcp_servers,
+                stop.clone(),
+                config.max_line_bytes,
+            ),
             scratch,
             run_slots: Arc::new(Semaphore::new(config.max_concurrent_runs)),
             session_slots: Arc::new(Semaphore::new(
@@ -221,6 +225,7 @@ impl Daemon {
             "client_partial_line_bytes": self.client_in.in_use(),
             "draining": self.draining.is_cancelled(),
             "uptime_ms": self.started.elapsed().as_millis() as u64,
+            "mcp_servers": self.mcp.status(),
         })
     }
 

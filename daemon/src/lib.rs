@@ -8,7 +8,8 @@
 //!
 //! Module map, top-down (a module uses only modules below its layer; see ARCHITECTURE.md):
 //! - process and service: [`service`] (start-up, `run(listener, shutdown)`, reload, shutdown),
-//!   [`doctor`] and [`probe`] (`ptcd doctor`: host facts and a real confined run per policy).
+//!   [`doctor`] and [`probe`] (`ptcd doctor`: host facts and a real confined run per policy),
+//!   [`mcp_host`] (`ptcd mcp`: an MCP server on stdio that is a client of the daemon's socket).
 //! - connection edge: [`server`] (socket, accept loop), [`connection`] (one client: reader loop,
 //!   dispatch, the one mapping of domain errors to JSON-RPC), [`client_source`] (the client as
 //!   the source of a run's declared tools and receiver of its output), [`session`] (runs sharing
@@ -25,6 +26,7 @@
 //! - foundations: [`rpc`] (framing, JSON-RPC messages, wire error codes, the outbound
 //!   request table), [`budget`] (byte budgets), [`memory`], [`secure_dir`], [`unwind`].
 
+pub mod attach;
 pub mod budget;
 pub mod client_source;
 pub mod config;
@@ -33,10 +35,12 @@ pub mod connection;
 pub mod control;
 pub mod daemon;
 pub mod definitions;
+pub mod discovery;
 pub mod doctor;
 pub mod error;
 pub mod limits;
 pub mod mcp;
+pub mod mcp_host;
 pub mod memory;
 pub mod params;
 pub mod policy;
@@ -53,6 +57,7 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod shim;
+pub mod stubs;
 pub mod tool_source;
 pub mod tools;
 pub mod unwind;

@@ -33,6 +33,27 @@ enum Command {
     /// Policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Serve MCP on stdio (Code Mode for MCP hosts), as a client of the running daemon.
+    Mcp(McpArgs),
+}
+
+#[derive(clap::Args)]
+struct McpArgs {
+    /// Socket of the daemon [default: $PTCD_SOCKET, else the default socket path]
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Attach only these MCP servers of the daemon's config (comma-separated) [default: all]
+    #[arg(long, value_delimiter = ',')]
+    servers: Option<Vec<String>>,
+    /// Config file for a daemon that `ptcd mcp` starts itself (when none answers)
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Policy of every run [default: the daemon's default policy]
+    #[arg(long)]
+    policy: Option<String>,
+    /// Fail instead of starting a private daemon when none answers on the socket
+    #[arg(long)]
+    no_start: bool,
 }
 
 #[derive(Subcommand)]
@@ -109,7 +130,35 @@ fn main() -> anyhow::Result<()> {
         Command::Policy(PolicyCommand::Check { file }) => {
             std::process::exit(ptcd::policy::check_main(&file))
         }
+        Command::Mcp(args) => mcp(args),
     }
+}
+
+/// `ptcd mcp`: stdout is the MCP channel, so everything else (logs, errors) goes to stderr.
+fn mcp(args: McpArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PTCD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let options = ptcd::mcp_host::Options {
+        socket: args.socket,
+        servers: args.servers,
+        config: args.config,
+        policy: args.policy,
+        no_start: args.no_start,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    // On this (main) thread: a private daemon's death signal is tied to the forking thread.
+    let served = runtime.block_on(ptcd::mcp_host::run(options));
+    // A blocking read of stdin (when it is not a pipe) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    if let Err(e) = served {
+        eprintln!("ptcd mcp: {e}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {

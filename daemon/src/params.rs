@@ -19,7 +19,8 @@ use crate::limits::LimitsRequest;
 use crate::session::Session;
 use crate::tools::{parse_tools, ToolDef};
 
-/// What a run and a session are both configured with: `tools`, `policy`, `limits`, `env`.
+/// What a run and a session are both configured with: `tools`, `policy`, `limits`, `env`,
+/// `mcp_servers`.
 #[derive(Debug, Default)]
 pub struct RunSettings {
     pub tools: Vec<ToolDef>,
@@ -30,6 +31,9 @@ pub struct RunSettings {
     pub policy: Option<String>,
     pub limits: LimitsRequest,
     pub env: Vec<(String, String)>,
+    /// MCP servers to attach, by config name, as sent (checked against the config when they are
+    /// attached, so an error can name `mcp_servers[i]`).
+    pub mcp_servers: Vec<String>,
 }
 
 impl RunSettings {
@@ -68,12 +72,14 @@ impl RunSettings {
             None | Some(Value::Null) => Vec::new(),
             Some(env) => parse_env(env)?,
         };
+        let mcp_servers = parse_mcp_servers(map.remove("mcp_servers"))?;
         Ok(RunSettings {
             tools,
             specs,
             policy,
             limits,
             env,
+            mcp_servers,
         })
     }
 
@@ -120,12 +126,42 @@ impl RunSettings {
         }
         Ok(RunSettings {
             tools,
-            specs: Vec::new(),
+            // The run's own specs only; the session keeps its own (see `Session::specs`).
+            specs: self.specs,
             policy: Some(session.policy.clone()),
             limits: self.limits,
             env,
+            // The run's own; `run/sources.rs` adds the session's after checking these (so an
+            // error names the run's `mcp_servers[i]`).
+            mcp_servers: self.mcp_servers,
         })
     }
+}
+
+/// The `mcp_servers` param: an array of server names (`null` or absent: none). Whether the
+/// names are configured is checked when the servers are attached (`attach::resolve`).
+pub fn parse_mcp_servers(value: Option<Value>) -> Result<Vec<String>, RequestError> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(RequestError::invalid_params(
+                "mcp_servers",
+                "mcp_servers must be an array of MCP server names (strings)",
+            ))
+        }
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::String(name) => Ok(name),
+            _ => Err(RequestError::invalid_params(
+                format!("mcp_servers[{i}]"),
+                format!("mcp_servers[{i}] must be a string (an MCP server's name)"),
+            )),
+        })
+        .collect()
 }
 
 /// Refuses any field left in `map`, so a typo never goes unnoticed.
@@ -288,13 +324,14 @@ fn nesting_depth(json: &[u8]) -> usize {
     deepest
 }
 
-/// An input may not shadow a tool (the run's own or, in a session, the session's).
+/// An input may not shadow a tool (the run's own or, in a session, the session's) nor an MCP
+/// server's namespace.
 pub fn check_inputs(inputs: &Inputs, tools: &[ToolDef]) -> Result<(), RequestError> {
     for name in inputs.keys() {
-        if tools.iter().any(|t| t.py_name == *name) {
+        if tools.iter().any(|t| t.global() == name) {
             return Err(RequestError::invalid_params(
                 format!("inputs.{name}"),
-                format!("input name {name:?} is also the name of a tool"),
+                format!("input name {name:?} is also the name of a tool or of an MCP server's namespace"),
             ));
         }
     }
@@ -408,6 +445,23 @@ mod tests {
             field(json!({"code": "", "colour": "red"})),
             Some(json!({"field": "colour"}))
         );
+        assert_eq!(
+            field(json!({"code": "", "mcp_servers": "sqlite"})),
+            Some(json!({"field": "mcp_servers"}))
+        );
+        assert_eq!(
+            field(json!({"code": "", "mcp_servers": ["a", 7]})),
+            Some(json!({"field": "mcp_servers[1]"}))
+        );
+    }
+
+    #[test]
+    fn mcp_servers_are_kept_as_sent_and_null_means_none() {
+        let run =
+            RunParams::parse(json!({"code": "", "mcp_servers": ["b", "a", "b"]})).expect("valid");
+        assert_eq!(run.settings.mcp_servers, vec!["b", "a", "b"]);
+        let run = RunParams::parse(json!({"code": "", "mcp_servers": null})).expect("valid");
+        assert!(run.settings.mcp_servers.is_empty());
     }
 
     #[test]

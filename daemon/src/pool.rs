@@ -349,9 +349,15 @@ async fn start_one(
             return Err(WarmError::Start(e));
         }
     };
-    let first = tokio::time::timeout(READY_TIMEOUT, interpreter.next_message()).await;
+    // Shutdown cuts the wait short; the child is then killed and its scratch dir removed
+    // below, awaited, like any failed start (never left to a drop guard the exiting runtime
+    // might not run).
+    let first = tokio::select! {
+        first = tokio::time::timeout(READY_TIMEOUT, interpreter.next_message()) => first.map_err(|_| "no `ready` within 10 s"),
+        _ = daemon.draining.cancelled() => Err("the daemon is shutting down"),
+    };
     let outcome = match first {
-        Err(_) => Err(WarmError::NotReady("no `ready` within 10 s".into())),
+        Err(why) => Err(WarmError::NotReady(why.into())),
         Ok(Ok(_ready)) => Ok(()), // before `ready`, nothing else is Ok
         Ok(Err(ChildFault::NotStarted(e))) => Err(WarmError::Start(e)),
         Ok(Err(ChildFault::Gone(detail))) => Err(WarmError::NotReady(
@@ -397,16 +403,15 @@ pub async fn fill(daemon: Arc<Daemon>) {
         if pool.idle() < wanted && may_try {
             let generation = pool.lock().generation;
             pool.set_starting(Some(policy.clone()));
-            let started = tokio::select! {
-                r = start_one(&daemon, pool, &policy, generation) => Some(r),
-                _ = daemon.draining.cancelled() => None,
-            };
-            if !matches!(started, Some(Ok(_))) {
+            // Not abandoned when the daemon drains: `start_one` itself stops waiting then and
+            // removes what it made, so no scratch dir outlives the daemon.
+            let started = start_one(&daemon, pool, &policy, generation).await;
+            if started.is_err() {
                 pool.set_starting(None);
             }
             match started {
-                None => break,
-                Some(Ok(warm)) => {
+                Err(_) if daemon.draining.is_cancelled() => break,
+                Ok(warm) => {
                     backoff = FIRST_BACKOFF;
                     retry_at = None;
                     if let Some(stale) = pool.push(warm) {
@@ -414,7 +419,7 @@ pub async fn fill(daemon: Arc<Daemon>) {
                     }
                     continue;
                 }
-                Some(Err(e)) => {
+                Err(e) => {
                     let retry_in_ms = backoff.as_millis() as u64;
                     if backoff == FIRST_BACKOFF {
                         tracing::warn!(policy = %policy.name, error = %e, retry_in_ms,

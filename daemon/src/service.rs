@@ -8,10 +8,12 @@
 //! 2. in-flight runs get `shutdown_grace_ms` to finish;
 //! 3. then every remaining run is cancelled: children killed and reaped, scratch dirs removed,
 //!    results (`status: "cancelled"`) written;
-//! 4. connections close, the socket file is removed (unless systemd owns it), exit 0.
+//! 4. connections close; the MCP servers are stopped (stdio children's process groups killed
+//!    and reaped); the socket file is removed (unless systemd owns it), exit 0.
 //!
 //! Every wait after step 3 has a deadline: a client that does not read its replies is dropped
-//! [`crate::connection::WRITE_DEADLINE_AFTER_STOP`] after `stop`, and the daemon exits at most
+//! once a write to it has been blocked [`crate::connection::WRITE_DEADLINE_AFTER_STOP`] after
+//! `stop` (a client that reads gets every cancelled run's answer), and the daemon exits at most
 //! [`STOP_DEADLINE`] after the grace period whatever is left. Signal handlers are installed before
 //! anything else, so a SIGTERM that arrives as soon as the socket exists is a clean shutdown.
 //!
@@ -170,6 +172,13 @@ pub async fn run(
     // scratch dirs removed.
     if tokio::time::timeout(STOP_DEADLINE, warm).await.is_err() {
         tracing::error!("the warm pool did not drain in time; its children die with the daemon");
+    }
+    // No run is left to call them: stop the MCP servers (stdio children killed and reaped).
+    if tokio::time::timeout(STOP_DEADLINE, daemon.mcp.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::error!("MCP servers did not stop in time; their children die with the daemon");
     }
     // Every scratch dir is gone: drop this daemon's lock in the root.
     daemon.scratch.release();

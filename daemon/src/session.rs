@@ -42,6 +42,9 @@ pub struct Session {
     pub policy: String,
     pub limits: LimitsRequest,
     pub env: Vec<(String, String)>,
+    /// MCP servers attached to every run of the session, by config name (each run attaches
+    /// them again: cheap for a running server, and a crashed one is restarted).
+    pub mcp_servers: Vec<String>,
     pub persistent: bool,
     /// Fired when the session is closed (a child of the connection's token).
     pub closed: CancellationToken,
@@ -179,23 +182,6 @@ impl Sessions {
                 ))
             }
         };
-        match map.remove("mcp_servers") {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(names)) if names.is_empty() => {}
-            Some(Value::Array(_)) => {
-                return Err(RequestError::invalid_params(
-                    "mcp_servers",
-                    "mcp_servers: no MCP servers are configured in this version of ptcd; \
-                     pass the tools in \"tools\" instead",
-                ))
-            }
-            Some(_) => {
-                return Err(RequestError::invalid_params(
-                    "mcp_servers",
-                    "mcp_servers must be an array of server names",
-                ))
-            }
-        }
         reject_unknown(&map, "session/create")?;
         if lock(&self.0).len() >= MAX_SESSIONS_PER_CONNECTION {
             return Err(RequestError::Overloaded(format!(
@@ -210,6 +196,10 @@ impl Sessions {
             .limits
             .tighten(&settings.limits)
             .map_err(RequestError::from)?;
+        // The servers must be usable now (`-32008` otherwise); each run checks them again.
+        let attached = crate::attach::attach(&daemon.mcp, &settings.mcp_servers).await?;
+        crate::attach::check_conflicts(&attached, &settings.tools)?;
+        let mcp_tools = crate::attach::tool_defs(&attached);
         let slot = if persistent {
             let max = daemon.config.max_persistent_sessions;
             match daemon.session_slots.clone().try_acquire_owned() {
@@ -243,7 +233,8 @@ impl Sessions {
         } else {
             (None, Leased::Unswitched)
         };
-        let names: Vec<&str> = settings.tools.iter().map(|t| t.py_name.as_str()).collect();
+        let mut names: Vec<String> = settings.tools.iter().map(|t| t.py_name.clone()).collect();
+        names.extend(mcp_tools.iter().map(ToolDef::script_name));
         let result = json!({"session_id": id, "tools": names});
         let session = Session {
             id: id.clone(),
@@ -252,6 +243,10 @@ impl Sessions {
             policy: policy.name.clone(),
             limits: settings.limits,
             env: settings.env,
+            mcp_servers: attached
+                .iter()
+                .map(|a| a.server.name().to_string())
+                .collect(),
             persistent,
             closed: closed.child_token(),
             tail: Mutex::new(None),
@@ -260,7 +255,23 @@ impl Sessions {
             leased,
             _slot: slot,
         };
-        lock(&self.0).insert(id.clone(), Arc::new(session));
+        // Checked again: `session/create` runs in its own task (attaching MCP servers may wait),
+        // so several creates of one connection can pass the first check together.
+        let refused = {
+            let mut sessions = lock(&self.0);
+            if sessions.len() >= MAX_SESSIONS_PER_CONNECTION {
+                Some(session)
+            } else {
+                sessions.insert(id.clone(), Arc::new(session));
+                None
+            }
+        };
+        if let Some(session) = refused {
+            session.shut_down().await;
+            return Err(RequestError::Overloaded(format!(
+                "this connection already has {MAX_SESSIONS_PER_CONNECTION} open sessions; close one first"
+            )));
+        }
         tracing::info!(session = %id, persistent, "session created");
         Ok(result)
     }

@@ -1,10 +1,12 @@
 //! Where a run's tools come from: the [`ToolSource`] trait and the per-run [`ToolRouter`].
 //!
 //! The relay (`relay.rs`) never talks to a connection: it asks the run's router which source
-//! serves a tool name and hands the call to that source. Today every tool a run declares is
-//! served by the client that sent the run (`client_source.rs`); a new source (an MCP server,
-//! built-ins such as `search_tools`) is one new module implementing [`ToolSource`], plus a line
-//! adding its routes where the run builds its router ([`ToolRouter::for_run`]).
+//! serves a tool name and hands the call to that source. The tools a run declares are served by
+//! the client that sent the run (`client_source.rs`, routed by [`ToolRouter::for_run`]); each
+//! attached MCP server serves its tools' wire names `"<server>.<tool>"` (`mcp/`), and the
+//! discovery built-ins `search_tools`/`describe_tool` are answered by `discovery.rs` — those
+//! routes are added in `run/sources.rs`. A new source is one new module implementing
+//! [`ToolSource`], plus its routes there.
 //!
 //! A source's answer is the tool's result as raw JSON (forwarded to the script as it came,
 //! never re-parsed) or a [`ToolError`]; how a `ToolError` is shown to the script is decided in
@@ -120,7 +122,8 @@ pub struct ToolRouter {
 
 impl ToolRouter {
     /// The router of a run whose declared tools (`names`) are served by the requester
-    /// (`requester`, today the client that sent the run). Further sources add their routes here.
+    /// (`requester`, the client that sent the run). Further sources add their routes with
+    /// [`ToolRouter::route`] (`run/sources.rs`).
     pub fn for_run(
         requester: Arc<dyn ToolSource>,
         names: impl IntoIterator<Item = String>,

@@ -1,5 +1,5 @@
-//! Tool specifications: validating the client's `ToolSpec`s and turning them into what the shim
-//! needs to define one `async def` per code-callable tool.
+//! Tool specifications: validating the client's `ToolSpec`s, and turning them and MCP servers'
+//! tools into what the shim needs to define one `async def` per code-callable tool.
 
 use std::collections::HashSet;
 
@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::RequestError;
+use crate::mcp::McpTool;
 
 /// A tool as the shim sees it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -21,6 +22,71 @@ pub struct ToolDef {
     /// No input schema: keyword arguments of any name, no positionals.
     pub any_kwargs: bool,
     pub description: Option<String>,
+    /// The Python namespace the tool lives in (an MCP server's `python_name(server)`: the script
+    /// calls `await <namespace>.<py_name>(...)`); `None` for client tools and built-ins.
+    pub namespace: Option<String>,
+}
+
+impl ToolDef {
+    /// What the script calls: `py_name`, or `namespace.py_name` for an MCP tool.
+    pub fn script_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}.{}", self.py_name),
+            None => self.py_name.clone(),
+        }
+    }
+
+    /// The global the tool binds in the script: its namespace, or its own name.
+    pub fn global(&self) -> &str {
+        self.namespace.as_deref().unwrap_or(&self.py_name)
+    }
+
+    /// The definition of tool `tool` of the MCP server `server` (config name): wire name
+    /// `"<server>.<tool>"`, in the namespace `python_name(server)`, parameters from its
+    /// `inputSchema`. A schema the server got wrong is read as "any keyword arguments" rather
+    /// than refused: the server, not the request, is at fault, and the server still judges the
+    /// arguments it gets.
+    pub fn from_mcp(server: &str, tool: &McpTool) -> ToolDef {
+        let (params, required, any_kwargs) = parse_schema(&tool.input_schema, "inputSchema")
+            .unwrap_or((Vec::new(), Vec::new(), true));
+        ToolDef {
+            name: format!("{server}.{}", tool.name),
+            py_name: python_name(&tool.name),
+            params,
+            required,
+            any_kwargs,
+            description: tool.description.clone(),
+            namespace: Some(python_name(server)),
+        }
+    }
+
+    /// A built-in tool answered inside the daemon (`search_tools`, `describe_tool`).
+    pub fn builtin(name: &str, params: &[&str], required: &[&str], description: &str) -> ToolDef {
+        ToolDef {
+            name: name.to_string(),
+            py_name: name.to_string(),
+            params: params.iter().map(|p| p.to_string()).collect(),
+            required: required.iter().map(|p| p.to_string()).collect(),
+            any_kwargs: false,
+            description: Some(description.to_string()),
+            namespace: None,
+        }
+    }
+}
+
+/// The stub spec of an MCP tool (for `stubs.rs`): `{"name", "description", "input_schema",
+/// "output_schema"}` with the tool's MCP name.
+pub fn mcp_spec(tool: &McpTool) -> Value {
+    let mut spec = Map::new();
+    spec.insert("name".into(), Value::String(tool.name.clone()));
+    if let Some(d) = &tool.description {
+        spec.insert("description".into(), Value::String(d.clone()));
+    }
+    spec.insert("input_schema".into(), tool.input_schema.clone());
+    if let Some(out) = &tool.output_schema {
+        spec.insert("output_schema".into(), out.clone());
+    }
+    Value::Object(spec)
 }
 
 const PY_KEYWORDS: &[&str] = &[
@@ -147,6 +213,7 @@ fn parse_one(spec: &Map<String, Value>, at: &str) -> Result<Option<ToolDef>, Req
         required,
         any_kwargs,
         description,
+        namespace: None,
     }))
 }
 
@@ -240,6 +307,31 @@ mod tests {
         )
         .expect("valid spec");
         assert!(tools.is_empty());
+    }
+
+    #[test]
+    fn mcp_tools_get_wire_name_namespace_and_params_from_input_schema() {
+        let tool = McpTool {
+            name: "read-query".into(),
+            description: Some("Run a SELECT.".into()),
+            input_schema: json!({"type": "object", "properties": {"query": {"type": "string"},
+                "limit": {"type": "integer"}}, "required": ["query"]}),
+            output_schema: None,
+        };
+        let def = ToolDef::from_mcp("my-db", &tool);
+        assert_eq!(def.name, "my-db.read-query");
+        assert_eq!(def.py_name, "read_query");
+        assert_eq!(def.namespace.as_deref(), Some("my_db"));
+        assert_eq!(def.script_name(), "my_db.read_query");
+        assert_eq!(def.params, vec!["query", "limit"]);
+        assert_eq!(def.required, vec!["query"]);
+        assert!(!def.any_kwargs);
+        assert_eq!(def.description.as_deref(), Some("Run a SELECT."));
+        let broken = McpTool {
+            input_schema: json!({"properties": [1]}),
+            ..tool
+        };
+        assert!(ToolDef::from_mcp("s", &broken).any_kwargs);
     }
 
     #[test]

@@ -51,6 +51,7 @@ const TESTS: &[(&str, TestFn)] = tests![
     persistent_session_keeps_globals_between_runs,
     shutdown_cancels_running_runs_after_the_grace_period,
     a_run_needs_no_connection_only_a_requester,
+    shutdown_stops_mcp_servers_and_reaps_them,
 ];
 
 fn main() -> std::process::ExitCode {
@@ -501,4 +502,54 @@ async fn a_run_needs_no_connection_only_a_requester() {
     assert_eq!(result.tool_calls, 2);
     assert_eq!(echo.output.lock().expect("lock").as_str(), "streamed\n");
     h.shut_down().await;
+}
+
+/// The shutdown sequence's MCP step (`service.rs`): a started stdio server is killed and reaped,
+/// and `daemon/status` shows it `running`, then `stopped`.
+async fn shutdown_stops_mcp_servers_and_reaps_them() {
+    let server = ptcd::config::McpServerConfig {
+        transport: ptcd::config::McpTransport::Stdio {
+            command: "/usr/bin/python3".into(),
+            args: vec![concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/mcp/testdata/fault_server.py"
+            )
+            .into()],
+            env: Vec::new(),
+            cwd: None,
+        },
+        startup_timeout_ms: 20_000,
+        call_timeout_ms: 20_000,
+    };
+    let h = Harness::start(|config| {
+        config.mcp_servers.insert("fault".into(), server);
+    })
+    .await;
+    let mut c = h.connect().await;
+    let idle = c.call("daemon/status", json!({})).await;
+    assert_eq!(
+        idle["result"]["mcp_servers"]["fault"]["state"], "idle",
+        "{idle}"
+    );
+    let mcp = h.daemon.mcp.get("fault").expect("configured").clone();
+    let tools = within(mcp.tools()).await.expect("started");
+    assert!(tools.iter().any(|t| t.name == "echo"));
+    let running = c.call("daemon/status", json!({})).await;
+    let entry = &running["result"]["mcp_servers"]["fault"];
+    assert_eq!(entry["state"], "running", "{running}");
+    let pid = entry["pid"].as_u64().expect("a pid");
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    drop(c);
+    let daemon = h.daemon.clone();
+    h.shut_down().await;
+    assert_eq!(daemon.status()["mcp_servers"]["fault"]["state"], "stopped");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the MCP server outlived the shutdown"
+    );
+    assert!(within(mcp.tools())
+        .await
+        .unwrap_err()
+        .why
+        .contains("stopped"));
 }

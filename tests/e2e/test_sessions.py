@@ -44,10 +44,11 @@ def test_create_validates_like_run(client: RpcClient) -> None:
     assert error_of(client.call("session/create", {"colour": 1})) == (-32602, "colour")
 
 
-def test_mcp_servers_are_refused_with_a_clear_message(client: RpcClient) -> None:
+def test_unconfigured_mcp_servers_are_refused_with_a_clear_message(client: RpcClient) -> None:
     m = client.call("session/create", {"mcp_servers": ["github"]})
-    assert error_of(m) == (-32602, "mcp_servers")
-    assert "no MCP servers are configured" in m["error"]["message"]
+    assert error_of(m) == (-32602, "mcp_servers[0]")
+    assert "unknown MCP server \"github\"" in m["error"]["message"]
+    assert "none are configured" in m["error"]["message"]
     assert "result" in client.call("session/create", {"mcp_servers": []})
 
 

@@ -211,3 +211,20 @@ def test_sighup_drains_and_refills_the_pool(daemon, client: RpcClient) -> None:
     assert not set(warm_dirs(daemon.scratch)) & set(dirs_before)
     r, was_warm = run_counted(client, "1")
     assert was_warm and r["value"] == 1
+
+
+def test_sigterm_while_the_pool_refills_leaves_no_scratch_dir(start_daemon) -> None:
+    """SIGTERM right after a run took a warm child, while the filler may be starting its
+    replacement: a half-started child is killed and its scratch dir removed, awaited, before the
+    daemon exits (not left to a drop guard an exiting runtime may not run). Where the signal
+    lands in the refill varies from round to round; every round must leave the root empty."""
+    for _ in range(8):
+        d = start_daemon()
+        c = d.connect()
+        wait_warm(c)
+        assert c.run("1 + 1")["value"] == 2  # takes a warm child: the filler starts another
+        c.close()
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(timeout=15) == 0
+        assert list(d.scratch.iterdir()) == [], "a scratch dir outlived the daemon"
+        d.stop()

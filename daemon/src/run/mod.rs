@@ -21,6 +21,7 @@ mod child;
 mod drive;
 mod output;
 mod result;
+mod sources;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -93,6 +94,8 @@ pub async fn execute(
     if let Some(s) = &session {
         params.settings = std::mem::take(&mut params.settings).within(s)?;
     }
+    // MCP servers (`-32008` when one is unusable now) and discovery built-ins.
+    let routes = sources::extend(daemon, &mut params.settings, session.as_deref()).await?;
     check_inputs(&params.inputs, &params.settings.tools)?;
     let policy = daemon
         .policies()
@@ -137,6 +140,7 @@ pub async fn execute(
             policy: &policy,
             limits,
             session: session.as_deref(),
+            routes,
         };
         let result = run.start(cancel).await;
         if let Ok(r) = &result {
@@ -235,6 +239,8 @@ struct Execution<'a> {
     policy: &'a Policy,
     limits: Limits,
     session: Option<&'a Session>,
+    /// Routes for the tools the requester does not serve (MCP tools, discovery built-ins).
+    routes: sources::Routes,
 }
 
 impl Execution<'_> {
@@ -248,6 +254,7 @@ impl Execution<'_> {
             policy,
             limits,
             session,
+            routes,
         } = self;
         let daemon = &ctx.daemon;
         let started = Instant::now();
@@ -272,8 +279,13 @@ impl Execution<'_> {
         child.interpreter.attach(Some(output_to.clone()));
 
         let tools = &params.settings.tools;
-        let router =
-            ToolRouter::for_run(ctx.requester.clone(), tools.iter().map(|t| t.name.clone()));
+        let mut router = ToolRouter::for_run(
+            ctx.requester.clone(),
+            sources::requester_tools(tools, &routes),
+        );
+        for (name, source) in routes {
+            router.route(name, source);
+        }
         let mut relay = Relay::new(
             router,
             run,

@@ -26,7 +26,7 @@ pub mod spawn;
 pub mod syscall_table;
 
 pub use plan::SandboxPlan;
-pub use spawn::{spawn, SandboxError};
+pub use spawn::{spawn, spawn_mcp_server, McpServerCommand, SandboxError};
 
 /// What confinement this daemon enforces, as reported by `initialize`.
 pub fn enforced_summary() -> serde_json::Value {

@@ -73,6 +73,54 @@ pub fn spawn(plan: &SandboxPlan, control: OwnedFd) -> Result<Child, SandboxError
     Ok(child)
 }
 
+/// Starts `ptcd serve --socket <socket> [--config <config>]` for `ptcd mcp`, which runs a private
+/// daemon when none answers (see `crate::mcp_host`). This is the daemon binary itself, run as
+/// the caller's own user: no confinement applies to it (it confines its own children).
+///
+/// `ptcd mcp`'s stdout is its MCP channel, so the daemon's stdout and stderr both go to our
+/// stderr (which MCP hosts log) and its stdin is `/dev/null`. It gets its own process group (a
+/// Ctrl-C meant for the host does not kill it before `ptcd mcp` stops it in order) and
+/// `PR_SET_PDEATHSIG(SIGTERM)`, so it shuts down even if `ptcd mcp` is killed without a chance
+/// to stop it. Call this from a thread that lives as long as the process (the kernel sends the
+/// death signal when the *thread* that forked exits).
+pub fn spawn_private_daemon(
+    socket: &std::path::Path,
+    config: Option<&std::path::Path>,
+) -> std::io::Result<Child> {
+    use std::os::fd::AsFd;
+    let exe = std::path::Path::new("/proc/self/exe");
+    let stdout = std::io::stderr().as_fd().try_clone_to_owned()?;
+    let stderr = std::io::stderr().as_fd().try_clone_to_owned()?;
+    // SAFETY: getpid cannot fail.
+    let parent = unsafe { libc::getpid() };
+    #[allow(clippy::disallowed_methods)] // the one place allowed to create a child process
+    let mut command = Command::new(exe);
+    command.arg("serve").arg("--socket").arg(socket);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .process_group(0)
+        .kill_on_drop(true);
+    // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the death signal was armed: nobody would stop us.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    command.spawn()
+}
+
 /// A memfd holding `bytes`, sealed against any change and rewound for the launcher to read.
 fn plan_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
     use std::io::{Seek, Write};
@@ -97,4 +145,60 @@ fn plan_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(file.into())
+}
+
+/// What starts one stdio MCP server (from its trusted `[mcp_servers.<name>]` table).
+pub struct McpServerCommand<'a> {
+    pub command: &'a str,
+    pub args: &'a [String],
+    /// The table's `env`, set over PATH/HOME/LANG.
+    pub env: &'a [(String, String)],
+    /// The table's `cwd`; `/` when absent.
+    pub cwd: Option<&'a std::path::Path>,
+}
+
+/// PATH for an MCP server when the daemon has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Starts a stdio MCP server: trusted configuration, not script code, so it is NOT confined and
+/// runs as the daemon's own uid/gid. What it gets is still chosen here, not inherited: an
+/// environment of only PATH, HOME and LANG (the daemon's values or defaults) plus the table's
+/// `env`; its cwd; stdin/stdout/stderr piped; its own process group (so stopping it kills
+/// everything it started); `PR_SET_PDEATHSIG` SIGKILL (it dies with the daemon — the calling
+/// thread must be a runtime worker that lives as long as the daemon); killed if the handle is
+/// dropped.
+pub fn spawn_mcp_server(server: &McpServerCommand<'_>) -> std::io::Result<Child> {
+    #[allow(clippy::disallowed_methods)] // the one place allowed to create a child process
+    let mut command = Command::new(server.command);
+    command.args(server.args).env_clear();
+    for (key, default) in [("PATH", DEFAULT_PATH), ("HOME", "/"), ("LANG", "C.UTF-8")] {
+        match std::env::var_os(key).filter(|v| !v.is_empty()) {
+            Some(value) => command.env(key, value),
+            None => command.env(key, default),
+        };
+    }
+    command
+        .envs(server.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(server.cwd.unwrap_or(std::path::Path::new("/")))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    // SAFETY: getpid cannot fail.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The daemon may have died before the signal was armed.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the daemon exited"));
+            }
+            Ok(())
+        });
+    }
+    command.spawn()
 }

@@ -173,7 +173,8 @@ pub struct ScriptError {
 }
 
 /// The job sent once the shim is ready. `T` is the run's tool definition (`tools::ToolDef`:
-/// name, Python name, parameters), serialized as the shim expects it.
+/// name, Python name, parameters, and the namespace of an MCP server's tool, which the shim
+/// binds as one object per namespace), serialized as the shim expects it.
 #[derive(Debug, Serialize)]
 pub struct Exec<'a, T: Serialize> {
     #[serde(rename = "type")]

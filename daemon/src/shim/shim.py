@@ -21,7 +21,9 @@ Control protocol: one JSON object per line (UTF-8, ``\\n``-terminated), both dir
                 | {"type":"done","status":"error","error":{"type","message","traceback","line"}}
 
 ToolDef: {"name", "py_name", "params": [schema order], "required": [...], "any_kwargs": bool,
-"description": str|null}. ``late_seccomp`` is a classic BPF program (8-byte ``sock_filter``
+"description": str|null, "namespace": str|null}. A tool with a ``namespace`` (an MCP server's
+tools) is not a global itself: it is an attribute of a ``Namespace`` object bound under that name
+(``await sqlite.read_query(query=...)``), whose ``repr()`` lists its tools. ``late_seccomp`` is a classic BPF program (8-byte ``sock_filter``
 entries, native endian, hex-encoded) installed before any user code runs. A call whose arguments
 encode to more than ``max_argument_bytes`` raises ``ToolError`` (code -32602) in the script and is
 not sent; arguments nested too deeply for ``json`` raise ``ValueError``. The daemon writes every
@@ -383,9 +385,15 @@ class Forward(io.TextIOBase):
 
 # --- tools, script, result --------------------------------------------------------------------
 
+def _qualified(spec: Dict[str, Any]) -> str:
+    """The name the script calls: ``read_query``, or ``sqlite.read_query`` in a namespace."""
+    ns = spec.get("namespace")
+    return f"{ns}.{spec['py_name']}" if ns else spec["py_name"]
+
+
 def _bind(spec: Dict[str, Any], args: tuple, kwargs: Dict[str, Any]) -> Dict[str, Any]:
     """Map a call onto the tool's arguments object, raising TypeError like Python would."""
-    fn, params = spec["py_name"], list(spec.get("params") or [])
+    fn, params = _qualified(spec), list(spec.get("params") or [])
     if spec.get("any_kwargs"):
         params = []
     if len(args) > len(params):
@@ -411,9 +419,34 @@ def _make_tool(spec: Dict[str, Any], channel: Channel) -> Callable[..., Any]:
     async def tool(*args: Any, **kwargs: Any) -> Any:
         return await channel.call(spec["name"], _bind(spec, args, kwargs))
 
-    tool.__name__ = tool.__qualname__ = spec["py_name"]
+    tool.__name__ = spec["py_name"]
+    tool.__qualname__ = _qualified(spec)
     tool.__doc__ = spec.get("description")
     return tool
+
+
+class Namespace:
+    """An MCP server's tools as one global: ``await sqlite.read_query(query=...)``."""
+
+    def __init__(self, name: str, tools: Dict[str, Callable[..., Any]]) -> None:
+        # Into the instance dict, never through setattr: a tool named like a special attribute
+        # (``__class__``) is then merely unreachable instead of breaking the object.
+        vars(self).update(tools)
+        self.__name = name
+        self.__tools = dict(tools)
+
+    def __repr__(self) -> str:
+        return f"<namespace {self.__name}: {', '.join(sorted(self.__tools))}>"
+
+    def __dir__(self) -> List[str]:
+        return sorted(self.__tools)
+
+    def __getattr__(self, attr: str) -> Any:
+        # Only reached for a name that is not one of the tools.
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        tools = ", ".join(f"{self.__name}.{t}" for t in sorted(self.__tools)) or "none"
+        raise AttributeError(f"namespace {self.__name!r} has no tool {attr!r}; its tools: {tools}")
 
 
 class State:
@@ -421,7 +454,7 @@ class State:
 
     def __init__(self) -> None:
         self.namespace: Optional[Dict[str, Any]] = None
-        self.tools: Dict[str, Callable[..., Any]] = {}
+        self.tools: Dict[str, Any] = {}  # global name -> tool function or Namespace
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.environ: Dict[str, str] = {}
         self.seccomp_installed = False
@@ -444,11 +477,18 @@ def _script_globals(job: Dict[str, Any], channel: Channel, state: State) -> Dict
         if namespace.get(name) is fn:
             del namespace[name]
     state.tools = {}
+    groups: Dict[str, Dict[str, Callable[..., Any]]] = {}
     for spec in job.get("tools") or []:
         if not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
-                and isinstance(spec.get("py_name"), str)):
+                and isinstance(spec.get("py_name"), str)
+                and isinstance(spec.get("namespace"), (str, type(None)))):
             _die(f"malformed tool definition: {str(spec)[:200]}", EXIT_PROTOCOL)
-        state.tools[spec["py_name"]] = namespace[spec["py_name"]] = _make_tool(spec, channel)
+        if spec.get("namespace") is None:
+            state.tools[spec["py_name"]] = namespace[spec["py_name"]] = _make_tool(spec, channel)
+        else:
+            groups.setdefault(spec["namespace"], {})[spec["py_name"]] = _make_tool(spec, channel)
+    for ns_name, tools in groups.items():
+        state.tools[ns_name] = namespace[ns_name] = Namespace(ns_name, tools)  # type: ignore
     namespace.update(job.get("inputs") or {})
     return namespace
 
@@ -515,7 +555,13 @@ def _error_info(exc: BaseException) -> Dict[str, Any]:
 def _name_error_hint(exc: BaseException, state: State) -> None:
     """An unknown name (often a misspelt or missing tool) lists the tools this run has."""
     if type(exc) is NameError and len(exc.args) == 1 and isinstance(exc.args[0], str):
-        tools = ", ".join(sorted(state.tools)) or "none"
+        names = []
+        for name, tool in sorted(state.tools.items()):
+            if isinstance(tool, Namespace):
+                names.extend(f"{name}.{t}" for t in dir(tool))
+            else:
+                names.append(name)
+        tools = ", ".join(names) or "none"
         exc.args = (f"{exc.args[0]}; available tools: {tools}",)
 
 

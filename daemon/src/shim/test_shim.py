@@ -21,9 +21,15 @@ PYTHON = os.environ.get("PTCD_TEST_PYTHON", "/usr/bin/python3")
 TIMEOUT = 20.0  # seconds; only a guard against hanging, never used to synchronise
 
 
-def tool(name: str, params=(), required=(), any_kwargs=False, py_name=None, description=None):
+def tool(name: str, params=(), required=(), any_kwargs=False, py_name=None, description=None,
+         namespace=None):
     return {"name": name, "py_name": py_name or name, "params": list(params),
-            "required": list(required), "any_kwargs": any_kwargs, "description": description}
+            "required": list(required), "any_kwargs": any_kwargs, "description": description,
+            "namespace": namespace}
+
+
+READ_QUERY = tool("my-db.read_query", ["query"], ["query"], py_name="read_query", namespace="my_db")
+LIST_TABLES = tool("my-db.list_tables", py_name="list_tables", namespace="my_db")
 
 
 ECHO = tool("echo", ["x", "y"], ["x"])
@@ -483,3 +489,57 @@ def test_persistent_errors_keep_the_interpreter(shim):
     assert serve_with_output(shim)[0]["status"] == "error"
     exec_persistent(shim, "y + 1")
     assert serve_with_output(shim)[0]["value"] == 2
+
+
+# --- MCP namespaces ---------------------------------------------------------------------------
+
+def test_namespaced_tools_are_attributes_of_one_global_sending_the_wire_name(shim):
+    code = ("r = await my_db.read_query(query='select 1')\n"
+            "[r, await echo(1), 'read_query' in globals(), repr(my_db)]")
+    done, _, _ = run(shim, code, [READ_QUERY, LIST_TABLES, ECHO])
+    assert done["status"] == "ok", done
+    assert done["value"] == [{"query": "select 1"}, {"x": 1}, False,
+                             "<namespace my_db: list_tables, read_query>"]
+    assert [c["name"] for c in shim.tool_calls] == ["my-db.read_query", "echo"]
+
+
+def test_namespaced_tool_checks_arguments_under_its_qualified_name(shim):
+    done, _, _ = run(shim, "await my_db.read_query()", [READ_QUERY])
+    assert done["error"]["type"] == "TypeError"
+    assert "my_db.read_query() missing 1 required argument: 'query'" in done["error"]["message"]
+    assert shim.tool_calls == []
+
+
+def test_unknown_attribute_of_a_namespace_lists_its_tools(shim):
+    done, _, _ = run(shim, "await my_db.drop_everything()", [READ_QUERY, LIST_TABLES])
+    assert done["error"]["type"] == "AttributeError"
+    assert "my_db.list_tables, my_db.read_query" in done["error"]["message"]
+
+
+def test_name_error_hint_lists_namespaced_tools_qualified(shim):
+    done, _, _ = run(shim, "await read_query(query='x')", [READ_QUERY, ECHO])
+    assert done["error"]["type"] == "NameError"
+    assert "available tools: echo, my_db.read_query" in done["error"]["message"]
+
+
+def test_malformed_namespace_ends_the_shim(shim):
+    bad = dict(READ_QUERY, namespace=3)
+    shim.start("1", [bad])
+    _, err = shim.finish()
+    assert shim.proc.returncode == 2 and "malformed tool definition" in err
+
+
+def test_persistent_rebinding_removes_a_namespace_no_longer_attached(shim):
+    assert shim.recv() == {"type": "ready"}
+    exec_persistent(shim, "kept = my_db\n'my_db' in globals()", [READ_QUERY])
+    assert serve_with_output(shim)[0]["value"] is True
+    exec_persistent(shim, "['my_db' in globals(), 'kept' in globals()]", [ECHO])
+    assert serve_with_output(shim)[0]["value"] == [False, True]
+
+
+def test_a_namespaced_tool_named_like_a_special_attribute_breaks_nothing(shim):
+    odd = tool("s.__class__", py_name="__class__", namespace="s")
+    done, _, _ = run(shim, "[type(s).__name__, await s.x(1)]",
+                     [odd, tool("s.x", ["v"], py_name="x", namespace="s")])
+    assert done["status"] == "ok", done
+    assert done["value"] == ["Namespace", {"v": 1}]

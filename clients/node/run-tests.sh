@@ -52,10 +52,13 @@ node scripts/check-pack.mjs "$tarball"
 # The MCP tests and example run the real third-party server mcp-server-sqlite (PyPI), in a venv of
 # its own (as a user would install it with pipx), pinned to the release they were written against,
 # with the 1.x MCP SDK it needs (it fails at start with 2.x).
-mcp_venv="$here/.mcp-venv"
-if [ ! -x "$mcp_venv/bin/python" ]; then
-    python3 -m venv "$mcp_venv"
+# A preset PTCD_TEST_MCP_SQLITE (an installed server) is used as it is.
+if [ -z "${PTCD_TEST_MCP_SQLITE:-}" ]; then
+    mcp_venv="$here/.mcp-venv"
+    if [ ! -x "$mcp_venv/bin/python" ]; then
+        python3 -m venv "$mcp_venv"
+    fi
+    "$mcp_venv/bin/python" -m pip install --quiet --disable-pip-version-check "mcp-server-sqlite==2025.4.25" "mcp==1.30.0"
+    export PTCD_TEST_MCP_SQLITE="$mcp_venv/bin/mcp-server-sqlite"
 fi
-"$mcp_venv/bin/python" -m pip install --quiet --disable-pip-version-check "mcp-server-sqlite==2025.4.25" "mcp==1.30.0"
-export PTCD_TEST_MCP_SQLITE="$mcp_venv/bin/mcp-server-sqlite"
 node --test --test-reporter=spec dist/test/*.test.js

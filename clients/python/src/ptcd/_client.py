@@ -234,7 +234,8 @@ class AsyncClient:
             self._core.forget(request_id)
 
     async def initialize(self, client_info: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """``initialize``: protocol version, sandbox features, Python, policies."""
+        """``initialize``: protocol version, sandbox features, Python, policies, and (contract v1.1)
+        ``mcp_servers`` (the configured MCP server names, sorted) and ``discovery_threshold``."""
         info = dict(client_info) if client_info else {"name": "ptcd-python", "version": _VERSION}
         result: dict[str, Any] = await self.request("initialize", {"client_info": info})
         return result

@@ -29,6 +29,8 @@ fi
 
 step "MCP servers for tests/mcp (pinned PyPI and npm packages)"
 bash tests/mcp/install.sh
+# The clients' suites run the same pinned mcp-server-sqlite (instead of installing their own).
+export PTCD_TEST_MCP_SQLITE="$REPO/target/mcp-sqlite-venv/bin/mcp-server-sqlite"
 
 step "shim tests"
 "$VENV/bin/python" -m pytest -q daemon/src/shim/test_shim.py

@@ -72,7 +72,10 @@ def test_server_killed_between_runs_is_restarted_on_next_use(mcp_daemon, connect
     c = connect(mcp_daemon({"crash": ms.ours("crash_server.py", "--state", str(state))}))
     pid = c.run("await crash.whoami()", mcp_servers=["crash"])["value"]["pid"]
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not ms.alive(pid), "the killed server to die")
+    # Until the whole process has exited (a thread-group leader shows as a zombie while its
+    # other threads still exit) the daemon cannot know; once it does, status stops saying
+    # "running" and the next call restarts the server instead of being sent to it.
+    wait_until(lambda: status(c, "crash")["state"] != "running", "the daemon to notice the crash")
     r = c.run("await crash.whoami()", mcp_servers=["crash"])
     assert r["status"] == "ok", r
     assert r["value"]["starts"] == 2
@@ -241,9 +244,9 @@ def test_stderr_flood_is_drained_and_the_daemon_keeps_only_a_tail(mcp_daemon, co
 
 
 def test_result_line_over_the_limit_is_a_clear_error_and_memory_holds(mcp_daemon, connect, state: Path) -> None:
-    # rmcp drops an over-long line without knowing which request it answered, so the call ends
-    # at call_timeout_ms, with the reason; shorter than the run's 30 s deadline here.
-    table = ms.ours("flood_server.py", "--state", str(state), call_timeout_ms=5000)
+    # rmcp drops an over-long line unread; the call pending then fails at once naming the limit
+    # (not at call_timeout_ms, 30 s by default like the run's own deadline).
+    table = ms.ours("flood_server.py", "--state", str(state))
     d = mcp_daemon({"flood": table}, "--max-line-bytes", str(LINE_LIMIT))
     c = connect(d)
     assert c.run("await flood.ping()", mcp_servers=["flood"])["status"] == "ok"

@@ -215,7 +215,7 @@ async fn call_tool(
         _ = cancel.cancelled() => return Err(ToolError::Cancelled),
     };
     core.count_call();
-    let oversized_before = connection.oversized_lines();
+    let oversized = connection.oversized();
     let mut params = CallToolRequestParams::new(tool.clone());
     params.arguments = Some(arguments);
     let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
@@ -238,17 +238,23 @@ async fn call_tool(
                 handle.cancel(Some("call_timeout_ms elapsed".into())),
             )
             .await;
-            let dropped = if connection.oversized_lines() > oversized_before {
-                format!(
-                    " (the server sent a message over max_line_bytes = {}, which was dropped)",
-                    core.max_line_bytes
-                )
-            } else {
-                String::new()
-            };
             return Err(ToolError::Unreachable(format!(
-                "MCP server {server}: {tool} did not answer within call_timeout_ms = {}{dropped}",
+                "MCP server {server}: {tool} did not answer within call_timeout_ms = {}",
                 core.config.call_timeout_ms
+            )));
+        }
+        // The dropped line may have been this call's answer: say so now rather than at the
+        // timeout (every call pending on the server at that moment fails the same way).
+        _ = oversized => {
+            let _ = tokio::time::timeout(
+                CANCEL_DEADLINE,
+                handle.cancel(Some("a message over max_line_bytes was dropped".into())),
+            )
+            .await;
+            return Err(ToolError::Unreachable(format!(
+                "MCP server {server}: sent a message over max_line_bytes = {} while {tool} was \
+                 pending; it was dropped unread (it may have been this call's answer)",
+                core.max_line_bytes
             )));
         }
         _ = cancel.cancelled() => {

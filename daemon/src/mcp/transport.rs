@@ -3,14 +3,15 @@
 //!
 //! Stdio: the child is started by `sandbox::spawn_mcp_server` (the daemon's single spawn path);
 //! its stdout is read by rmcp's bounded line reader (`max_line_bytes`; a longer line is dropped,
-//! counted in [`Connection::oversized_lines`] so a call that then times out can say why), its
+//! and announced by [`Connection::oversized`] so the calls pending then fail at once, naming the
+//! limit, instead of waiting for their timeout), its
 //! stderr drained into a 4 KiB tail (`stderr.rs`). The child leads its own process group; closing
 //! the connection kills the group and reaps the child, with a deadline.
 //! HTTP: rmcp's streamable HTTP client with the table's headers, its SSE events and JSON bodies
 //! capped at `max_line_bytes` too.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -66,7 +67,8 @@ pub struct Connection {
     tail: Option<Arc<StderrTail>>,
     /// Fired when the stdio server's stderr reached its end.
     drained: CancellationToken,
-    oversized: Arc<AtomicU64>,
+    /// How many lines from the server were dropped for being over `max_line_bytes`.
+    oversized: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Connection {
@@ -86,7 +88,7 @@ impl Connection {
         };
         let handler = Handler::default();
         let list_changed = handler.list_changed.clone();
-        let oversized = Arc::new(AtomicU64::new(0));
+        let oversized = Arc::new(tokio::sync::watch::Sender::new(0u64));
         match &config.transport {
             McpTransport::Stdio {
                 command,
@@ -184,9 +186,24 @@ impl Connection {
         &self.peer
     }
 
-    /// The session ended (the server exited or closed the stream, or it was closed here).
+    /// The session ended (the server exited or closed the stream, or it was closed here). A
+    /// stdio server that has exited counts as closed at once, even before rmcp has read the end
+    /// of its stdout: a call must not be sent to a dead server just after a crash.
     pub fn is_closed(&self) -> bool {
-        self.peer.is_transport_closed()
+        if self.peer.is_transport_closed() {
+            return true;
+        }
+        if self.pid.is_none() {
+            return false; // HTTP: no process of ours
+        }
+        match self.process.try_lock() {
+            Ok(mut process) => match process.as_mut() {
+                Some(p) => !matches!(p.child.try_wait(), Ok(None)),
+                None => true, // taken by `close`
+            },
+            // Being closed right now.
+            Err(_) => false,
+        }
     }
 
     /// The server said its tool list changed since it was last fetched.
@@ -199,9 +216,16 @@ impl Connection {
         self.list_changed.store(false, Ordering::Release);
     }
 
-    /// Lines from the server dropped for being over `max_line_bytes`, so far.
-    pub fn oversized_lines(&self) -> u64 {
-        self.oversized.load(Ordering::Acquire)
+    /// Resolves when the server sends a line over `max_line_bytes` (dropped unread) after this
+    /// was called; never, for a server that keeps to the limit.
+    pub fn oversized(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut seen = self.oversized.subscribe();
+        seen.mark_unchanged();
+        async move {
+            if seen.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// The stdio server's pid, while it has not been reaped.
@@ -281,17 +305,18 @@ impl Drop for Process {
     }
 }
 
-/// A reader that counts the lines longer than `max` going through it (rmcp drops them).
+/// A reader that counts the lines longer than `max` going through it (rmcp drops them) and
+/// wakes whoever waits for one ([`Connection::oversized`]).
 struct LineWatch<R> {
     inner: R,
     max: usize,
     current: usize,
     counted: bool,
-    oversized: Arc<AtomicU64>,
+    oversized: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl<R> LineWatch<R> {
-    fn new(inner: R, max: usize, oversized: Arc<AtomicU64>) -> Self {
+    fn new(inner: R, max: usize, oversized: Arc<tokio::sync::watch::Sender<u64>>) -> Self {
         LineWatch {
             inner,
             max,
@@ -306,7 +331,7 @@ impl<R> LineWatch<R> {
             self.current = self.current.saturating_add(chunk.len());
             if self.current > self.max && !self.counted {
                 self.counted = true;
-                self.oversized.fetch_add(1, Ordering::AcqRel);
+                self.oversized.send_modify(|n| *n += 1);
             }
             if chunk.last() == Some(&b'\n') {
                 self.current = 0;
@@ -338,16 +363,16 @@ mod tests {
 
     #[test]
     fn line_watch_counts_each_oversized_line_once() {
-        let counter = Arc::new(AtomicU64::new(0));
+        let counter = Arc::new(tokio::sync::watch::Sender::new(0u64));
         let mut watch = LineWatch::new(&b""[..], 10, counter.clone());
         watch.observe(b"short\n");
         watch.observe(&[b'x'; 7]);
         watch.observe(&[b'x'; 7]);
         watch.observe(&[b'x'; 70]);
         watch.observe(b"x\nok\n");
-        assert_eq!(counter.load(Ordering::Acquire), 1);
+        assert_eq!(*counter.borrow(), 1);
         watch.observe(&[b'y'; 11]);
         watch.observe(b"\n");
-        assert_eq!(counter.load(Ordering::Acquire), 2);
+        assert_eq!(*counter.borrow(), 2);
     }
 }

@@ -295,7 +295,14 @@ async fn handle_line(ctx: &ConnectionCtx, state: &ConnectionState, line: &[u8]) 
                         (peer.clone(), state.sessions.clone(), ctx.daemon.clone());
                     state.tasks.spawn(async move {
                         // The provider formats (`definitions.rs`) still speak wire errors.
-                        let _ = match tool_definitions(&daemon, &sessions, params).await {
+                        let answer = answered(
+                            &id,
+                            "tools/definition request",
+                            tool_definitions(&daemon, &sessions, params),
+                        )
+                        .await
+                        .unwrap_or_else(|e| Err(wire_error(&e)));
+                        let _ = match answer {
                             Ok(result) => peer.respond(&id, &result).await,
                             Err(err) => peer.respond_error(&id, &err).await,
                         };
@@ -311,7 +318,9 @@ async fn handle_line(ctx: &ConnectionCtx, state: &ConnectionState, line: &[u8]) 
                         ctx.closed.clone(),
                     );
                     state.tasks.spawn(async move {
-                        reply(&peer, &id, sessions.create(&daemon, &closed, params).await).await;
+                        let created = sessions.create(&daemon, &closed, params);
+                        let answer = answered(&id, "session/create request", created).await;
+                        reply(&peer, &id, answer.and_then(|r| r)).await;
                     });
                     return;
                 }
@@ -319,7 +328,9 @@ async fn handle_line(ctx: &ConnectionCtx, state: &ConnectionState, line: &[u8]) 
                     // Waits for the session's running run to end: not in the reader.
                     let (peer, sessions) = (peer.clone(), state.sessions.clone());
                     state.tasks.spawn(async move {
-                        reply(&peer, &id, sessions.close(&params).await).await;
+                        let answer =
+                            answered(&id, "session/close request", sessions.close(&params));
+                        reply(&peer, &id, answer.await.and_then(|r| r)).await;
                     });
                     return;
                 }
@@ -331,6 +342,19 @@ async fn handle_line(ctx: &ConnectionCtx, state: &ConnectionState, line: &[u8]) 
 }
 
 /// Answers a request: its result, or its error mapped to the wire by [`wire_error`].
+/// Awaits a request's task body; a panic in it becomes `-32603`, so the request still gets
+/// exactly one answer (`unwind.rs`).
+async fn answered<T>(
+    id: &Id,
+    what: &str,
+    body: impl std::future::Future<Output = T>,
+) -> Result<T, RequestError> {
+    crate::unwind::catch_panic(body).await.map_err(|panic| {
+        tracing::error!(%id, panic = %panic, "a {what} panicked");
+        RequestError::internal(crate::unwind::panic_message(what, &panic))
+    })
+}
+
 async fn reply<T: serde::Serialize>(peer: &Peer, id: &Id, result: Result<T, RequestError>) {
     let _ = match result {
         Ok(result) => peer.respond(id, &result).await,
@@ -552,14 +576,7 @@ fn start_run(
     tasks.spawn(async move {
         // A panic in the run still gets its answer (and the run's guards restore the counters).
         let run = crate::run::execute(&ctx.runs, &id, params, cancel, ticket);
-        let outcome = crate::unwind::catch_panic(run)
-            .await
-            .unwrap_or_else(|panic| {
-                tracing::error!(%id, panic = %panic, "a run panicked");
-                Err(RequestError::internal(crate::unwind::panic_message(
-                    "run", &panic,
-                )))
-            });
+        let outcome = answered(&id, "run", run).await.and_then(|r| r);
         runs.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         reply(&ctx.peer, &id, outcome).await;
     });

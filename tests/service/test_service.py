@@ -951,7 +951,12 @@ def test_system_unit_under_a_real_systemd_manager_serves_notifies_stops_and_rest
     c = RpcClient(m.socket)
     rid, child = start_run_and_get_child_pid(c, BLOCKED_RUN)
     m.ctl("stop", "--no-block", "ptcd.service")
-    assert c.wait_response(rid)["result"]["status"] == "cancelled"
+    try:
+        answer = c.wait_response(rid)
+    except ConnectionError as e:  # seen twice under a doubly loaded host: keep what explains it
+        raise AssertionError(f"{e}\n{m.ctl('status', '--no-pager', '-n', '80', 'ptcd.service', check=False)}\n"
+                             f"manager log:\n{m.log.read_text(errors='replace')[-20000:]}") from None
+    assert answer["result"]["status"] == "cancelled", answer
     wait_until(lambda: m.prop("ptcd.service", "ActiveState") in ("inactive", "failed"), "ptcd.service to stop", timeout=20)
     assert m.prop("ptcd.service", "Result") == "success"
     assert m.prop("ptcd.service", "ExecMainStatus") == "0"

@@ -11,6 +11,7 @@ Each test is named for the behaviour it proves.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -813,6 +814,12 @@ MANAGER_BOOT = textwrap.dedent(
     python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind("sock")'
     chmod 000 dir reg chr blk fifo sock
     cd /
+    # A cgroup of its own: a user manager names its units' cgroups after them below its own
+    # cgroup, so two managers in one cgroup (two copies of the suite at once) would share
+    # ".../ptcd.service", and stopping or killing one unit would SIGKILL the other's daemon.
+    for h in $CGROUP_HIERARCHIES; do
+        mkdir -p "$h/ptcd-test-$$" && echo $$ > "$h/ptcd-test-$$/cgroup.procs"
+    done
     exec /lib/systemd/systemd --user --unit=ptcd.socket
     """
 )
@@ -824,7 +831,8 @@ class UserManager:
 
     def __init__(self, runtime: Path, log: Path) -> None:
         self.runtime = runtime
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "XDG_RUNTIME_DIR": str(runtime)}
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "XDG_RUNTIME_DIR": str(runtime),
+               "CGROUP_HIERARCHIES": " ".join(str(h) for h in cgroup_hierarchies())}
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
                 ["unshare", "--mount", "--propagation", "private", "sh", "-c", MANAGER_BOOT],
@@ -851,6 +859,19 @@ class UserManager:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        for h in cgroup_hierarchies():  # the manager's own cgroups, empty once it has exited
+            for d in sorted((h / f"ptcd-test-{self.proc.pid}").glob("**/"), key=lambda p: -len(p.parts)):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+
+
+def cgroup_hierarchies() -> list[Path]:
+    """Where systemd tracks processes: the unified hierarchy (cgroup v2, or the `unified` mount
+    of a hybrid setup) and the named `systemd` one of a hybrid setup."""
+    root = Path("/sys/fs/cgroup")
+    if (root / "cgroup.procs").exists():
+        return [root]
+    return [root / h for h in ("unified", "systemd") if (root / h / "cgroup.procs").exists()]
 
 
 @pytest.fixture

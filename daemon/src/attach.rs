@@ -27,7 +27,7 @@ pub struct Attached {
 
 /// The servers `names` refer to, once each, in first-mention order: unknown names and
 /// namespace clashes are refused naming `mcp_servers[i]` (`i`: the index in `names`).
-pub fn resolve(
+fn resolve(
     servers: &McpServers,
     names: &[String],
 ) -> Result<Vec<(String, Arc<McpServer>)>, RequestError> {
@@ -67,7 +67,7 @@ pub fn resolve(
 
 /// Resolves `names` and lists every server's tools (concurrently). `-32602` for a bad name,
 /// `-32008` for a server that cannot start or list its tools.
-pub async fn attach(servers: &McpServers, names: &[String]) -> Result<Vec<Attached>, RequestError> {
+async fn attach(servers: &McpServers, names: &[String]) -> Result<Vec<Attached>, RequestError> {
     let resolved = resolve(servers, names)?;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (_, server)) in resolved.iter().enumerate() {
@@ -129,7 +129,7 @@ fn distinct_python_names(server: &str, tools: Arc<[McpTool]>) -> Arc<[McpTool]> 
 /// A client tool whose Python name is an attached server's namespace would hide it, and one
 /// whose name is an MCP tool's wire name (`"sqlite.read_query"`) would take its calls: both are
 /// refused naming `tools[i].name` (`i`: the index in `tools`).
-pub fn check_conflicts(attached: &[Attached], tools: &[ToolDef]) -> Result<(), RequestError> {
+fn check_conflicts(attached: &[Attached], tools: &[ToolDef]) -> Result<(), RequestError> {
     for (i, tool) in tools.iter().enumerate() {
         if tool.namespace.is_some() {
             continue;
@@ -191,9 +191,24 @@ pub fn namespaces(attached: &[Attached]) -> Vec<Namespace> {
         .collect()
 }
 
+/// Attaches the servers of one request: its own `mcp_servers` are checked first, so an error
+/// names the request's `mcp_servers[i]`; then the session's (if any) and its own together are
+/// attached, the session's first; a clash with the request's code-callable `tools` is refused.
+pub async fn for_request(
+    servers: &McpServers,
+    session: &[String],
+    own: &[String],
+    tools: &[ToolDef],
+) -> Result<Vec<Attached>, RequestError> {
+    resolve(servers, own)?;
+    let attached = attach(servers, &union(session, own)).await?;
+    check_conflicts(&attached, tools)?;
+    Ok(attached)
+}
+
 /// `names` ∪ `more`, keeping first mentions first (a session run: the session's servers, then
 /// the run's).
-pub fn union(names: &[String], more: &[String]) -> Vec<String> {
+fn union(names: &[String], more: &[String]) -> Vec<String> {
     let mut out = names.to_vec();
     for name in more {
         if !out.contains(name) {

@@ -494,15 +494,11 @@ async fn tool_definitions(
     let own =
         crate::params::parse_mcp_servers(map.remove("mcp_servers")).map_err(|e| wire_error(&e))?;
     crate::params::reject_unknown(&map, "tools/definition").map_err(|e| wire_error(&e))?;
-    // The request's own names first, so an error names its `mcp_servers[i]`; then the
-    // session's servers and the request's together (the session's first in the stubs).
-    crate::attach::resolve(&daemon.mcp, &own).map_err(|e| wire_error(&e))?;
-    let attached = crate::attach::attach(&daemon.mcp, &crate::attach::union(&servers, &own))
-        .await
-        .map_err(|e| wire_error(&e))?;
     let code_tools = crate::tools::parse_tools(&Value::Array(specs.clone()), "tools")
         .map_err(|e| wire_error(&e))?;
-    crate::attach::check_conflicts(&attached, &code_tools).map_err(|e| wire_error(&e))?;
+    let attached = crate::attach::for_request(&daemon.mcp, &servers, &own, &code_tools)
+        .await
+        .map_err(|e| wire_error(&e))?;
     let catalog = crate::stubs::Catalog {
         client: specs,
         namespaces: crate::attach::namespaces(&attached),

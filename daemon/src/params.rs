@@ -139,7 +139,7 @@ impl RunSettings {
 }
 
 /// The `mcp_servers` param: an array of server names (`null` or absent: none). Whether the
-/// names are configured is checked when the servers are attached (`attach::resolve`).
+/// names are configured is checked when the servers are attached (`attach::for_request`).
 pub fn parse_mcp_servers(value: Option<Value>) -> Result<Vec<String>, RequestError> {
     let items = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),

@@ -197,8 +197,9 @@ impl Sessions {
             .tighten(&settings.limits)
             .map_err(RequestError::from)?;
         // The servers must be usable now (`-32008` otherwise); each run checks them again.
-        let attached = crate::attach::attach(&daemon.mcp, &settings.mcp_servers).await?;
-        crate::attach::check_conflicts(&attached, &settings.tools)?;
+        let attached =
+            crate::attach::for_request(&daemon.mcp, &[], &settings.mcp_servers, &settings.tools)
+                .await?;
         let mcp_tools = crate::attach::tool_defs(&attached);
         let slot = if persistent {
             let max = daemon.config.max_persistent_sessions;

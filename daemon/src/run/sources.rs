@@ -34,15 +34,16 @@ pub async fn extend(
     session: Option<&Session>,
 ) -> Result<Routes, RequestError> {
     let mut routes: Routes = Vec::new();
-    // The run's own names first, so an error names the run's `mcp_servers[i]`; then the
-    // session's servers and the run's together.
-    attach::resolve(&daemon.mcp, &settings.mcp_servers)?;
-    let names = match session {
-        Some(s) => attach::union(&s.mcp_servers, &settings.mcp_servers),
-        None => settings.mcp_servers.clone(),
-    };
-    let attached = attach::attach(&daemon.mcp, &names).await?;
-    attach::check_conflicts(&attached, &settings.tools)?;
+    let session_servers = session
+        .map(|s| s.mcp_servers.as_slice())
+        .unwrap_or_default();
+    let attached = attach::for_request(
+        &daemon.mcp,
+        session_servers,
+        &settings.mcp_servers,
+        &settings.tools,
+    )
+    .await?;
     for a in &attached {
         for tool in a.tools.iter() {
             let source: Arc<dyn ToolSource> = a.server.clone();

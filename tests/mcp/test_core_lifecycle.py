@@ -1,12 +1,14 @@
-"""The daemon's MCP client side as seen on the wire before any run attaches a server
-(engineer A; the full MCP suite with runs lives beside this file). Self-contained: it needs only
-the system python3 for the fault server in daemon/src/mcp/testdata."""
+"""The daemon's MCP client side as seen on the wire before any run attaches a server (the
+full MCP suite with runs lives beside this file). Self-contained: it needs only the system
+python3 for the fault server in daemon/src/mcp/testdata."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from daemon import PTCD_BIN, REPO
 
@@ -44,11 +46,16 @@ headers = {{ Authorization = "Bearer t" }}
     assert d.stop() == 0
 
 
-def test_bad_mcp_table_stops_start_up_naming_the_key(tmp_path):
-    config = write_config(
-        tmp_path / "config.toml",
-        '[mcp_servers.db]\ncommand = "x"\ncomand = "typo"\n',
-    )
+@pytest.mark.parametrize(
+    ("table", "named"),
+    [
+        ('[mcp_servers.db]\ncommand = "x"\ncomand = "typo"\n', "mcp_servers.db.comand"),
+        ('[mcp_servers.db]\ncommand = "x"\nurl = "http://h/"\n', "mcp_servers.db.url"),
+    ],
+    ids=["unknown_key", "both_command_and_url"],
+)
+def test_bad_mcp_table_stops_start_up_naming_the_key(tmp_path, table: str, named: str):
+    config = write_config(tmp_path / "config.toml", table)
     out = subprocess.run(
         [str(PTCD_BIN), "serve", "--config", str(config), "--socket", str(tmp_path / "s.sock")],
         capture_output=True,
@@ -56,22 +63,7 @@ def test_bad_mcp_table_stops_start_up_naming_the_key(tmp_path):
         timeout=20,
     )
     assert out.returncode != 0
-    assert "mcp_servers.db.comand" in out.stderr + out.stdout
-
-
-def test_both_command_and_url_is_refused_naming_the_server(tmp_path):
-    config = write_config(
-        tmp_path / "config.toml",
-        '[mcp_servers.db]\ncommand = "x"\nurl = "http://h/"\n',
-    )
-    out = subprocess.run(
-        [str(PTCD_BIN), "serve", "--config", str(config), "--socket", str(tmp_path / "s.sock")],
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
-    assert out.returncode != 0
-    assert "mcp_servers.db.url" in out.stderr + out.stdout
+    assert named in out.stderr + out.stdout
 
 
 def _cmdline(pid: int) -> str:

@@ -11,10 +11,9 @@ Usage: crash_server.py --state DIR
 
 from __future__ import annotations
 
-import argparse
 import os
-from pathlib import Path
 
+from _starts import record_start
 from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel
 
@@ -25,14 +24,7 @@ class Who(BaseModel):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--state", required=True, type=Path)
-    args = ap.parse_args()
-    state: Path = args.state
-    state.mkdir(parents=True, exist_ok=True)
-    with open(state / "pids", "a") as f:
-        f.write(f"{os.getpid()}\n")
-    starts = len((state / "pids").read_text().split())
+    starts = record_start()
 
     server = MCPServer("crash")
 

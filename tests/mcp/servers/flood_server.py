@@ -11,24 +11,16 @@ Usage: flood_server.py --state DIR
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-from pathlib import Path
 
+from _starts import record_start
 from mcp.server.mcpserver import MCPServer
 
 LINE = b"flood " + b"x" * 1017 + b"\n"  # 1 KiB
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--state", required=True, type=Path)
-    args = ap.parse_args()
-    state: Path = args.state
-    state.mkdir(parents=True, exist_ok=True)
-    with open(state / "pids", "a") as f:
-        f.write(f"{os.getpid()}\n")
+    record_start()
 
     server = MCPServer("flood")
 

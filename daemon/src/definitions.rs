@@ -88,7 +88,9 @@ pub fn definitions(catalog: &Catalog, format: Format, persistent: bool, threshol
             .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
         tools.push(format.tool(name, description, schema));
     }
-    json!({"tools": tools, "stubs": stubs})
+    // The built-ins the script gets, so a client (e.g. `ptcd mcp`) knows it is in summary mode.
+    let discovery = builtins.unwrap_or_default();
+    json!({"tools": tools, "stubs": stubs, "discovery": discovery})
 }
 
 /// The discovery built-ins a script with this catalog gets: `None` at or under `threshold`

@@ -13,13 +13,14 @@
 //!    is started on a socket of its own and stopped again at exit ([`autostart`]). Any other
 //!    connect error (permission denied) is reported, not worked around.
 //! 2. `initialize`: the daemon's configured MCP servers (`mcp_servers`, absent on a daemon
-//!    without MCP support = none) and `discovery_threshold`. The attached servers are
+//!    without MCP support = none). The attached servers are
 //!    `--servers` (an unknown name is a start-up error naming the configured ones) or all.
 //! 3. `tools/definition` with `format: "mcp"` and those servers gives `run_code`'s description
 //!    (the typed stubs). A server that cannot start (`-32008`) is left out with a warning on
 //!    stderr when all servers were attached by default, and is an error when `--servers` named
-//!    it. When the catalog (counted with a throw-away `session/create`) is above
-//!    the threshold, that description lists summaries only and `search_tools` is offered too.
+//!    it. When the catalog is above the daemon's `discovery_threshold`, that description lists
+//!    summaries only and the result's `discovery` names the script's built-ins: `search_tools`
+//!    is then offered to the host too.
 //! 4. Serve MCP on stdio until stdin ends (or SIGTERM/SIGINT/SIGHUP), then stop the private
 //!    daemon if there is one.
 //!
@@ -273,12 +274,12 @@ pub async fn prepare(
             _ => Map::new(),
         },
     };
-    let discovery = match init.get("discovery_threshold").and_then(Value::as_u64) {
-        Some(threshold) if !servers.is_empty() => {
-            catalog_size(&client, &servers).await? > threshold
-        }
-        _ => false,
-    };
+    // Above the daemon's discovery threshold the description lists summaries only, and the
+    // script gets `search_tools`: offer it to the host too.
+    let discovery = definitions
+        .get("discovery")
+        .and_then(Value::as_array)
+        .is_some_and(|names| names.iter().any(|n| n == handler::SEARCH_TOOLS));
     Ok(Host::new(
         client,
         socket,
@@ -326,31 +327,6 @@ pub fn select_servers(
         }
     }
     Ok(servers)
-}
-
-/// How many tools a script with these servers attached can call: the `tools` of a throw-away
-/// session (which attaches the servers the way a run does).
-async fn catalog_size(client: &DaemonClient, servers: &[String]) -> Result<u64, HostError> {
-    let session = client
-        .call("session/create", json!({"mcp_servers": servers}))
-        .await
-        .map_err(|source| HostError::Daemon {
-            method: "session/create",
-            source,
-        })?;
-    let size = session
-        .get("tools")
-        .and_then(Value::as_array)
-        .map_or(0, |tools| tools.len() as u64);
-    if let Some(id) = session.get("session_id") {
-        if let Err(e) = client
-            .call("session/close", json!({"session_id": id}))
-            .await
-        {
-            tracing::debug!(%e, "closing the counting session");
-        }
-    }
-    Ok(size)
 }
 
 fn strings(value: Option<&Value>) -> Vec<String> {
@@ -430,21 +406,32 @@ mod tests {
         (path, seen)
     }
 
+    /// A `tools/definition` answer, in summary mode (with the discovery built-ins) or not.
+    fn definition(summary: bool) -> Value {
+        let discovery = if summary {
+            json!(["search_tools", "describe_tool"])
+        } else {
+            json!([])
+        };
+        json!({"tools": [{"name": "run_code", "description": "D",
+            "inputSchema": {"type": "object", "required": ["code"]}}], "stubs": "",
+            "discovery": discovery})
+    }
+
     fn catalog_of_three(method: &str, _params: &Value) -> Value {
         match method {
             "initialize" => json!({"mcp_servers": ["a", "b"], "discovery_threshold": 2,
                 "policies": ["default"]}),
-            "tools/definition" => json!({"tools": [{"name": "run_code", "description": "D",
-                "inputSchema": {"type": "object", "required": ["code"]}}], "stubs": ""}),
-            "session/create" => json!({"session_id": "s-1", "tools": ["a.x", "a.y", "a.z"]}),
+            "tools/definition" => definition(true),
             _ => json!({}),
         }
     }
 
-    fn without_mcp(method: &str, params: &Value) -> Value {
+    fn without_mcp(method: &str, _params: &Value) -> Value {
         match method {
             "initialize" => json!({"policies": ["default"]}),
-            _ => catalog_of_three(method, params),
+            "tools/definition" => definition(false),
+            _ => json!({}),
         }
     }
 
@@ -455,6 +442,7 @@ mod tests {
                 json!({"__error": {"code": -32008,
                     "message": "MCP server unavailable: b: exited with status 1"}})
             }
+            "tools/definition" => definition(false),
             _ => catalog_of_three(method, params),
         }
     }
@@ -506,18 +494,8 @@ mod tests {
         assert_eq!(host.tools()[0].description.as_deref(), Some("D"));
         let seen = seen.lock().unwrap().clone();
         let methods: Vec<&str> = seen.iter().map(|(m, _)| m.as_str()).collect();
-        assert_eq!(
-            methods,
-            [
-                "initialize",
-                "tools/definition",
-                "session/create",
-                "session/close"
-            ]
-        );
+        assert_eq!(methods, ["initialize", "tools/definition"]);
         assert_eq!(seen[1].1, json!({"format": "mcp", "mcp_servers": ["a"]}));
-        assert_eq!(seen[2].1, json!({"mcp_servers": ["a"]}));
-        assert_eq!(seen[3].1, json!({"session_id": "s-1"}));
         std::fs::remove_dir_all(socket.parent().unwrap()).unwrap();
     }
 

@@ -67,7 +67,14 @@ struct ConnectionState {
     runs: RunTable,
     sessions: Sessions,
     tasks: TaskTracker,
+    /// Places for `session/create` and `tools/definition` requests in flight (they may wait
+    /// for MCP servers to start): one more is refused with `-32002`, so a client cannot pile
+    /// up parsed requests while a server starts.
+    attaching: Arc<tokio::sync::Semaphore>,
 }
+
+/// `session/create` and `tools/definition` requests one connection may have in flight.
+pub const MAX_ATTACHING_REQUESTS: usize = 8;
 
 /// How long a write may stay blocked after `stop` (the end of the shutdown grace): long enough
 /// for a client that reads to take the runs' `cancelled` results, short enough that one that
@@ -114,6 +121,7 @@ async fn serve_inner(daemon: &Arc<Daemon>, stream: UnixStream) {
         runs: Arc::default(),
         sessions: Sessions::default(),
         tasks: TaskTracker::new(),
+        attaching: Arc::new(tokio::sync::Semaphore::new(MAX_ATTACHING_REQUESTS)),
     };
     let tasks = &state.tasks;
     let mut reader = ClientLines::new(
@@ -291,9 +299,14 @@ async fn handle_line(ctx: &ConnectionCtx, state: &ConnectionState, line: &[u8]) 
                 "daemon/status" => Ok(ctx.daemon.status()),
                 "tools/definition" => {
                     // May start MCP servers (up to their startup timeouts): not in the reader.
+                    let place = match attaching_place(state, &method) {
+                        Ok(place) => place,
+                        Err(e) => return reply(peer, &id, Err::<Value, _>(e)).await,
+                    };
                     let (peer, sessions, daemon) =
                         (peer.clone(), state.sessions.clone(), ctx.daemon.clone());
                     state.tasks.spawn(async move {
+                        let _place = place;
                         // The provider formats (`definitions.rs`) still speak wire errors.
                         let answer = answered(
                             &id,
@@ -311,6 +324,10 @@ async fn handle_line(ctx: &ConnectionCtx, state: &ConnectionState, line: &[u8]) 
                 }
                 "session/create" => {
                     // May start MCP servers (up to their startup timeouts): not in the reader.
+                    let place = match attaching_place(state, &method) {
+                        Ok(place) => place,
+                        Err(e) => return reply(peer, &id, Err::<Value, _>(e)).await,
+                    };
                     let (peer, sessions, daemon, closed) = (
                         peer.clone(),
                         state.sessions.clone(),
@@ -318,6 +335,7 @@ async fn handle_line(ctx: &ConnectionCtx, state: &ConnectionState, line: &[u8]) 
                         ctx.closed.clone(),
                     );
                     state.tasks.spawn(async move {
+                        let _place = place;
                         let created = sessions.create(&daemon, &closed, params);
                         let answer = answered(&id, "session/create request", created).await;
                         reply(&peer, &id, answer.and_then(|r| r)).await;
@@ -342,6 +360,20 @@ async fn handle_line(ctx: &ConnectionCtx, state: &ConnectionState, line: &[u8]) 
 }
 
 /// Answers a request: its result, or its error mapped to the wire by [`wire_error`].
+/// A place for one more request that attaches MCP servers, or `-32002` naming the limit.
+fn attaching_place(
+    state: &ConnectionState,
+    method: &str,
+) -> Result<tokio::sync::OwnedSemaphorePermit, RequestError> {
+    state.attaching.clone().try_acquire_owned().map_err(|_| {
+        RequestError::Overloaded(format!(
+            "{method}: this connection already has {MAX_ATTACHING_REQUESTS} session/create or \
+             tools/definition requests in flight (they wait for MCP servers to start); try again \
+             when one has been answered"
+        ))
+    })
+}
+
 /// Awaits a request's task body; a panic in it becomes `-32603`, so the request still gets
 /// exactly one answer (`unwind.rs`).
 async fn answered<T>(

@@ -168,6 +168,32 @@ def test_server_that_never_answers_initialize_is_refused_at_attach_with_mcp_unav
     still_serves(c)
 
 
+def test_requests_waiting_for_a_server_to_start_are_capped_per_connection(
+    mcp_daemon, connect, state: Path
+) -> None:
+    """session/create and tools/definition wait (in tasks) while a server starts; a client may
+    not pile them up: the 9th in flight is refused with -32002 at once, naming the limit. When
+    the server dies during its start, every waiting request gets that failure at once (none
+    starts it again and waits out startup_timeout_ms)."""
+    d = mcp_daemon({"silent": ms.ours("hang_server.py", "--state", str(state), "--silent", startup_timeout_ms=60000)})
+    c = connect(d)
+    pending = [
+        c.request("session/create", {"mcp_servers": ["silent"]})
+        if i % 2
+        else c.request("tools/definition", {"format": "mcp", "mcp_servers": ["silent"]})
+        for i in range(8)
+    ]
+    refused = c.wait_response(c.request("session/create", {"mcp_servers": ["silent"]}))
+    assert refused["error"]["code"] == -32002, refused
+    assert "8 session/create or tools/definition requests in flight" in refused["error"]["message"]
+    # The silent server's start fails once it is killed: every waiting request is answered.
+    wait_until(lambda: (state / "silent.started").exists(), "the silent server to start")
+    os.kill(int((state / "silent.started").read_text()), signal.SIGKILL)
+    for rid in pending:
+        assert c.wait_response(rid)["error"]["code"] == -32008
+    still_serves(c)
+
+
 # --- cannot start, unknown names ----------------------------------------------------------------
 
 

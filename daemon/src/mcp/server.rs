@@ -51,6 +51,8 @@ struct Inner {
     failures: u32,
     /// Successful starts after the first.
     restarts: u64,
+    /// Starts begun so far (a caller that waited for the start lock compares it).
+    attempts: u64,
     started: bool,
     calls_total: u64,
     tools: Arc<[McpTool]>,
@@ -83,6 +85,7 @@ impl Core {
                 state: State::Idle,
                 failures: 0,
                 restarts: 0,
+                attempts: 0,
                 started: false,
                 calls_total: 0,
                 tools: Arc::from(Vec::new()),
@@ -106,11 +109,16 @@ impl Core {
         if let Some(ready) = self.ready()? {
             return Ok(ready);
         }
+        let seen = self.inner().attempts;
         let start = tokio::select! {
             guard = self.start.clone().lock_owned() => guard,
             _ = self.stopping.cancelled() => return Err(stopped()),
         };
-        // Someone else may have started it (or failed) while this caller waited.
+        // Someone else may have started it (or failed) while this caller waited: a failure of
+        // that start is this caller's too (not a reason to start again at once).
+        if let Some(why) = self.failed_since(seen) {
+            return Err(why);
+        }
         if let Some(ready) = self.ready()? {
             return Ok(ready);
         }
@@ -134,6 +142,7 @@ impl Core {
                 _ => None,
             };
             inner.state = State::Starting;
+            inner.attempts += 1;
             reuse
         };
         let refresh = reuse.is_some();
@@ -171,6 +180,15 @@ impl Core {
                 self.fail(&mut inner, why.clone());
                 Err(why)
             }
+        }
+    }
+
+    /// Why the server is down, if a start has been attempted since attempt `seen` and failed.
+    fn failed_since(&self, seen: u64) -> Option<String> {
+        let inner = self.inner();
+        match &inner.state {
+            State::Failed { why, .. } if inner.attempts != seen => Some(why.clone()),
+            _ => None,
         }
     }
 

@@ -127,7 +127,20 @@ impl Connection {
                 let reader = LineWatch::new(stdout, max_line_bytes, oversized.clone());
                 let transport = AsyncRwTransport::new_client(reader, stdin)
                     .with_max_line_length(max_line_bytes);
-                match tokio::time::timeout_at(deadline, handler.serve(transport)).await {
+                // The handshake, unless the server exits first (rmcp would only notice at the
+                // deadline) or the deadline passes.
+                let handshake = tokio::select! {
+                    served = tokio::time::timeout_at(deadline, handler.serve(transport)) => served,
+                    status = process.child.wait() => {
+                        let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                        process.kill().await;
+                        return Err(format!(
+                            "exited during start-up ({status}){}",
+                            process.tail.suffix()
+                        ));
+                    }
+                };
+                match handshake {
                     Ok(Ok(service)) => Ok(Connection {
                         peer: service.peer().clone(),
                         service: tokio::sync::Mutex::new(Some(service)),

@@ -27,6 +27,9 @@ use crate::tools::ToolDef;
 
 /// Most results one `search_tools` call returns.
 pub const MAX_LIMIT: usize = 50;
+/// Longest `search_tools` query: scoring costs (query terms × catalog), and a script could
+/// otherwise send megabytes of terms for the daemon to score on a runtime thread.
+pub const MAX_QUERY_BYTES: usize = 1024;
 
 const NAME_WEIGHT: f64 = 3.0;
 const PARAM_WEIGHT: f64 = 1.5;
@@ -333,6 +336,16 @@ fn answer(index: &Index, tool: &str, arguments: &str) -> Result<crate::rpc::Raw,
                     "search_tools: query must be a string".into(),
                 ));
             };
+            if query.len() > MAX_QUERY_BYTES {
+                return Err(bad_argument(
+                    "query",
+                    format!(
+                        "search_tools: query is {} bytes, over {MAX_QUERY_BYTES}: search with a \
+                         few words",
+                        query.len()
+                    ),
+                ));
+            }
             let limit = match args.get("limit") {
                 None | Some(Value::Null) => 10,
                 Some(v) => match v.as_u64() {
@@ -827,6 +840,11 @@ mod tests {
         assert!(matches!(
             answer(&index, SEARCH_TOOLS, r#"{"query":3}"#),
             Err(ToolError::Failed(e)) if e.message.contains("query must be a string")
+        ));
+        let huge = format!(r#"{{"query":"{}"}}"#, "weather ".repeat(1 << 20));
+        assert!(matches!(
+            answer(&index, SEARCH_TOOLS, &huge),
+            Err(ToolError::Failed(e)) if e.message.contains("over 1024")
         ));
         assert!(matches!(
             answer(&index, SEARCH_TOOLS, r#"{"query":"x","limit":0}"#),

@@ -4,6 +4,11 @@
 command). Each daemon gets its own socket in `workdir` and its own scratch root directly under
 /tmp: the scratch root must be reachable by the unprivileged sandbox uid, and pytest's `tmp_path`
 lies under a 0700 directory.
+
+`PTCD_FORK_SERVER` (off|on|require), when set, is passed as `--fork-server <mode>` to every
+daemon started here, so each suite can run with runs forked from a template (issue #14) or cold.
+Under the fork server a run's interpreter is a child of its template, not of the daemon:
+`descendants()` sees both, `run_processes()` leaves the templates out.
 """
 
 from __future__ import annotations
@@ -20,6 +25,14 @@ from rpc import RpcClient
 
 REPO = Path(__file__).resolve().parent.parent
 PTCD_BIN = Path(os.environ.get("PTCD_BIN", REPO / "target" / "debug" / "ptcd"))
+FORK_SERVER = os.environ.get("PTCD_FORK_SERVER") or None
+if FORK_SERVER not in (None, "off", "on", "require"):
+    raise RuntimeError(f"PTCD_FORK_SERVER must be off, on or require, not {FORK_SERVER!r}")
+
+
+def fork_server_args() -> list[str]:
+    """The `serve` flags selecting the fork-server mode of this test pass (none when unset)."""
+    return ["--fork-server", FORK_SERVER] if FORK_SERVER else []
 
 
 class Daemon:
@@ -44,6 +57,8 @@ class Daemon:
         self.log_path = workdir / "daemon.log"
         self._log = open(self.log_path, "wb")
         args = [str(binary or PTCD_BIN), "serve", "--socket", str(self.socket), "--scratch-dir", str(self.scratch)]
+        if FORK_SERVER and "--fork-server" not in extra_args:
+            args += fork_server_args()
         self.proc = subprocess.Popen(
             (prefix or []) + args + extra_args, stdout=self._log, stderr=subprocess.STDOUT
         )
@@ -75,17 +90,45 @@ class Daemon:
 
     def children(self) -> set[int]:
         """Pids whose parent is the daemon, zombies included (any of its threads may fork)."""
-        out = set()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == self.pid:
-                out.add(int(entry.name))
+        return {pid for pid, ppid in parents().items() if ppid == self.pid}
+
+    def descendants(self) -> set[int]:
+        """Every process below the daemon, zombies included: its children, and theirs (a
+        template's forked runs) down to any depth, from one scan of /proc's ppids."""
+        below: dict[int, list[int]] = {}
+        for pid, ppid in parents().items():
+            below.setdefault(ppid, []).append(pid)
+        out: set[int] = set()
+        todo = [self.pid]
+        while todo:
+            for pid in below.get(todo.pop(), []):
+                if pid not in out:
+                    out.add(pid)
+                    todo.append(pid)
         return out
+
+    def status(self) -> dict:
+        """`daemon/status` over a connection of its own."""
+        c = self.connect()
+        try:
+            return c.call("daemon/status")["result"]
+        finally:
+            c.close()
+
+    def fork_server(self) -> dict | None:
+        """`daemon/status`'s fork_server object, or None when the daemon has none or it is off."""
+        fs = self.status().get("fork_server")
+        return fs if fs and fs.get("mode") != "off" else None
+
+    def template_pids(self) -> set[int]:
+        """The pids of the daemon's fork-server templates (none without a fork server)."""
+        fs = self.fork_server()
+        return {t["pid"] for t in fs["templates"] if t.get("pid")} if fs else set()
+
+    def run_processes(self) -> set[int]:
+        """The run interpreters below the daemon (idle warm ones included), cold or forked:
+        every descendant but the templates."""
+        return self.descendants() - self.template_pids()
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -105,6 +148,28 @@ class Daemon:
         if self._own_scratch:
             shutil.rmtree(self.scratch, ignore_errors=True)
         return self.proc.returncode
+
+
+def parents() -> dict[int, int]:
+    """pid -> ppid of every process, from /proc/<pid>/stat (zombies included)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        out[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return out
+
+
+def proc_state(pid: int) -> str | None:
+    """The state letter of a process (`Z` a zombie), or None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
 
 
 def run_dirs(scratch: Path) -> list[Path]:

@@ -54,7 +54,10 @@ def test_truncating_in_scratch_still_works_with_a_writable_fd(sb):
 
 def test_signals_to_the_daemon_are_denied_without_a_per_run_uid(sb):
     """The run keeps the daemon's uid (root here): neither uids nor capabilities stop a signal.
-    Landlock ABI 6 scopes signals to the run; below it, the compensating seccomp rule does."""
+    Landlock ABI 6 scopes signals to the run; below it, the compensating seccomp rule does.
+    Both the daemon's real pid and `getppid()` (a forked run's template) are tried."""
+    body = f"import os; os.kill({sb.daemon.pid}, 0)"
+    assert sb.attempt(body, policy="no-identity") == "DENIED PermissionError EPERM"
     body = "import os; os.kill(os.getppid(), 0)"
     assert sb.attempt(body, policy="no-identity") == "DENIED PermissionError EPERM"
     body = "import os; os.kill(1, 0)"

@@ -1,6 +1,8 @@
 """Filesystem escapes: Landlock allows reading the interpreter and stdlib, writing the scratch dir
 only; the unprivileged per-run uid stops metadata changes Landlock does not cover."""
 
+import pytest
+
 from conftest import landlock_abi_in_use
 
 STDLIB_FILE = "/usr/lib/python3.11/os.py"
@@ -27,13 +29,19 @@ def test_blocks_proc_pid_environ_of_init(sb):
     assert sb.attempt("open('/proc/1/environ').read()") == "DENIED PermissionError EACCES"
 
 
-def test_blocks_proc_environ_of_the_daemon(sb):
-    body = "import os; open(f'/proc/{os.getppid()}/environ').read()"
+# Made on the daemon's real pid and on `os.getppid()` (the fork-server template of a forked run,
+# the daemon of a cold one): both denied.
+@pytest.mark.parametrize("target", ["daemon", "parent"])
+def test_blocks_proc_environ_of_the_daemon(sb, target):
+    pid = sb.daemon.pid if target == "daemon" else "{os.getppid()}"
+    body = f"import os; open(f'/proc/{pid}/environ').read()"
     assert sb.attempt(body) == "DENIED PermissionError EACCES"
 
 
-def test_blocks_proc_mem_of_the_daemon(sb):
-    body = "import os; open(f'/proc/{os.getppid()}/mem', 'rb').read(1)"
+@pytest.mark.parametrize("target", ["daemon", "parent"])
+def test_blocks_proc_mem_of_the_daemon(sb, target):
+    pid = sb.daemon.pid if target == "daemon" else "{os.getppid()}"
+    body = f"import os; open(f'/proc/{pid}/mem', 'rb').read(1)"
     assert sb.attempt(body) == "DENIED PermissionError EACCES"
 
 

@@ -125,6 +125,15 @@ class Daemon:
         fs = self.fork_server()
         return {t["pid"] for t in fs["templates"] if t.get("pid")} if fs else set()
 
+    def wait_templates_up(self, timeout: float = 20) -> set[int]:
+        """With a fork server: waits until no template listed is still starting (bounded poll)
+        and returns their pids. Without one: the empty set at once."""
+        def up() -> bool:
+            fs = self.fork_server()
+            return fs is None or all(t["state"] != "starting" for t in fs["templates"])
+        wait_until(up, "the fork-server templates to finish starting", timeout=timeout)
+        return self.template_pids()
+
     def run_processes(self) -> set[int]:
         """The run interpreters below the daemon (idle warm ones included), cold or forked:
         every descendant but the templates."""

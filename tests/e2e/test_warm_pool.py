@@ -186,27 +186,30 @@ def test_warm_pool_zero_disables_it(start_daemon, tmp_path: Path) -> None:
     assert c.run("1 + 1")["value"] == 2
     s = status(c)
     assert (s["warm_pool"], s["warm_idle"], s["runs_warm_total"]) == (0, 0, 0)
-    assert d.children() == set() and warm_dirs(d.scratch) == []
+    assert d.run_processes() == set() and warm_dirs(d.scratch) == []
     c.close()
 
 
 def test_sigterm_kills_idle_warm_children_and_removes_their_scratch_dirs(daemon, client: RpcClient) -> None:
     wait_warm(client)
-    idle = daemon.children()
+    idle = daemon.run_processes()
+    templates = daemon.template_pids()
     assert len(idle) == 2 and len(warm_dirs(daemon.scratch)) == 2
     client.close()
     daemon.proc.send_signal(signal.SIGTERM)
     assert daemon.proc.wait(timeout=15) == 0
     assert all(not Path(f"/proc/{p}").exists() for p in idle), "idle warm children outlived the daemon"
+    # A fork-server template dies with it (its parent-death signal, if not killed before).
+    wait_until(lambda: all(not Path(f"/proc/{p}").exists() for p in templates), "the templates to die")
     assert list(daemon.scratch.iterdir()) == [], "scratch dirs of warm children were left behind"
 
 
 def test_sighup_drains_and_refills_the_pool(daemon, client: RpcClient) -> None:
     wait_warm(client)
-    before = daemon.children()
+    before = daemon.run_processes()
     dirs_before = warm_dirs(daemon.scratch)
     daemon.proc.send_signal(signal.SIGHUP)
-    wait_until(lambda: not (daemon.children() & before), "the old warm children to be killed")
+    wait_until(lambda: not (daemon.descendants() & before), "the old warm children to be killed")
     wait_warm(client)
     assert not set(warm_dirs(daemon.scratch)) & set(dirs_before)
     r, was_warm = run_counted(client, "1")

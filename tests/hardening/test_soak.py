@@ -1,8 +1,9 @@
 """Soak: a few thousand runs of mixed kinds, hostile ones included, against one daemon.
 
 What a long-lived root daemon must not do under such a load is grow: after the mix, once the
-daemon is quiet again, its open fds, threads, RSS, children (zombies included), scratch dirs and
-the sandbox uids its children hold are back where they were after the warm-up. Each kind also
+daemon is quiet again, its open fds, threads, RSS, descendants (zombies included), scratch dirs and
+the sandbox uids they hold are back where they were after the warm-up; a fork-server template
+(issue #14) that served the mix holds no more fds or memory than before. Each kind also
 asserts its own outcome, so a soak that "passes" by refusing everything cannot pass.
 
 `PTCD_SOAK_RUNS` sets the number of runs (default 2000); four clients send them concurrently.
@@ -164,10 +165,15 @@ def _quiet(daemon: Daemon) -> dict:
         wait_until(lambda: not run_dirs(daemon.scratch), "run scratch dirs to be removed", timeout=30)
         status = (Path(f"/proc/{daemon.pid}/status")).read_text().splitlines()
         threads = next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
-        children = daemon.children()
+        # Below the daemon: run interpreters (cold ones its children, forked ones its
+        # templates' children) and, with a fork server, one template per policy in use.
+        descendants = daemon.descendants()
+        status_now = c.call("daemon/status")["result"]
+        fs = status_now.get("fork_server")
+        templates = {t["pid"]: t for t in (fs or {}).get("templates", []) if t.get("pid")}
         states = {}
         uids = set()
-        for pid in children:
+        for pid in descendants:
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text()
                 uid_line = next(l for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("Uid:"))
@@ -175,14 +181,28 @@ def _quiet(daemon: Daemon) -> dict:
                 continue
             states[pid] = stat.rsplit(")", 1)[1].split()[0]
             uids.add(int(uid_line.split()[1]))
+        template_use = {}
+        for pid in templates:
+            try:
+                template_use[pid] = {
+                    "fds": len(os.listdir(f"/proc/{pid}/fd")),
+                    "rss_kib": next(int(l.split()[1]) for l in Path(f"/proc/{pid}/status").read_text().splitlines()
+                                    if l.startswith("VmRSS:")),
+                }
+            except (OSError, StopIteration):
+                pass
         return {
             "fds": len(os.listdir(f"/proc/{daemon.pid}/fd")),
             "threads": threads,
             "rss_kib": daemon.rss_kib(),
-            "children": len(children),
+            "descendants": len(descendants),
+            "runs": len(descendants - set(templates)),
+            "templates": template_use,
+            "policies": {t["policy"] for t in templates.values()},
             "zombies": sorted(p for p, s in states.items() if s == "Z"),
             "sandbox_uids": len([u for u in uids if u in SANDBOX_UIDS]),
-            "warm_idle": c.call("daemon/status")["result"]["warm_idle"],
+            "template_uids": len({t["uid"] for t in templates.values() if t.get("uid") in SANDBOX_UIDS}),
+            "warm_idle": status_now["warm_idle"],
             "scratch_entries": len(list(daemon.scratch.iterdir())),
         }
     finally:
@@ -198,9 +218,18 @@ def test_mixed_hostile_soak_leaves_nothing_behind(daemon: Daemon) -> None:
     print("soak: before", before, "after", after)
     assert daemon.proc.poll() is None, daemon.log()
     assert after["zombies"] == [], after
-    # Only the idle warm children are left, each holding its own sandbox uid.
-    assert after["children"] == after["warm_idle"] == before["warm_idle"], (before, after)
-    assert after["sandbox_uids"] == after["warm_idle"], after
+    # Only the idle warm interpreters are left, each holding its own sandbox uid, and at most
+    # one fork-server template per policy in use (with its own uid when it has one).
+    assert after["runs"] == after["warm_idle"] == before["warm_idle"], (before, after)
+    assert len(after["templates"]) == len(after["policies"]), after
+    assert after["descendants"] == after["runs"] + len(after["templates"]), after
+    assert after["sandbox_uids"] == after["warm_idle"] + after["template_uids"], after
+    # A template that served the whole soak holds no more fds (pidfds of reaped children)
+    # and no more memory than before it (a run's data never reaches it).
+    for pid, use in after["templates"].items():
+        if pid in before["templates"]:
+            assert use["fds"] <= before["templates"][pid]["fds"], (pid, before, after)
+            assert use["rss_kib"] <= before["templates"][pid]["rss_kib"] + 4 * 1024, (pid, before, after)
     assert after["scratch_entries"] <= before["scratch_entries"], (before, after)
     assert after["fds"] <= before["fds"], (before, after)
     # Idle runtime threads are reaped after a while; a leak would grow with the number of runs.

@@ -697,7 +697,7 @@ impl Default for ServeConfig {
             max_scratch_total_mb: default_scratch_total_mb(),
             mcp_servers: Default::default(),
             discovery_threshold: 30,
-            fork_server: ForkServerMode::On,
+            fork_server: ForkServerMode::Off,
         }
     }
 }

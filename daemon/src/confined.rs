@@ -198,7 +198,7 @@ impl ConfinedChild {
         let plan = sandbox::plan::build(launch.host, policy, limits, scratch, run_id, env, leased);
         let forks = launch.forks;
         let mode = forks.mode();
-        if mode != ForkServerMode::Off && forkserver::ineligible(&plan, env).is_none() {
+        if forks.ineligible(policy, &plan, env).is_none() {
             match Self::fork(launch, policy, plan.clone()).await {
                 Ok(child) => return Ok(child),
                 Err(e) if mode == ForkServerMode::Require => {

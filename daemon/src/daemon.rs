@@ -119,7 +119,11 @@ impl Daemon {
             )),
             queued: AtomicUsize::new(0),
             pool: WarmPool::new(config.warm_pool),
-            forks: Arc::new(crate::forkserver::ForkServer::new(config.fork_server)),
+            forks: Arc::new(crate::forkserver::ForkServer::new(
+                config.fork_server,
+                config.max_concurrent_runs,
+                config.warm_pool,
+            )),
             config,
             python,
             policies: RwLock::new(Arc::new(policies)),

@@ -212,6 +212,9 @@ struct Templates {
 /// The daemon's fork server: its templates and counters.
 pub struct ForkServer {
     mode: ForkServerMode,
+    /// Uids a policy's range must hold besides the template's own: one per run slot and warm
+    /// child (a template never takes the uid a run would need).
+    uids_for_runs: u64,
     templates: Mutex<Templates>,
     /// Fired when a template comes up or dies (wakes `require` runs).
     changed: Notify,
@@ -230,9 +233,10 @@ pub struct TemplateHost<'a> {
 }
 
 impl ForkServer {
-    pub fn new(mode: ForkServerMode) -> ForkServer {
+    pub fn new(mode: ForkServerMode, max_concurrent_runs: usize, warm_pool: usize) -> ForkServer {
         ForkServer {
             mode,
+            uids_for_runs: (max_concurrent_runs + warm_pool) as u64,
             templates: Mutex::default(),
             changed: Notify::new(),
             next_request: AtomicU64::new(1),
@@ -468,25 +472,43 @@ impl ForkServer {
             })
             .collect()
     }
-}
 
-/// Why a run's plan cannot be forked (it starts cold), or `None` when it can.
-pub fn ineligible(plan: &SandboxPlan, env: &[(String, String)]) -> Option<&'static str> {
-    if plan.refuse.is_some() {
-        Some("refused")
-    } else if plan.cgroup.is_some() {
-        Some("cgroup")
-    } else if plan.network_namespace {
-        Some("network_namespace")
-    } else if plan.compensation.any() {
-        Some("seccomp_compensation")
-    } else if env
-        .iter()
-        .any(|(name, _)| crate::pool::startup_sensitive(name))
-    {
-        Some("startup_environment")
-    } else {
-        None
+    /// Why a run of `policy` with `plan` cannot be forked (it starts cold), or `None`.
+    pub fn ineligible(
+        &self,
+        policy: &Policy,
+        plan: &SandboxPlan,
+        env: &[(String, String)],
+    ) -> Option<&'static str> {
+        if self.mode == ForkServerMode::Off {
+            Some("off")
+        } else if plan.refuse.is_some() {
+            Some("refused")
+        } else if plan.cgroup.is_some() {
+            Some("cgroup")
+        } else if plan.network_namespace {
+            Some("network_namespace")
+        } else if plan.compensation.any() {
+            Some("seccomp_compensation")
+        } else if env
+            .iter()
+            .any(|(name, _)| crate::pool::startup_sensitive(name))
+        {
+            Some("startup_environment")
+        } else if plan.identity.is_some() && !self.range_fits_a_template(policy) {
+            Some("uid_range")
+        } else {
+            None
+        }
+    }
+
+    /// The template's uid comes from the policy's range: only when that leaves one for every
+    /// run slot and warm child.
+    fn range_fits_a_template(&self, policy: &Policy) -> bool {
+        match policy.identity {
+            Some((first, last)) => u64::from(last - first) + 1 > self.uids_for_runs,
+            None => true,
+        }
     }
 }
 

@@ -229,12 +229,11 @@ def test_client_env_values_never_on_a_command_line(start_daemon, tmp_path: Path)
     hits: list[str] = []
     stop = threading.Event()
 
-    templates = d.wait_templates_up()  # a template restarted later would be a failure here
-
     def scan_once() -> None:
         pids = set(os.listdir("/proc"))
         below = d.descendants()
         children = d.children()
+        templates = d.template_pids()
 
         def may_hold_it(pid: int, exe: str) -> bool:
             """A cold run's python child: exec'd by a launcher (the daemon's child) with the env."""

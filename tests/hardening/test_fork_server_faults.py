@@ -358,16 +358,40 @@ def test_forked_and_cold_confinement_report_the_same(start_daemon) -> None:
     assert forked_parent != forked_d.pid and forked_parent in forked_d.template_pids(), forked_parent
     assert cold_parent == cold_d.pid, cold_parent
     forked_n, cold_n = normalized(forked_rep, forked_d), normalized(cold_rep, cold_d)
-    # A forked run's seccomp stack is its template's filters plus a delta that takes back what
-    # only the template may do (issue #14 design §2.3): more programs, the same answers (the
-    # "syscalls" probes and the unit test of the stacked verdicts). So only the count may differ.
-    f_filters = int(forked_n["outside"].pop("Seccomp_filters"))
-    c_filters = int(cold_n["outside"].pop("Seccomp_filters"))
-    print(f"seccomp filters: forked {f_filters}, cold {c_filters}")
-    assert f_filters >= c_filters >= 1
+    # Compared with the rest: the number of seccomp programs too (a forked child installs the
+    # cold child's programs itself; a template filter stacked under them would show here).
+    print("seccomp filters: forked", forked_n["outside"]["Seccomp_filters"], "cold", cold_n["outside"]["Seccomp_filters"])
     differ = {k for k in set(forked_n) | set(cold_n) if forked_n.get(k) != cold_n.get(k)}
     detail = {k: (forked_n.get(k), cold_n.get(k)) for k in differ}
     assert not differ, f"forked and cold confinement differ: {json.dumps(detail, indent=1)[:4000]}"
     assert re.search(r"Max processes\s+\S+", forked_n["outside"]["limits"]), forked_n["outside"]["limits"]
     for d in (forked_d, cold_d):
         assert_next_run_works(d)
+
+
+CAP_SETGID, CAP_SETUID = 6, 7
+
+
+@pytest.mark.xfail(strict=True, reason="issue #14 core: the template still runs as root with every "
+                   "capability and no seccomp filter (design §1.2 wants its leased uid, only "
+                   "CAP_SETUID/CAP_SETGID, and its filters); remove this mark once it does")
+def test_template_is_not_root_and_holds_only_setid_capabilities(start_daemon) -> None:
+    """What a compromised template could do is bounded by its own confinement: it must run as
+    the uid `daemon/status` lists for it, with no capability but CAP_SETUID/CAP_SETGID (to give
+    each child its run's uid), no_new_privs and seccomp filters of its own."""
+    d = fork_daemon(start_daemon)
+    assert_next_run_works(d)  # the default policy's template is started by a run at the latest
+    templates = {t["pid"]: t for t in d.fork_server()["templates"] if t["state"] == "up"}
+    assert templates
+    for pid, t in templates.items():
+        status = {}
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            status[key] = value.strip()
+        assert status["NoNewPrivs"] == "1", status
+        assert status["Threads"] == "1", status
+        allowed = (1 << CAP_SETUID) | (1 << CAP_SETGID)
+        for key in ("CapEff", "CapPrm", "CapInh"):
+            assert int(status[key], 16) & ~allowed == 0, (pid, key, status[key])
+        assert t["uid"] is not None and set(status["Uid"].split()) == {str(t["uid"])}, (t, status["Uid"])
+        assert status["Seccomp"] == "2" and int(status["Seccomp_filters"]) >= 1, status

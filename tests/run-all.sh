@@ -38,6 +38,17 @@ step "shim tests"
 step "end-to-end and escape tests (real daemon, real socket)"
 "$VENV/bin/python" -m pytest -q tests
 
+# The fork server (issue #14), whatever the daemons' default of the main pass: the escape suite with
+# every eligible run forked (`require`), the hardening suite with runs forked and with none.
+# tests/escape/test_fork_server.py and tests/hardening/test_fork_server_faults.py run in every
+# pass (their fork-specific asserts skip where runs are not forked). The soak is shorter here.
+step "escape tests with --fork-server require"
+PTCD_FORK_SERVER=require "$VENV/bin/python" -m pytest -q tests/escape
+for mode in require off; do
+    step "hardening tests with --fork-server $mode"
+    PTCD_FORK_SERVER=$mode PTCD_SOAK_RUNS=${PTCD_SOAK_RUNS:-600} "$VENV/bin/python" -m pytest -q tests/hardening
+done
+
 # The escape suite again as older kernels see it (--landlock-max-abi): Ubuntu 22.04 (5.15: ABI 1),
 # Debian 12 (6.1: ABI 2), Ubuntu 24.04 (6.8: ABI 4), Linux 6.12 (ABI 6). ~1 min per level.
 for abi in 1 2 4 6; do

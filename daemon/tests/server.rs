@@ -5,6 +5,8 @@
 //! re-executes this test binary as the launcher (hence `harness = false` and the `main` below,
 //! which handles `__launch` first, as `ptcd`'s own `main` does).
 //!
+//! `PTCD_FORK_SERVER` (off|on|require) sets the harness daemons' fork-server mode.
+//!
 //! Every wait has a deadline ([`DEADLINE`]); ordering comes from the protocol (a tool call held
 //! unanswered proves the script is running), never from sleeping.
 
@@ -23,6 +25,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use ptcd::config::Access;
+use ptcd::config::ForkServerMode;
 use ptcd::config::ServeConfig;
 use ptcd::daemon::Daemon;
 use ptcd::policy::PolicySet;
@@ -124,6 +127,12 @@ impl Harness {
             warm_pool: 0,
             ..ServeConfig::default()
         };
+        // `PTCD_FORK_SERVER=off|on|require` selects the fork-server mode, as for the Python
+        // suites' daemons (tests/daemon.py).
+        if let Ok(mode) = std::env::var("PTCD_FORK_SERVER") {
+            config.fork_server = <ForkServerMode as clap::ValueEnum>::from_str(&mode, true)
+                .expect("PTCD_FORK_SERVER is off, on or require");
+        }
         tune(&mut config);
         let python = ptcd::python::Interpreter::resolve(None).expect("CPython");
         let root = config.scratch_root.clone();

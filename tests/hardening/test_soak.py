@@ -172,7 +172,7 @@ def _quiet(daemon: Daemon) -> dict:
         fs = status_now.get("fork_server")
         templates = {t["pid"]: t for t in (fs or {}).get("templates", []) if t.get("pid")}
         states = {}
-        uids = set()
+        uids = set()  # of run interpreters (a template's own uid is not counted)
         for pid in descendants:
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text()
@@ -180,7 +180,8 @@ def _quiet(daemon: Daemon) -> dict:
             except (OSError, StopIteration):
                 continue
             states[pid] = stat.rsplit(")", 1)[1].split()[0]
-            uids.add(int(uid_line.split()[1]))
+            if pid not in templates:
+                uids.add(int(uid_line.split()[1]))
         template_use = {}
         for pid in templates:
             try:
@@ -201,7 +202,8 @@ def _quiet(daemon: Daemon) -> dict:
             "policies": {t["policy"] for t in templates.values()},
             "zombies": sorted(p for p, s in states.items() if s == "Z"),
             "sandbox_uids": len([u for u in uids if u in SANDBOX_UIDS]),
-            "template_uids": len({t["uid"] for t in templates.values() if t.get("uid") in SANDBOX_UIDS}),
+            "template_uids": {t["uid"] for t in templates.values() if t.get("uid") is not None},
+            "run_uids": uids,
             "warm_idle": status_now["warm_idle"],
             "scratch_entries": len(list(daemon.scratch.iterdir())),
         }
@@ -218,12 +220,13 @@ def test_mixed_hostile_soak_leaves_nothing_behind(daemon: Daemon) -> None:
     print("soak: before", before, "after", after)
     assert daemon.proc.poll() is None, daemon.log()
     assert after["zombies"] == [], after
-    # Only the idle warm interpreters are left, each holding its own sandbox uid, and at most
-    # one fork-server template per policy in use (with its own uid when it has one).
+    # Only the idle warm interpreters are left, each holding its own sandbox uid (none the
+    # uid leased for a template), and at most one fork-server template per policy in use.
     assert after["runs"] == after["warm_idle"] == before["warm_idle"], (before, after)
     assert len(after["templates"]) == len(after["policies"]), after
     assert after["descendants"] == after["runs"] + len(after["templates"]), after
-    assert after["sandbox_uids"] == after["warm_idle"] + after["template_uids"], after
+    assert after["sandbox_uids"] == after["warm_idle"], after
+    assert not after["run_uids"] & after["template_uids"], "a run holds its template's uid"
     # A template that served the whole soak holds no more fds (pidfds of reaped children)
     # and no more memory than before it (a run's data never reaches it).
     for pid, use in after["templates"].items():

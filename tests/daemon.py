@@ -121,9 +121,22 @@ class Daemon:
         return fs if fs and fs.get("mode") != "off" else None
 
     def template_pids(self) -> set[int]:
-        """The pids of the daemon's fork-server templates (none without a fork server)."""
+        """The pids of the daemon's fork-server templates (none without a fork server): those
+        `daemon/status` lists, and its children started as one (argv ending in `template`:
+        one still starting or retired has no pid in the status). A forked run inherits its
+        template's argv too, but is the template's child, not the daemon's."""
         fs = self.fork_server()
-        return {t["pid"] for t in fs["templates"] if t.get("pid")} if fs else set()
+        if not fs:
+            return set()
+        pids = {t["pid"] for t in fs["templates"] if t.get("pid")}
+        for pid in self.children():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[-2:] == [b"template", b""]:
+                pids.add(pid)
+        return pids
 
     def wait_templates_up(self, timeout: float = 20) -> set[int]:
         """With a fork server: waits until no template listed is still starting (bounded poll)
@@ -136,7 +149,9 @@ class Daemon:
 
     def run_processes(self) -> set[int]:
         """The run interpreters below the daemon (idle warm ones included), cold or forked:
-        every descendant but the templates."""
+        every descendant but the templates (once none is still starting: a template's launcher
+        has not yet exec'd into it)."""
+        self.wait_templates_up()
         return self.descendants() - self.template_pids()
 
     def rss_kib(self) -> int:

@@ -22,11 +22,13 @@ use ptcd::sandbox::{host, seccomp, spawn, template};
 /// The longest the template program may take.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// What T runs instead of the shim: `sys.argv[1:]` = run uid, T's uid, first, last, late filter.
+/// What T runs instead of the shim: `sys.argv[1:]` = run uid, T's uid, first, last, late
+/// filter, scratch root, a world-readable file outside the policy's allowlist.
 const PROGRAM: &str = r#"
 import ctypes, errno, json, os, socket, sys
 run_uid, t_uid, first, last = map(int, sys.argv[1:5])
 late = bytes.fromhex(sys.argv[5])
+scratch_root, outside = sys.argv[6:8]
 libc = ctypes.CDLL(None, use_errno=True)
 ul = ctypes.c_ulong
 
@@ -59,6 +61,9 @@ out = {"uid": os.getresuid(), "gid": os.getresgid(), "groups": os.getgroups(), "
        "ambient": [ambient(6), ambient(7)], "cwd": os.getcwd(), "home": os.environ.get("HOME"),
        "mode": os.environ.get("PTCD_SHIM_MODE"),
        "bounding": [c for c in range(64) if libc.prctl(ul(23), ul(c), ul(0), ul(0), ul(0)) == 1], "cpu_limit": __import__("resource").getrlimit(0)}
+# Landlock: the scratch root is in T's layer, a world-readable file elsewhere is not.
+out["list_scratch_root"] = attempt(lambda: os.listdir(scratch_root))
+out["read_outside"] = attempt(lambda: open(outside, "rb").close())
 out["setuid_root"] = attempt(lambda: os.setuid(0))
 out["setresuid_root_saved"] = attempt(lambda: os.setresuid(-1, -1, 0))
 out["setresuid_beyond_range"] = attempt(lambda: os.setresuid(last + 1, last + 1, last + 1))
@@ -169,6 +174,10 @@ async fn template_runs_as_its_leased_uid_with_only_setuid_setgid() {
         plan.argv.push(arg.to_string());
     }
     plan.argv.push(seccomp::template_late_filter().to_string());
+    let outside = std::env::temp_dir().join(format!("ptcd-template-{}.probe", std::process::id()));
+    std::fs::write(&outside, b"not for templates").expect("probe file");
+    plan.argv.push(root.display().to_string());
+    plan.argv.push(outside.display().to_string());
 
     let (ours, theirs) = UnixStream::pair().expect("socketpair");
     let mut child = spawn::spawn(&plan, theirs.into()).expect("launcher");
@@ -188,6 +197,7 @@ async fn template_runs_as_its_leased_uid_with_only_setuid_setgid() {
     ours.set_nonblocking(true).expect("nonblocking");
     let _ = (&ours).read_to_string(&mut control);
     let _ = std::fs::remove_dir(&root);
+    let _ = std::fs::remove_file(&outside);
     let err = String::from_utf8_lossy(&err);
     assert!(
         status.success(),
@@ -213,6 +223,8 @@ async fn template_runs_as_its_leased_uid_with_only_setuid_setgid() {
     assert_eq!(report["cwd"], "/");
     assert_eq!(report["home"], "/nonexistent");
     assert_eq!(report["mode"], "template");
+    assert_eq!(report["list_scratch_root"], "ok");
+    assert_eq!(report["read_outside"], "EACCES");
     // No RLIMIT_CPU of its own: T inherits the daemon's (a run's would be seconds).
     let mut cpu = libc::rlimit {
         rlim_cur: 0,

@@ -135,10 +135,12 @@ fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => {
             println!("test template_runs_as_its_leased_uid_with_only_setuid_setgid ... ok");
+            println!("\ntest result: ok. 1 passed; 0 failed");
             std::process::ExitCode::SUCCESS
         }
         Err(_) => {
             println!("test template_runs_as_its_leased_uid_with_only_setuid_setgid ... FAILED");
+            println!("\ntest result: FAILED. 0 passed; 1 failed");
             std::process::ExitCode::FAILURE
         }
     }

@@ -1877,6 +1877,71 @@ mod tests {
         assert!(!template_deny_filter_for(arm, Some(RANGE)).is_empty());
     }
 
+    #[test]
+    fn on_aarch64_too_a_forked_childs_early_stack_answers_as_the_cold_one() {
+        let arm = Arch::Aarch64;
+        let cold = [
+            allow_filter_for(arm),
+            deny_filter_for(arm),
+            enosys_filter_for(arm),
+        ];
+        let mut forked = vec![
+            template_allow_filter_for(arm),
+            template_deny_filter_for(arm, Some(RANGE)),
+            enosys_filter_for(arm),
+        ];
+        forked.extend(cold.iter().cloned());
+        let on_arm = |filters: &[Vec<sock_filter>], nr: i64, args: [u64; 6]| {
+            combine(
+                filters
+                    .iter()
+                    .map(|p| run_as(p, AUDIT_ARCH_AARCH64, nr as u32, args)),
+            )
+        };
+        let first = u64::from(RANGE.0);
+        let vectors = [
+            NO_ARGS,
+            [libc::SIGCHLD as u64, 0, 0, 0, 0, 0],
+            [
+                (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ],
+            [(libc::CLONE_NEWUSER | libc::SIGCHLD) as u64, 0, 0, 0, 0, 0],
+            [first, first, first, 0, 0, 0],
+            [0, 0x5412, 0, 0, 0, 0],
+        ];
+        let numbers = super::super::syscall_table::AARCH64
+            .iter()
+            .map(|(_, nr)| *nr)
+            .chain([470, 600]);
+        for nr in numbers {
+            for args in vectors {
+                let (want, got) = (on_arm(&cold, nr, args), on_arm(&forked, nr, args));
+                // Named by x86_64 number for `out_of_range`.
+                let native = arm.name(nr).and_then(|n| Arch::X86_64.number(n));
+                if native.and_then(|n| out_of_range(n, args)) == Some(true) {
+                    // An id outside the range: T's bound, the kernel's EPERM.
+                    assert_eq!((want, got), (RET_ALLOW, RET_EPERM), "aarch64 {nr} {args:?}");
+                } else {
+                    assert_eq!(got, want, "aarch64 syscall {nr} args {args:?}");
+                }
+            }
+        }
+        // And on aarch64 T may fork but not become root.
+        let t = &forked[..3];
+        assert_eq!(
+            on_arm(t, arm.number("clone").unwrap(), vectors[1]),
+            RET_ALLOW
+        );
+        assert_eq!(on_arm(t, arm.number("setuid").unwrap(), NO_ARGS), RET_EPERM);
+        let pidfd_open = arm.number("pidfd_open").unwrap();
+        assert_eq!(on_arm(t, pidfd_open, NO_ARGS), RET_ALLOW);
+    }
+
     /// The x86_64 calls aarch64 does not have (their filters simply lack them).
     const X86_64_ONLY: &[&str] = &[
         "open",

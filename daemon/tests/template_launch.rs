@@ -168,7 +168,10 @@ async fn template_runs_as_its_leased_uid_with_only_setuid_setgid() {
     assert!(plan.refuse.is_none(), "{:?}", plan.refuse);
     assert_eq!(plan.retain_setid, Some(SetidRange { first, last }));
     // The template's own command line, with this program in place of the shim.
-    let mode = plan.argv.pop().expect("argv ends with the template argument");
+    let mode = plan
+        .argv
+        .pop()
+        .expect("argv ends with the template argument");
     assert_eq!(mode, template::TEMPLATE_ARG);
     let shim = plan.argv.pop().expect("the shim comes before it");
     assert_eq!(shim, ptcd::shim::SHIM_SOURCE);

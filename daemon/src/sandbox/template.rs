@@ -257,7 +257,10 @@ mod tests {
         assert_eq!(t.cwd, Path::new("/"));
         let mut want = run.argv.clone();
         want.push(TEMPLATE_ARG.to_string());
-        assert_eq!(t.argv, want, "a run's command line plus the template argument");
+        assert_eq!(
+            t.argv, want,
+            "a run's command line plus the template argument"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ LAYERS = [
     ("connection", {"server", "connection", "client_source", "definitions"}),
     ("run", {"run", "relay", "tool_source", "session", "params", "tools", "error", "pool", "daemon", "mcp",
              "attach", "discovery", "stubs"}),
-    ("child", {"confined", "control", "shim", "sandbox", "scratch", "policy", "limits", "python", "config"}),
+    ("child", {"confined", "forkserver", "control", "shim", "sandbox", "scratch", "policy", "limits", "python", "config"}),
     ("foundation", {"rpc", "budget", "memory", "secure_dir", "unwind"}),
 ]
 RANK = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}

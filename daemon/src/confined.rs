@@ -68,6 +68,16 @@ pub struct Launch<'a> {
     pub scratch_root: &'a Path,
 }
 
+impl Launch<'_> {
+    /// What the fork server needs to start a template.
+    pub fn template_host(&self) -> forkserver::TemplateHost<'_> {
+        forkserver::TemplateHost {
+            host: self.host,
+            scratch_root: self.scratch_root,
+        }
+    }
+}
+
 /// How long a forked child may take to confine itself and say `ready`.
 const FORKED_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a killed forked child's exit report may take (T reaps it).
@@ -254,13 +264,9 @@ impl ConfinedChild {
             let fd: Option<OwnedFd> = ruleset.into();
             fds.push(fd.ok_or("landlock: no ruleset fd")?);
         }
-        let host = forkserver::TemplateHost {
-            host: launch.host,
-            scratch_root: launch.scratch_root,
-        };
         let proc = launch
             .forks
-            .fork(host, policy, fds)
+            .fork(launch.template_host(), policy, fds)
             .await
             .map_err(|e| e.to_string())?;
         let stdout = tokio::net::unix::pipe::Receiver::from_owned_fd(out_r)

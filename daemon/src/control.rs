@@ -1,4 +1,5 @@
-//! The daemon's end of a child's control socket (fd 3 in the child), read and written directly.
+//! The daemon's end of a child's control socket (fd 3 in the child), read and written directly;
+//! and the fd-passing `recvmsg`/`sendmsg` the fork server's socket uses too.
 //!
 //! Why not `tokio::net::UnixStream`: tokio treats a short read as "the socket is drained" and
 //! clears its readiness. A child that attaches fds (`SCM_RIGHTS`) to its control messages makes
@@ -11,7 +12,7 @@
 //! its end never raises SIGPIPE in the daemon).
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -40,6 +41,13 @@ pub fn split(socket: OwnedFd) -> io::Result<(ControlReader, ControlWriter)> {
 
 /// One `recvmsg` into `buf`; fds that came with the bytes are closed. `Ok(0)`: end of stream.
 fn recv_dropping_fds(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    recv_with_fds(fd, buf).map(|(n, _closed_on_drop, _)| n)
+}
+
+/// One `recvmsg` into `buf` (non-blocking): the byte count, every fd that came with the bytes
+/// (owned, close-on-exec, so none can leak), and whether the data or the control part was
+/// truncated (on a `SOCK_SEQPACKET` socket: the record did not fit).
+pub fn recv_with_fds(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>, bool)> {
     // u64 elements keep the control buffer aligned for `cmsghdr`.
     let mut control = [0u64; CONTROL_BUF / 8];
     let mut iov = libc::iovec {
@@ -57,15 +65,17 @@ fn recv_dropping_fds(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    close_passed_fds(&msg);
-    Ok(n as usize)
+    let fds = passed_fds(&msg);
+    let truncated = msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0;
+    Ok((n as usize, fds, truncated))
 }
 
-/// Closes every fd an `SCM_RIGHTS` message in `msg` carried.
-fn close_passed_fds(msg: &libc::msghdr) {
+/// Every fd an `SCM_RIGHTS` message in `msg` carried, now owned by the caller.
+fn passed_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
+    let mut fds = Vec::new();
     // SAFETY: the CMSG_* macros walk the control buffer the kernel filled, within
-    // msg_controllen; each SCM_RIGHTS payload is an array of ints (the received fds), which
-    // are ours to close.
+    // msg_controllen; each SCM_RIGHTS payload is an array of ints (the received fds), new in
+    // this process and owned by nobody else.
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(msg);
         while !cmsg.is_null() {
@@ -74,12 +84,52 @@ fn close_passed_fds(msg: &libc::msghdr) {
                 let len = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
                 for i in 0..len / std::mem::size_of::<libc::c_int>() {
                     let fd = std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i));
-                    libc::close(fd);
+                    fds.push(OwnedFd::from_raw_fd(fd));
                 }
             }
             cmsg = libc::CMSG_NXTHDR(msg, cmsg);
         }
     }
+    fds
+}
+
+/// Up to this many fds travel with one message.
+const MAX_SENT_FDS: usize = 8;
+
+/// One non-blocking `sendmsg` of `bytes` with `fds` attached (`SCM_RIGHTS`), without SIGPIPE.
+pub fn send_with_fds(fd: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<usize> {
+    if fds.len() > MAX_SENT_FDS {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many fds"));
+    }
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    let mut control = [0u64; 8]; // CMSG_SPACE(8 * 4) = 48 bytes
+                                 // SAFETY: a zeroed msghdr is a valid empty header; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        let len = std::mem::size_of_val(fds);
+        // SAFETY: CMSG_* compute sizes and positions inside `control`, which has room for
+        // MAX_SENT_FDS descriptors; the fds are copied into it.
+        unsafe {
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(len as u32) as _;
+            let header = libc::CMSG_FIRSTHDR(&msg);
+            (*header).cmsg_level = libc::SOL_SOCKET;
+            (*header).cmsg_type = libc::SCM_RIGHTS;
+            (*header).cmsg_len = libc::CMSG_LEN(len as u32) as _;
+            std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(header), len);
+        }
+    }
+    // SAFETY: `msg` points at `iov` and `control`, alive for the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }
 
 impl AsyncRead for ControlReader {

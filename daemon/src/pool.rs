@@ -11,7 +11,7 @@
 //! What must match for a run to take one: everything fixed when the child started. That is the
 //! policy (compared by value) and the rlimit-backed limits (`cpu_ms`, `memory_mb`, which the pool
 //! starts at the policy's values), and no client `env` name that the C library or CPython read at
-//! start-up ([`startup_sensitive`]); the rest of the environment (`env`, `PTCD_RUN_ID`,
+//! start-up ([`crate::python::startup_sensitive`]); the rest of the environment (`env`, `PTCD_RUN_ID`,
 //! `PTCD_SESSION_ID`) reaches the child in the `exec` message, which a cold child receives too,
 //! so a warm child's script sees the same `os.environ`. Anything else starts cold, as before.
 //!
@@ -279,27 +279,9 @@ impl WarmPool {
 fn fits(policy: &Policy, limits: &Limits, env: &[(String, String)]) -> bool {
     limits.cpu_ms == policy.limits.cpu_ms
         && limits.memory_mb == policy.limits.memory_mb
-        && !env.iter().any(|(name, _)| startup_sensitive(name))
-}
-
-/// Environment variables that take effect when the interpreter starts (the C library's locale,
-/// time zone and allocator, CPython's own settings, the dynamic loader) or that the plan itself
-/// sets. Setting them later, in `os.environ`, would not have the same effect, so a run whose
-/// `env` names one starts cold.
-pub fn startup_sensitive(name: &str) -> bool {
-    const NAMES: &[&str] = &[
-        "LANG",
-        "LANGUAGE",
-        "LOCPATH",
-        "TZ",
-        "TZDIR",
-        "HOME",
-        "TMPDIR",
-        "GCONV_PATH",
-        "NLSPATH",
-    ];
-    const PREFIXES: &[&str] = &["LC_", "PYTHON", "MALLOC_", "GLIBC_", "LD_"];
-    NAMES.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+        && !env
+            .iter()
+            .any(|(name, _)| crate::python::startup_sensitive(name))
 }
 
 /// How many idle children `policy` may have: `warm_pool`, or none when the daemon switches uids

@@ -251,6 +251,26 @@ fn find_stdlib(executable: &Path) -> Option<(String, PathBuf)> {
     })
 }
 
+/// Environment variables that take effect when the interpreter starts (the C library's locale,
+/// time zone and allocator, CPython's own settings, the dynamic loader) or that the plan itself
+/// sets. Setting them later, in `os.environ`, would not have the same effect, so a run whose
+/// `env` names one starts cold.
+pub fn startup_sensitive(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "LANG",
+        "LANGUAGE",
+        "LOCPATH",
+        "TZ",
+        "TZDIR",
+        "HOME",
+        "TMPDIR",
+        "GCONV_PATH",
+        "NLSPATH",
+    ];
+    const PREFIXES: &[&str] = &["LC_", "PYTHON", "MALLOC_", "GLIBC_", "LD_"];
+    NAMES.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -158,6 +158,14 @@ pub async fn run(
     // A task on the runtime's worker threads, which live as long as the daemon: the children it
     // forks get their parent-death signal only when the daemon dies.
     let warm = tokio::spawn(crate::pool::fill(daemon.clone()));
+    // The default policy's template starts now (also on a worker thread, for the same reason);
+    // other policies' start with their first eligible run.
+    let first = daemon.clone();
+    tokio::spawn(async move {
+        if let Ok(policy) = first.policies().get(None) {
+            first.forks.ensure(first.launch().template_host(), &policy);
+        }
+    });
     let trimmer = tokio::spawn(crate::memory::trim_when_idle(
         daemon.activity.clone(),
         daemon.draining.clone(),
@@ -173,6 +181,9 @@ pub async fn run(
     if tokio::time::timeout(STOP_DEADLINE, warm).await.is_err() {
         tracing::error!("the warm pool did not drain in time; its children die with the daemon");
     }
+    // No run or warm child is left: the fork server's templates are killed and reaped (a forked
+    // child dies with its template, so not before).
+    daemon.forks.shutdown().await;
     // No run is left to call them: stop the MCP servers (stdio children killed and reaped).
     if tokio::time::timeout(STOP_DEADLINE, daemon.mcp.shutdown())
         .await
@@ -180,8 +191,6 @@ pub async fn run(
     {
         tracing::error!("MCP servers did not stop in time; their children die with the daemon");
     }
-    // No run is left: the fork server's templates are killed and reaped.
-    daemon.forks.shutdown().await;
     // Every scratch dir is gone: drop this daemon's lock in the root.
     daemon.scratch.release();
     let _ = trimmer.await;

@@ -51,8 +51,11 @@ struct Inner {
     failures: u32,
     /// Successful starts after the first.
     restarts: u64,
-    /// Starts begun so far (a caller that waited for the start lock compares it).
+    /// Starts begun so far.
     attempts: u64,
+    /// Starts ended so far, either way (a caller that waited for the start lock compares it: a
+    /// start that ended while it waited was the one it waited for).
+    finished: u64,
     started: bool,
     calls_total: u64,
     tools: Arc<[McpTool]>,
@@ -86,6 +89,7 @@ impl Core {
                 failures: 0,
                 restarts: 0,
                 attempts: 0,
+                finished: 0,
                 started: false,
                 calls_total: 0,
                 tools: Arc::from(Vec::new()),
@@ -106,10 +110,11 @@ impl Core {
     /// lock get its outcome. (Being a runtime task, it also forks from a worker thread that lives
     /// as long as the daemon, which `PR_SET_PDEATHSIG` needs.)
     pub async fn connection(self: &Arc<Self>) -> Result<Ready, String> {
+        // Read first: a start that ends from here on is one this caller waits for.
+        let seen = self.inner().finished;
         if let Some(ready) = self.ready()? {
             return Ok(ready);
         }
-        let seen = self.inner().attempts;
         let start = tokio::select! {
             guard = self.start.clone().lock_owned() => guard,
             _ = self.stopping.cancelled() => return Err(stopped()),
@@ -157,6 +162,7 @@ impl Core {
             _ = self.stopping.cancelled() => Err(stopped()),
         };
         let mut inner = self.inner();
+        inner.finished += 1;
         if matches!(inner.state, State::Stopped) {
             // Shut down meanwhile: what was started goes too (dropping it kills its group).
             if let Ok((connection, _)) = outcome {
@@ -183,11 +189,11 @@ impl Core {
         }
     }
 
-    /// Why the server is down, if a start has been attempted since attempt `seen` and failed.
+    /// Why the server is down, if a start ended since `seen` starts had ended, and failed.
     fn failed_since(&self, seen: u64) -> Option<String> {
         let inner = self.inner();
         match &inner.state {
-            State::Failed { why, .. } if inner.attempts != seen => Some(why.clone()),
+            State::Failed { why, .. } if inner.finished != seen => Some(why.clone()),
             _ => None,
         }
     }

@@ -4,7 +4,8 @@
 //! Order (see `SECURITY.md`): read the plan from fd 4 (never the command line: it holds the
 //! client's `env` values) → refuse early if the plan says so → close fds →
 //! `oom_score_adj` 1000 (the child, not the daemon, is the OOM killer's pick) → cgroup → network
-//! namespace → open the Landlock ruleset and its path fds (still root) → drop groups/gid/uid →
+//! namespace → open the Landlock ruleset and its path fds (still root) → drop groups/gid/uid
+//! (a fork server template keeps `CAP_SETUID`/`CAP_SETGID` instead: `retain_setid_identity`) →
 //! `PR_SET_PDEATHSIG` + `getppid` re-check → `setsid` → rlimits → `no_new_privs` → Landlock
 //! `restrict_self` → seccomp → `chdir` + `execve` with the plan's environment only.
 //!
@@ -17,8 +18,9 @@ use std::os::unix::ffi::OsStrExt;
 
 use serde_json::json;
 
+use super::caps;
 use super::landlock;
-use super::plan::{CgroupPlan, Identity, Resource, SandboxPlan};
+use super::plan::{CgroupPlan, Identity, Resource, SandboxPlan, SetidRange};
 use super::seccomp;
 use super::spawn::PLAN_FD;
 use crate::shim::CONTROL_FD;
@@ -59,10 +61,15 @@ pub fn main() -> ! {
     let ruleset = plan.landlock.as_ref().map(|ll| {
         landlock::prepare(ll).unwrap_or_else(|m| fail("sandbox_error", Some("landlock"), &m))
     });
-    if let Some(id) = plan.identity {
-        drop_identity(id).unwrap_or_else(|m| fail("sandbox_error", Some("identity"), &m));
+    match (plan.identity, plan.retain_setid) {
+        (Some(id), None) => drop_identity(id),
+        (Some(id), Some(range)) => retain_setid_identity(id, range),
+        (None, Some(_)) => Err("retain_setid without an identity to switch to".into()),
+        (None, None) => Ok(()),
     }
-    if plan.identity.is_some() {
+    .unwrap_or_else(|m| fail("sandbox_error", Some("identity"), &m));
+    // A fork server template has no scratch dir of its own (its cwd is `/`).
+    if plan.identity.is_some() && plan.retain_setid.is_none() {
         scratch_reachable(&plan).unwrap_or_else(|m| fail("launch_error", None, &m));
     }
     if let Err(message) = die_with_parent(plan.parent_pid) {
@@ -149,6 +156,67 @@ fn drop_identity(id: Identity) -> Result<(), String> {
             0,
             0,
         );
+    }
+    Ok(())
+}
+
+/// A fork server template's identity: uid/gid `id` (from `range`, leased like a run's) keeping
+/// exactly `CAP_SETUID` and `CAP_SETGID`, in the effective, permitted, inheritable and ambient
+/// sets, so that they survive the exec of the interpreter (no file capabilities, under
+/// `no_new_privs`) and the template can give each forked child its run's uid. Seccomp bounds
+/// every id it may set to `range` ([`seccomp::template_filters`]).
+///
+/// Order: `PR_SET_KEEPCAPS` (else the switch away from uid 0 clears the permitted set) → drop
+/// every other capability from the bounding set when `CAP_SETPCAP` is held (a container without
+/// it keeps its bounding set: with `no_new_privs` and no exec after this one it grants nothing)
+/// → no supplementary groups → gid → uid → capset → ambient raise → verify.
+fn retain_setid_identity(id: Identity, range: SetidRange) -> Result<(), String> {
+    let keep = [caps::CAP_SETUID, caps::CAP_SETGID];
+    for (what, v) in [("uid", id.uid), ("gid", id.gid)] {
+        if !(range.first..=range.last).contains(&v) {
+            return Err(format!(
+                "template {what} {v} is outside the range {}-{}",
+                range.first, range.last
+            ));
+        }
+    }
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
+        return Err(format!("PR_SET_KEEPCAPS: {}", errno()));
+    }
+    let before = caps::get().map_err(|e| format!("capget: {e}"))?;
+    if before.effective & caps::bit(caps::CAP_SETPCAP) != 0 {
+        caps::drop_bounding_except(&keep).map_err(|e| format!("PR_CAPBSET_DROP: {e}"))?;
+    }
+    // SAFETY: plain syscalls with integer arguments (setgroups with an empty list).
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(format!("setgroups: {}", errno()));
+        }
+        if libc::setresgid(id.gid, id.gid, id.gid) != 0 {
+            return Err(format!("setresgid({}): {}", id.gid, errno()));
+        }
+        if libc::setresuid(id.uid, id.uid, id.uid) != 0 {
+            return Err(format!("setresuid({}): {}", id.uid, errno()));
+        }
+        if libc::getuid() != id.uid || libc::geteuid() != id.uid || libc::getgid() != id.gid {
+            return Err("the uid/gid switch did not take".into());
+        }
+    }
+    let wanted = caps::Caps::only(&keep);
+    caps::set(wanted).map_err(|e| format!("capset(CAP_SETUID, CAP_SETGID): {e}"))?;
+    for cap in keep {
+        caps::raise_ambient(cap).map_err(|e| format!("PR_CAP_AMBIENT_RAISE {cap}: {e}"))?;
+    }
+    // SAFETY: prctl with integer arguments only; exec clears it anyway.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+    let held = caps::get().map_err(|e| format!("capget: {e}"))?;
+    if held != wanted || !keep.iter().all(|&c| caps::ambient_is_set(c)) {
+        return Err(format!(
+            "capabilities are {held:?} (ambient setuid {}, setgid {}), not exactly CAP_SETUID and CAP_SETGID",
+            caps::ambient_is_set(caps::CAP_SETUID),
+            caps::ambient_is_set(caps::CAP_SETGID)
+        ));
     }
     Ok(())
 }

@@ -11,10 +11,13 @@
 //! - [`coverage`]: what an older Landlock ABI leaves out and the layer that compensates;
 //! - [`seccomp`]: the BPF filters (built in the daemon, installed by the launcher and the shim);
 //! - [`identity`]: per-run unprivileged uids;
+//! - [`template`]: the plan of a fork server template, built from a run's plan;
+//! - [`caps`]: capability sets (a template keeps `CAP_SETUID`/`CAP_SETGID`);
 //! - [`spawn`]: the parent side, the only place that creates a child process;
 //! - [`launcher`]: the child side, which applies the plan and execs the interpreter;
 //! - [`host`]: what this host can enforce (`ptcd doctor`, `initialize`).
 
+pub mod caps;
 pub mod coverage;
 pub mod host;
 pub mod identity;

@@ -37,6 +37,11 @@ pub struct SandboxPlan {
     pub refuse: Option<Refusal>,
     /// uid/gid to switch to (daemon running as root), with no supplementary groups.
     pub identity: Option<Identity>,
+    /// Only for a fork server template (see [`super::template`]): switch to `identity` but keep
+    /// `CAP_SETUID`/`CAP_SETGID` (ambient, across the exec), to set each forked run child's uid
+    /// from this range. `None` for every run plan.
+    #[serde(default)]
+    pub retain_setid: Option<SetidRange>,
     /// Resource limits, applied in order.
     pub rlimits: Vec<Rlimit>,
     /// Landlock ruleset; `None` when the policy turns Landlock off.
@@ -66,6 +71,13 @@ pub struct Refusal {
 pub struct Identity {
     pub uid: u32,
     pub gid: u32,
+}
+
+/// The uids (and gids) a fork server template may give its children: the policy's range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetidRange {
+    pub first: u32,
+    pub last: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,6 +310,7 @@ pub fn build(
         late_seccomp,
         refuse,
         identity,
+        retain_setid: None,
         rlimits,
         landlock,
         seccomp,

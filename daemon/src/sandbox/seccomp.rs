@@ -25,6 +25,13 @@
 //! `execveat`, `prctl` changes of the parent-death signal and of dumpability, and further
 //! seccomp filters.
 //!
+//! [`template_filters`] and [`template_late_filter`]: what a fork server template (T) runs
+//! under instead. The cold lists with `fork`, `pidfd_open`, `landlock_restrict_self` and
+//! `seccomp` let through (a forked run child needs them to confine itself and installs the cold
+//! filters on top, which take them back) and every set*id id bounded to the policy's uid range;
+//! a unit test checks that the stack a forked child ends with answers every syscall as the cold
+//! one.
+//!
 //! The lists name each syscall; they are written with this host's numbers and compiled for x86_64
 //! or aarch64 by name ([`Arch`], [`super::syscall_table`]): aarch64 has other numbers and none of
 //! x86_64's legacy calls (`open`, `stat`, `fork`, ...), which are simply absent from its filters.
@@ -481,6 +488,30 @@ fn any_bit_set(arg: u8, bits: &[u64]) -> Vec<SeccompRule> {
         .collect()
 }
 
+/// Rules matching a 64-bit argument with any of `bits` set.
+fn any_bit_set_qword(arg: u8, bits: &[u64]) -> Vec<SeccompRule> {
+    bits.iter()
+        .map(|&bit| rule(vec![cond(arg, Len::Qword, Op::MaskedEq(bit), bit)]))
+        .collect()
+}
+
+/// The `clone` flags that create a namespace.
+fn new_namespace_flags() -> Vec<u64> {
+    use libc::*;
+    [
+        CLONE_NEWNS,
+        CLONE_NEWCGROUP,
+        CLONE_NEWUTS,
+        CLONE_NEWIPC,
+        CLONE_NEWUSER,
+        CLONE_NEWPID,
+        CLONE_NEWNET,
+    ]
+    .iter()
+    .map(|&flag| flag as u32 as u64)
+    .collect()
+}
+
 /// The mode bits no file the script creates or changes may carry.
 const SETID_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
 
@@ -514,18 +545,7 @@ fn denied_when() -> Vec<(i64, Vec<SeccompRule>)> {
         Op::MaskedEq(CLONE_THREAD as u64),
         0,
     )])];
-    for flag in [
-        CLONE_NEWNS,
-        CLONE_NEWCGROUP,
-        CLONE_NEWUTS,
-        CLONE_NEWIPC,
-        CLONE_NEWUSER,
-        CLONE_NEWPID,
-        CLONE_NEWNET,
-    ] {
-        let flag = flag as u32 as u64;
-        clone_rules.push(rule(vec![cond(0, Len::Qword, Op::MaskedEq(flag), flag)]));
-    }
+    clone_rules.extend(any_bit_set_qword(0, &new_namespace_flags()));
     list.push((SYS_clone, clone_rules));
     // socketpair: only AF_UNIX + SOCK_STREAM (asyncio's self-pipe); the type is masked with 0xf
     // because SOCK_NONBLOCK/SOCK_CLOEXEC are or-ed in.
@@ -883,6 +903,150 @@ pub fn late_filter() -> &'static str {
     FILTER.get_or_init(|| to_hex(&late_program()))
 }
 
+// --- The fork server's template process (T) ------------------------------------------------
+//
+// A forked run child C inherits T's filters and then installs the cold early and late filters
+// on top. The kernel keeps the most restrictive action, and between two `ERRNO` answers the
+// filter installed last (a cold one). So C answers every syscall exactly as a cold child does
+// as long as T's filters deny only what the cold stack denies too: every list below is a
+// subset of the cold denials, with the cold errno. The one deliberate exception is the set*id
+// family: T bounds every id to the policy's uid range (it holds `CAP_SETUID`/`CAP_SETGID` to
+// switch each C to its run's uid), which the cold filters leave to the kernel. A run child has
+// no capabilities by then, so the kernel answers `EPERM` for those ids too.
+
+/// What T needs beyond the cold allowlist: `pidfd_open` (a pidfd of each C before it can be
+/// reaped), and for C's own confinement steps `landlock_restrict_self` and `seccomp`. All three
+/// are denied again by the cold filters C installs (`EPERM` for `pidfd_open`, `ENOSYS` for the
+/// others).
+fn template_extra_allowed() -> Vec<Syscall> {
+    vec![
+        (libc::SYS_pidfd_open, "pidfd_open"),
+        (libc::SYS_landlock_restrict_self, "landlock_restrict_self"),
+        (libc::SYS_seccomp, "seccomp"),
+    ]
+}
+
+/// The set*id calls and which of their arguments are ids.
+fn setid_calls() -> Vec<(i64, &'static [u8])> {
+    use libc::*;
+    vec![
+        (SYS_setuid, &[0]),
+        (SYS_setgid, &[0]),
+        (SYS_setfsuid, &[0]),
+        (SYS_setfsgid, &[0]),
+        (SYS_setreuid, &[0, 1]),
+        (SYS_setregid, &[0, 1]),
+        (SYS_setresuid, &[0, 1, 2]),
+        (SYS_setresgid, &[0, 1, 2]),
+    ]
+}
+
+/// Rules matching a set*id call with any id outside `first..=last` other than `-1` ("keep"),
+/// and `setgroups` with a non-empty list: even a compromised T (which holds `CAP_SETUID`) can
+/// become no uid but those of the range, never root.
+fn setid_out_of_range((first, last): (u32, u32)) -> Vec<(i64, Vec<SeccompRule>)> {
+    let keep = u64::from(u32::MAX);
+    let mut list: Vec<(i64, Vec<SeccompRule>)> = setid_calls()
+        .into_iter()
+        .map(|(nr, args)| {
+            let mut rules = Vec::new();
+            for &arg in args {
+                if first > 0 {
+                    rules.push(rule(vec![cond(arg, Len::Dword, Op::Lt, u64::from(first))]));
+                }
+                if last < u32::MAX {
+                    rules.push(rule(vec![
+                        cond(arg, Len::Dword, Op::Gt, u64::from(last)),
+                        cond(arg, Len::Dword, Op::Ne, keep),
+                    ]));
+                }
+            }
+            (nr, rules)
+        })
+        .collect();
+    list.push((
+        libc::SYS_setgroups,
+        vec![rule(vec![cond(0, Len::Dword, Op::Ne, 0)])],
+    ));
+    list
+}
+
+/// T's filter 1: the cold allowlist plus [`template_extra_allowed`]; `ENOSYS` otherwise.
+pub fn template_allow_filter_for(arch: Arch) -> Vec<sock_filter> {
+    let rules = allowed()
+        .into_iter()
+        .chain(template_extra_allowed())
+        .map(|(nr, _)| (nr, Vec::new()))
+        .collect();
+    compile_for(
+        arch,
+        rules,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        SeccompAction::Allow,
+    )
+}
+
+/// T's filter 2: the cold [`deny_filter`] except that `pidfd_open` is allowed and `clone` is
+/// denied only with a `CLONE_NEW*` flag (T forks), plus the set*id bounds of `range`.
+pub fn template_deny_filter_for(arch: Arch, range: Option<(u32, u32)>) -> Vec<sock_filter> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = denied_always()
+        .into_iter()
+        .filter(|(nr, _)| *nr != libc::SYS_pidfd_open)
+        .map(|(nr, _)| (nr, Vec::new()))
+        .collect();
+    rules.extend(denied_when());
+    rules.insert(
+        libc::SYS_clone,
+        any_bit_set_qword(0, &new_namespace_flags()),
+    );
+    if let Some(range) = range {
+        rules.extend(setid_out_of_range(range));
+    }
+    compile_for(
+        arch,
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+    )
+}
+
+/// The filters the launcher installs in a fork server template (hex, in order): allowlist,
+/// deny list with the set*id bounds of `range` (the policy's uid range when the daemon switches
+/// uids), and the cold [`enosys_filter`]. See the section comment above for why a run child
+/// forked from T answers every syscall as a cold child.
+pub fn template_filters(range: Option<(u32, u32)>) -> Vec<String> {
+    let arch = Arch::native();
+    [
+        template_allow_filter_for(arch),
+        template_deny_filter_for(arch, range),
+        enosys_filter_for(arch),
+    ]
+    .iter()
+    .map(|prog| to_hex(prog))
+    .collect()
+}
+
+/// The program of [`template_late_filter`].
+fn template_late_program() -> Vec<sock_filter> {
+    let rules = BTreeMap::from([
+        (libc::SYS_execve, Vec::new()),
+        (libc::SYS_execveat, Vec::new()),
+    ]);
+    compile(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+    )
+}
+
+/// The filter T's shim installs at template start (hex): `execve`/`execveat` answer `EPERM`.
+/// Nothing else: a forked C still has to set its parent-death signal, dumpability and its own
+/// filters, which the cold late filter takes away later.
+pub fn template_late_filter() -> &'static str {
+    static FILTER: OnceLock<String> = OnceLock::new();
+    FILTER.get_or_init(|| to_hex(&template_late_program()))
+}
+
 /// Names of the syscalls denied without conditions (for `doctor` and the docs).
 pub fn denied_names() -> Vec<&'static str> {
     denied_always().into_iter().map(|(_, n)| n).collect()
@@ -975,6 +1139,13 @@ mod tests {
 
     /// [`run`] on a `seccomp_data` of architecture `audit_arch`.
     fn run_as(prog: &[sock_filter], audit_arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+        run_traced(prog, audit_arch, nr, args).0
+    }
+
+    /// [`run_as`], and whether the path taken loaded an argument (if not, every argument
+    /// vector takes the same path: branches depend only on what was loaded).
+    fn run_traced(prog: &[sock_filter], audit_arch: u32, nr: u32, args: [u64; 6]) -> (u32, bool) {
+        let mut read_args = false;
         let mut data = Vec::with_capacity(64);
         data.extend_from_slice(&nr.to_ne_bytes());
         data.extend_from_slice(&audit_arch.to_ne_bytes());
@@ -991,6 +1162,7 @@ mod tests {
             match ins.code {
                 0x20 => {
                     let at = k as usize;
+                    read_args |= at >= 8;
                     acc = u32::from_ne_bytes(data[at..at + 4].try_into().unwrap());
                 }
                 0x54 => acc &= k,                 // ALU AND K
@@ -999,7 +1171,7 @@ mod tests {
                 0x25 => pc += jump(acc > k),      // JGT
                 0x35 => pc += jump(acc >= k),     // JGE
                 0x45 => pc += jump(acc & k != 0), // JSET
-                0x06 => return k,                 // RET K
+                0x06 => return (k, read_args),    // RET K
                 other => panic!("unexpected BPF opcode {other:#x}"),
             }
         }
@@ -1008,15 +1180,36 @@ mod tests {
     /// What the kernel answers with these filters stacked in install order: the most
     /// restrictive action, and between equal actions the one of the filter installed last.
     fn verdict(filters: &[Vec<sock_filter>], nr: u32, args: [u64; 6]) -> u32 {
+        combine(filters.iter().map(|prog| run(prog, nr, args)))
+    }
+
+    /// The kernel's choice among the answers of stacked filters, given in install order.
+    fn combine(answers: impl DoubleEndedIterator<Item = u32>) -> u32 {
         let action = |ret: u32| (ret & 0xffff_0000) as i32;
         let mut ret = libc::SECCOMP_RET_ALLOW;
-        for prog in filters.iter().rev() {
-            let cur = run(prog, nr, args);
+        for cur in answers.rev() {
             if action(cur) < action(ret) {
                 ret = cur;
             }
         }
         ret
+    }
+
+    /// [`verdict`] of syscall `nr` for each of `vectors`; a filter whose path for `nr` reads
+    /// no argument runs once instead of once per vector.
+    fn verdicts(filters: &[Vec<sock_filter>], nr: u32, vectors: &[[u64; 6]]) -> Vec<u32> {
+        let per_filter: Vec<Vec<u32>> = filters
+            .iter()
+            .map(
+                |prog| match run_traced(prog, AUDIT_ARCH_X86_64, nr, NO_ARGS) {
+                    (ret, false) => vec![ret; vectors.len()],
+                    _ => vectors.iter().map(|&args| run(prog, nr, args)).collect(),
+                },
+            )
+            .collect();
+        (0..vectors.len())
+            .map(|i| combine(per_filter.iter().map(|answers| answers[i])))
+            .collect()
     }
 
     fn early() -> Vec<Vec<sock_filter>> {
@@ -1377,6 +1570,376 @@ mod tests {
         assert_eq!(v(SYS_tkill, [4242, 10, 0, 0, 0, 0]), RET_EPERM);
         // Nothing else changes.
         assert_eq!(v(SYS_read, NO_ARGS), RET_ALLOW);
+    }
+
+    // --- The fork server's template process -------------------------------------------------
+
+    /// A policy uid range for the template tests.
+    const RANGE: (u32, u32) = (64000, 64999);
+
+    /// T's filters as the launcher and T's shim install them (for `range`).
+    fn template(range: Option<(u32, u32)>) -> Vec<Vec<sock_filter>> {
+        let arch = Arch::native();
+        vec![
+            template_allow_filter_for(arch),
+            template_deny_filter_for(arch, range),
+            enosys_filter(),
+            template_late_program(),
+        ]
+    }
+
+    /// What a cold child runs under once the shim has started the script.
+    fn cold() -> Vec<Vec<sock_filter>> {
+        let mut all = early();
+        all.push(late_program());
+        all
+    }
+
+    /// What a child forked from T runs under: T's filters, then the cold ones.
+    fn forked(range: Option<(u32, u32)>) -> Vec<Vec<sock_filter>> {
+        let mut all = template(range);
+        all.extend(cold());
+        all
+    }
+
+    /// The argument values the tests above use (clone flags, ioctls, socket families and
+    /// types, open flags and modes, send flags, socket options, prctl options), plus ids in,
+    /// at the edges of and outside [`RANGE`].
+    fn interesting_values() -> Vec<u64> {
+        use libc::*;
+        let mut v: Vec<u64> = (0..=64).collect(); // small ints, prctl options, fds
+        let sigchld = SIGCHLD as u64;
+        let thread = (CLONE_VM | CLONE_THREAD | CLONE_SIGHAND) as u64;
+        let glibc_fork = sigchld | (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID) as u64;
+        v.extend([thread, glibc_fork]);
+        for flag in new_namespace_flags() {
+            v.extend([flag | sigchld, flag | thread]);
+        }
+        v.extend(ALLOWED_IOCTLS.iter().map(|(r, _)| *r));
+        v.extend([0x5412, 0x541c, 0x8912, 0x8927, 0xffff_ffff_0000_5412]);
+        v.extend([
+            (MSG_OOB | MSG_PEEK) as u64,
+            MSG_DONTWAIT as u64,
+            O_TRUNC as u64,
+            (O_CREAT | O_WRONLY) as u64,
+            (O_WRONLY | O_CREAT | O_TRUNC) as u64,
+            0o2000_0000,
+            0o4755,
+            0o2755,
+            0o6777,
+            0o644,
+            0o1777,
+            SOL_SOCKET as u64,
+            SO_PEERPIDFD as u64,
+            SO_ATTACH_FILTER as u64,
+            SO_ATTACH_BPF as u64,
+            SO_ATTACH_REUSEPORT_CBPF as u64,
+            SO_ATTACH_REUSEPORT_EBPF as u64,
+            SO_SNDBUF as u64,
+        ]);
+        let (first, last) = (u64::from(RANGE.0), u64::from(RANGE.1));
+        v.extend([first - 1, first, first + 1, last, last + 1, 1000, 65534]);
+        v.extend([0xffff_ffff, u64::MAX, (1 << 32) | first, 1 << 32]);
+        v
+    }
+
+    /// Every value at every argument position (the others 0), and the combinations the tests
+    /// above use.
+    fn argument_vectors() -> Vec<[u64; 6]> {
+        use libc::*;
+        let values = interesting_values();
+        let mut out = vec![NO_ARGS];
+        for at in 0..6 {
+            for &value in &values {
+                let mut args = NO_ARGS;
+                args[at] = value;
+                out.push(args);
+            }
+        }
+        for ty in 0..16 {
+            out.push([AF_UNIX as u64, ty, 0, 0, 0, 0]);
+            out.push([AF_INET as u64, ty, 0, 0, 0, 0]);
+        }
+        for name in [
+            SO_PEERPIDFD,
+            SO_ATTACH_FILTER,
+            SO_ATTACH_BPF,
+            SO_SNDBUF,
+            SO_TYPE,
+        ] {
+            out.push([3, SOL_SOCKET as u64, name as u64, 0, 0, 0]);
+        }
+        for flags in [O_CREAT | O_WRONLY, O_RDONLY | O_TRUNC, 0o2000_0000 | O_RDWR] {
+            for mode in [0o4755u64, 0o2755, 0o644] {
+                out.push([0, flags as u64, mode, 0, 0, 0]);
+                out.push([0, 0, flags as u64, mode, 0, 0]);
+            }
+        }
+        let (first, last) = (u64::from(RANGE.0), u64::from(RANGE.1));
+        let keep = 0xffff_ffff;
+        for ids in [
+            [first, first, first],
+            [last, last, last],
+            [keep, keep, keep],
+            [keep, 0, keep],
+            [first, keep, last + 1],
+            [0, 0, 0],
+            [first - 1, first, first],
+            [u64::MAX, u64::MAX, u64::MAX],
+        ] {
+            out.push([ids[0], ids[1], ids[2], 0, 0, 0]);
+        }
+        out
+    }
+
+    /// Whether a set*id call with `args` names an id outside [`RANGE`] (other than -1, "keep"),
+    /// or a `setgroups` with a non-empty list: what only T's filters deny.
+    fn out_of_range(nr: i64, args: [u64; 6]) -> Option<bool> {
+        if nr == libc::SYS_setgroups {
+            return Some(args[0] as u32 != 0);
+        }
+        let (_, ids) = setid_calls().into_iter().find(|(n, _)| *n == nr)?;
+        Some(ids.iter().any(|&at| {
+            let id = args[usize::from(at)] as u32;
+            id != u32::MAX && !(RANGE.0..=RANGE.1).contains(&id)
+        }))
+    }
+
+    #[test]
+    fn a_child_forked_from_the_template_answers_every_syscall_as_a_cold_child() {
+        let vectors = argument_vectors();
+        let unknown = [470i64, 500, 1000, 4095];
+        let numbers = super::super::syscall_table::X86_64
+            .iter()
+            .map(|(_, nr)| *nr)
+            .chain(unknown);
+        let stacks = [
+            (forked(Some(RANGE)), Some(RANGE)),
+            (forked(None), None),
+            // Without T's late filter (execve and execveat only): the same answers.
+            (
+                template(Some(RANGE))[..3]
+                    .iter()
+                    .cloned()
+                    .chain(cold())
+                    .collect(),
+                Some(RANGE),
+            ),
+        ];
+        let cold = cold();
+        let mut checked = 0usize;
+        for nr in numbers {
+            let wants = verdicts(&cold, nr as u32, &vectors);
+            for (stack, range) in &stacks {
+                let gots = verdicts(stack, nr as u32, &vectors);
+                for ((&args, &want), &got) in vectors.iter().zip(&wants).zip(&gots) {
+                    checked += 1;
+                    match out_of_range(nr, args) {
+                        // The documented exception: an id outside the policy's range is EPERM
+                        // by T's filter where the cold filters let the kernel say EPERM (a
+                        // run child has no capabilities left).
+                        Some(true) if range.is_some() => {
+                            assert_eq!(want, RET_ALLOW, "cold set*id {nr} {args:?}");
+                            assert_eq!(got, RET_EPERM, "forked set*id {nr} {args:?}");
+                        }
+                        _ => assert_eq!(got, want, "syscall {nr} args {args:?} range {range:?}"),
+                    }
+                }
+            }
+        }
+        assert!(checked > 500_000, "{checked}");
+        // The shortcut of `verdicts` against running every filter on every vector.
+        for nr in [
+            libc::SYS_clone,
+            libc::SYS_setresuid,
+            libc::SYS_openat,
+            libc::SYS_read,
+        ] {
+            let fast = verdicts(&stacks[0].0, nr as u32, &vectors);
+            for (args, got) in vectors.iter().zip(fast) {
+                assert_eq!(
+                    verdict(&stacks[0].0, nr as u32, *args),
+                    got,
+                    "{nr} {args:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_template_may_fork_and_confine_a_child_but_not_leave_its_uid_range() {
+        use libc::*;
+        let t = template(Some(RANGE));
+        let v = |nr: i64, args: [u64; 6]| verdict(&t, nr as u32, args);
+        let (first, last) = (u64::from(RANGE.0), u64::from(RANGE.1));
+        let keep = 0xffff_ffff;
+        let glibc_fork = (SIGCHLD | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID) as u64;
+        // What T does: fork, a pidfd of the child, wait, its control socket.
+        assert_eq!(v(SYS_clone, [SIGCHLD as u64, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(v(SYS_clone, [glibc_fork, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(v(SYS_pidfd_open, [77, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(v(SYS_wait4, NO_ARGS), RET_ALLOW);
+        assert_eq!(v(SYS_waitid, NO_ARGS), RET_ALLOW);
+        assert_eq!(v(SYS_poll, NO_ARGS), RET_ALLOW);
+        assert_eq!(v(SYS_recvmsg, NO_ARGS), RET_ALLOW);
+        assert_eq!(v(SYS_sendmsg, NO_ARGS), RET_ALLOW);
+        // What a forked child does to confine itself.
+        assert_eq!(v(SYS_setgroups, NO_ARGS), RET_ALLOW);
+        assert_eq!(v(SYS_setresgid, [first, first, first, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(v(SYS_setresuid, [first, first, first, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(v(SYS_setresuid, [last, keep, last, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(v(SYS_capset, NO_ARGS), RET_ALLOW);
+        assert_eq!(v(SYS_capget, NO_ARGS), RET_ALLOW);
+        for option in [
+            PR_SET_PDEATHSIG,
+            PR_SET_NO_NEW_PRIVS,
+            PR_SET_SECCOMP,
+            PR_SET_DUMPABLE,
+        ] {
+            assert_eq!(v(SYS_prctl, [option as u64, 0, 0, 0, 0, 0]), RET_ALLOW);
+        }
+        let ambient_clear = [PR_CAP_AMBIENT as u64, PR_CAP_AMBIENT_CLEAR_ALL as u64];
+        assert_eq!(
+            v(SYS_prctl, [ambient_clear[0], ambient_clear[1], 0, 0, 0, 0]),
+            RET_ALLOW
+        );
+        assert_eq!(v(SYS_setsid, NO_ARGS), RET_ALLOW);
+        assert_eq!(v(SYS_prlimit64, NO_ARGS), RET_ALLOW);
+        assert_eq!(v(SYS_setrlimit, NO_ARGS), RET_ALLOW);
+        assert_eq!(v(SYS_landlock_restrict_self, [4, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(v(SYS_seccomp, NO_ARGS), RET_ALLOW);
+        assert_eq!(v(SYS_chdir, NO_ARGS), RET_ALLOW);
+        assert_eq!(v(SYS_close_range, NO_ARGS), RET_ALLOW);
+        // Never root, never another uid outside the range, never supplementary groups.
+        assert_eq!(v(SYS_setuid, NO_ARGS), RET_EPERM);
+        assert_eq!(v(SYS_setgid, NO_ARGS), RET_EPERM);
+        assert_eq!(v(SYS_setfsuid, NO_ARGS), RET_EPERM);
+        assert_eq!(v(SYS_setresuid, NO_ARGS), RET_EPERM);
+        assert_eq!(v(SYS_setresuid, [keep, 0, keep, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_setresuid, [keep, keep, 0, 0, 0, 0]), RET_EPERM);
+        let beyond = [last + 1, last + 1, last + 1, 0, 0, 0];
+        assert_eq!(v(SYS_setresuid, beyond), RET_EPERM);
+        assert_eq!(v(SYS_setreuid, [first - 1, first, 0, 0, 0, 0]), RET_EPERM);
+        // The kernel reads 32 bits: high bits do not smuggle uid 0 past the check.
+        assert_eq!(v(SYS_setuid, [1 << 32, 0, 0, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_setgroups, [1, 0, 0, 0, 0, 0]), RET_EPERM);
+        // No sockets, exec, namespaces, other processes or kernel surface.
+        assert_eq!(v(SYS_socket, [AF_INET as u64, 1, 0, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_socket, [AF_UNIX as u64, 1, 0, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_execve, NO_ARGS), RET_EPERM);
+        assert_eq!(v(SYS_execveat, NO_ARGS), RET_EPERM);
+        let newuser = (CLONE_NEWUSER | SIGCHLD) as u64;
+        assert_eq!(v(SYS_clone, [newuser, 0, 0, 0, 0, 0]), RET_EPERM);
+        assert_eq!(v(SYS_clone3, NO_ARGS), RET_ENOSYS);
+        for nr in [
+            SYS_ptrace,
+            SYS_process_vm_readv,
+            SYS_mount,
+            SYS_bpf,
+            SYS_kexec_load,
+            SYS_init_module,
+            SYS_keyctl,
+            SYS_add_key,
+            SYS_userfaultfd,
+            SYS_perf_event_open,
+            SYS_unshare,
+            SYS_setns,
+            SYS_memfd_create,
+            SYS_pidfd_getfd,
+        ] {
+            assert_eq!(v(nr, NO_ARGS), RET_EPERM, "syscall {nr}");
+        }
+        // An unprivileged daemon's T has no range: set*id is the kernel's to refuse, as cold.
+        let unbounded = template(None);
+        assert_eq!(verdict(&unbounded, SYS_setuid as u32, NO_ARGS), RET_ALLOW);
+        assert_eq!(verdict(&unbounded, SYS_socket as u32, NO_ARGS), RET_EPERM);
+    }
+
+    #[test]
+    fn template_filters_build_for_both_architectures_and_fit_the_kernels_limits() {
+        let hex = template_filters(Some(RANGE));
+        assert_eq!(hex.len(), 3);
+        for h in hex
+            .iter()
+            .map(String::as_str)
+            .chain([template_late_filter()])
+        {
+            let bytes = from_hex(h).unwrap();
+            assert!(bytes.len() / 8 < 4096);
+            assert_eq!(u16::from_ne_bytes([bytes[8], bytes[9]]), BPF_JMP_JSET_K);
+        }
+        // The kernel caps a process's whole stack at 32768 instructions, plus 4 per filter
+        // (MAX_INSNS_PER_PATH); a forked child holds T's four and the cold four.
+        let total: usize = forked(Some(RANGE)).iter().map(|p| p.len() + 4).sum();
+        assert!(total < 32768, "{total} instructions");
+        let arm = Arch::Aarch64;
+        assert!(!template_allow_filter_for(arm).is_empty());
+        assert!(!template_deny_filter_for(arm, Some(RANGE)).is_empty());
+    }
+
+    #[test]
+    fn on_aarch64_too_a_forked_childs_early_stack_answers_as_the_cold_one() {
+        let arm = Arch::Aarch64;
+        let cold = [
+            allow_filter_for(arm),
+            deny_filter_for(arm),
+            enosys_filter_for(arm),
+        ];
+        let mut forked = vec![
+            template_allow_filter_for(arm),
+            template_deny_filter_for(arm, Some(RANGE)),
+            enosys_filter_for(arm),
+        ];
+        forked.extend(cold.iter().cloned());
+        let on_arm = |filters: &[Vec<sock_filter>], nr: i64, args: [u64; 6]| {
+            combine(
+                filters
+                    .iter()
+                    .map(|p| run_as(p, AUDIT_ARCH_AARCH64, nr as u32, args)),
+            )
+        };
+        let first = u64::from(RANGE.0);
+        let vectors = [
+            NO_ARGS,
+            [libc::SIGCHLD as u64, 0, 0, 0, 0, 0],
+            [
+                (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ],
+            [(libc::CLONE_NEWUSER | libc::SIGCHLD) as u64, 0, 0, 0, 0, 0],
+            [first, first, first, 0, 0, 0],
+            [0, 0x5412, 0, 0, 0, 0],
+        ];
+        let numbers = super::super::syscall_table::AARCH64
+            .iter()
+            .map(|(_, nr)| *nr)
+            .chain([470, 600]);
+        for nr in numbers {
+            for args in vectors {
+                let (want, got) = (on_arm(&cold, nr, args), on_arm(&forked, nr, args));
+                // Named by x86_64 number for `out_of_range`.
+                let native = arm.name(nr).and_then(|n| Arch::X86_64.number(n));
+                if native.and_then(|n| out_of_range(n, args)) == Some(true) {
+                    // An id outside the range: T's bound, the kernel's EPERM.
+                    assert_eq!((want, got), (RET_ALLOW, RET_EPERM), "aarch64 {nr} {args:?}");
+                } else {
+                    assert_eq!(got, want, "aarch64 syscall {nr} args {args:?}");
+                }
+            }
+        }
+        // And on aarch64 T may fork but not become root.
+        let t = &forked[..3];
+        assert_eq!(
+            on_arm(t, arm.number("clone").unwrap(), vectors[1]),
+            RET_ALLOW
+        );
+        assert_eq!(on_arm(t, arm.number("setuid").unwrap(), NO_ARGS), RET_EPERM);
+        let pidfd_open = arm.number("pidfd_open").unwrap();
+        assert_eq!(on_arm(t, pidfd_open, NO_ARGS), RET_ALLOW);
     }
 
     /// The x86_64 calls aarch64 does not have (their filters simply lack them).

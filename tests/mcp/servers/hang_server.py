@@ -7,7 +7,9 @@ the tool writes `<state>/<tag>.cancelled` before it unwinds: the test's proof th
 cancellation reached the server. `ping()` answers at once.
 
 `--silent`: never answers anything, not even `initialize` (a server that cannot start); it still
-reads stdin so the daemon's writes do not fail, and records `<state>/silent.started`.
+reads stdin so the daemon's writes do not fail, and records `<state>/silent.started`. Started
+again after that (a restart), it exits at once: a test that kills it is never left waiting out
+`startup_timeout_ms` for a second silent start.
 
 Usage: hang_server.py --state DIR [--silent]
 """
@@ -38,6 +40,8 @@ def main() -> None:
     state.mkdir(parents=True, exist_ok=True)
 
     if args.silent:
+        if (state / "silent.started").exists():
+            sys.exit(3)
         touch(state, "silent.started", str(os.getpid()))
         for _ in sys.stdin.buffer:
             pass

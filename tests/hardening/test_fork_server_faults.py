@@ -51,7 +51,7 @@ def start_time(pid: int) -> str | None:
         return None
 
 
-def hold_forked_run(d: Daemon) -> tuple[RpcClient, int, dict]:
+def hold_forked_run(d: Daemon, **params) -> tuple[RpcClient, int, dict]:
     """Starts a run that blocks in a tool call and returns (client, request id, the call's
     arguments: the run's pid and parent). Under `on`, the warm interpreters started before the
     template was up are cold: such a run is released and another started, at most
@@ -59,7 +59,7 @@ def hold_forked_run(d: Daemon) -> tuple[RpcClient, int, dict]:
     attempts = d.status()["warm_pool"] + 2
     for _ in range(attempts):
         c = d.connect()
-        rid = c.request("run", {"code": HOLD, "tools": [{"name": "hold"}]})
+        rid = c.request("run", {"code": HOLD, "tools": [{"name": "hold"}], **params})
         call = c.recv()
         assert call.get("method") == "tool/call", call
         args = call["params"]["arguments"]
@@ -86,16 +86,22 @@ def assert_next_run_works(d: Daemon) -> int:
     return int(r["stdout"].split()[1])
 
 
+@pytest.mark.xfail(strict=True, reason="issue #14 core: a forked child outlives its killed template "
+                   "(reparented to init: the template, uid U_t without CAP_KILL, may not deliver the "
+                   "parent-death signal to a run uid) and the daemon does not kill the dead "
+                   "template's children by pidfd, so the run hangs until its wall-clock limit")
 def test_killing_the_template_fails_inflight_runs_and_restarts_it(start_daemon) -> None:
     d = fork_daemon(start_daemon)
-    c, rid, held = hold_forked_run(d)
+    # The run's own deadline is far beyond what ending it takes (an event: its process dies),
+    # and below the client's socket timeout, so a hang shows as "timeout", not as a stuck test.
+    c, rid, held = hold_forked_run(d, limits={"timeout_ms": 20_000})
     template = held["parent"]
     os.kill(template, signal.SIGKILL)
-    # The run ends (the socket read has a timeout: a hang fails here), and not "ok".
     resp = c.wait_response(rid)
     c.close()
-    assert "error" in resp or resp["result"]["status"] != "ok", resp
     print("in-flight run after its template was killed:", json.dumps(resp)[:400])
+    # The run ends because its process died with its template ("crashed"), not at its deadline.
+    assert "error" in resp or resp["result"]["status"] == "crashed", resp
     wait_until(lambda: proc_state(held["pid"]) is None, "the run's process to be gone (no zombie)")
     # A new template is started on demand (after a back-off): runs keep working meanwhile
     # (cold under `on`; waiting for it under `require`), and the old pid is never up again.
@@ -347,7 +353,8 @@ def test_forked_and_cold_confinement_report_the_same(start_daemon) -> None:
     """One run on a `--fork-server require` daemon and one on an `off` daemon report their
     confinement from inside (ids, groups, fds, cwd, env names, prctl state, every rlimit, the
     answer of ~60 syscalls and file accesses) and from outside (/proc status: capabilities,
-    NoNewPrivs, seccomp, threads, OOM score, limits): equal but for uid/gid numbers and paths."""
+    NoNewPrivs, seccomp, threads, OOM score, limits): equal but for uid/gid numbers and paths,
+    and the seccomp program count and bounding set (forked: more programs, fewer capabilities)."""
     if not supports_fork_server_flag():
         pytest.skip("this ptcd has no --fork-server")
     forked_d = start_daemon("--fork-server", "require", name="forked")
@@ -358,9 +365,17 @@ def test_forked_and_cold_confinement_report_the_same(start_daemon) -> None:
     assert forked_parent != forked_d.pid and forked_parent in forked_d.template_pids(), forked_parent
     assert cold_parent == cold_d.pid, cold_parent
     forked_n, cold_n = normalized(forked_rep, forked_d), normalized(cold_rep, cold_d)
-    # Compared with the rest: the number of seccomp programs too (a forked child installs the
-    # cold child's programs itself; a template filter stacked under them would show here).
-    print("seccomp filters: forked", forked_n["outside"]["Seccomp_filters"], "cold", cold_n["outside"]["Seccomp_filters"])
+    # Two fields differ by design, each only in the tighter direction (issue #14 design §1.2,
+    # §2.3): a forked child's seccomp stack is its template's programs plus its own (more
+    # programs, the same answers: the "syscalls" probes above, and seccomp.rs's stacked-verdict
+    # unit test), and it inherits its template's bounding set ({CAP_SETUID, CAP_SETGID}), a
+    # subset of a cold child's (moot either way: no permitted capability, no_new_privs, no exec).
+    f_out, c_out = forked_n["outside"], cold_n["outside"]
+    f_filters, c_filters = int(f_out.pop("Seccomp_filters")), int(c_out.pop("Seccomp_filters"))
+    f_bnd, c_bnd = int(f_out.pop("CapBnd"), 16), int(c_out.pop("CapBnd"), 16)
+    print(f"seccomp filters: forked {f_filters}, cold {c_filters}; bounding set: forked {f_bnd:#x}, cold {c_bnd:#x}")
+    assert f_filters >= c_filters >= 1
+    assert f_bnd & ~c_bnd == 0, "a forked child's bounding set holds a capability a cold one lacks"
     differ = {k for k in set(forked_n) | set(cold_n) if forked_n.get(k) != cold_n.get(k)}
     detail = {k: (forked_n.get(k), cold_n.get(k)) for k in differ}
     assert not differ, f"forked and cold confinement differ: {json.dumps(detail, indent=1)[:4000]}"
@@ -372,9 +387,6 @@ def test_forked_and_cold_confinement_report_the_same(start_daemon) -> None:
 CAP_SETGID, CAP_SETUID = 6, 7
 
 
-@pytest.mark.xfail(strict=True, reason="issue #14 core: the template still runs as root with every "
-                   "capability and no seccomp filter (design §1.2 wants its leased uid, only "
-                   "CAP_SETUID/CAP_SETGID, and its filters); remove this mark once it does")
 def test_template_is_not_root_and_holds_only_setid_capabilities(start_daemon) -> None:
     """What a compromised template could do is bounded by its own confinement: it must run as
     the uid `daemon/status` lists for it, with no capability but CAP_SETUID/CAP_SETGID (to give

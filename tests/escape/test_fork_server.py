@@ -13,9 +13,6 @@ forked (marked "require-only").
 from __future__ import annotations
 
 import json
-import threading
-
-import pytest
 
 from conftest import UNPRIVILEGED, Sandbox
 from daemon import FORK_SERVER

@@ -160,8 +160,9 @@ struct TemplateState {
     pid: Option<u32>,
     /// Fork requests waiting for `forked` / `fork_failed`.
     pending: HashMap<u64, Pending>,
-    /// Forked children not yet reported `exited`.
-    live: HashMap<u64, watch::Sender<Option<Exit>>>,
+    /// Forked children not yet reported `exited`, with a pidfd of each: if T dies first, the
+    /// daemon kills them itself (besides their parent-death signal).
+    live: HashMap<u64, (watch::Sender<Option<Exit>>, Option<OwnedFd>)>,
     forks: u64,
     /// Why it failed to start or died (for the log and for `require` runs).
     failure: Option<String>,
@@ -665,9 +666,10 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
             FromTemplate::Forked { id, pid } if fds.len() == 1 => {
                 let pidfd = fds.remove(0);
                 state.forks += 1;
+                let ours = pidfd.try_clone().ok();
                 match state.pending.remove(&id) {
                     Some((answer, exit)) => {
-                        state.live.insert(id, exit);
+                        state.live.insert(id, (exit, ours));
                         if let Err(Ok((_, pidfd))) = answer.send(Ok((pid, pidfd))) {
                             kill_pidfd(&pidfd); // the requester gave up
                         }
@@ -676,7 +678,7 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
                         // Timed out: nobody will use this child.
                         kill_pidfd(&pidfd);
                         let (exit, _) = watch::channel(None);
-                        state.live.insert(id, exit);
+                        state.live.insert(id, (exit, ours));
                     }
                 }
             }
@@ -686,7 +688,7 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
                 }
             }
             FromTemplate::Exited { id, status, cpu_ms } => {
-                if let Some(exit) = state.live.remove(&id) {
+                if let Some((exit, _)) = state.live.remove(&id) {
                     let _ = exit.send(Some(Exit { status, cpu_ms }));
                 }
             }
@@ -709,7 +711,12 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
         state.phase = Phase::Dead;
         state.failure = Some(why.clone());
         state.pending.clear(); // requesters see "the template exited"
-        state.live.clear(); // exits unknown: C died with T
+                               // Exits unknown; C dies with T (parent-death signal) and, in case, by our hand.
+        for (_, (_, pidfd)) in state.live.drain() {
+            if let Some(pidfd) = pidfd {
+                kill_pidfd(&pidfd);
+            }
+        }
         was_starting
     };
     let tail =

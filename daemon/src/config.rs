@@ -17,6 +17,29 @@ pub enum LogFormat {
     Json,
 }
 
+/// Whether runs are forked from a pre-imported template interpreter (`forkserver.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ForkServerMode {
+    /// Fork eligible runs; any problem with the fork server starts that run cold.
+    On,
+    /// Never fork: every interpreter is started cold by the launcher.
+    Off,
+    /// An eligible run is never started cold: it fails `-32006` when the fork server cannot
+    /// serve it.
+    Require,
+}
+
+impl ForkServerMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ForkServerMode::On => "on",
+            ForkServerMode::Off => "off",
+            ForkServerMode::Require => "require",
+        }
+    }
+}
+
 /// A group given by name or number.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
@@ -57,6 +80,7 @@ pub struct FileConfig {
     /// names `mcp_servers.<name>.<key>`.
     pub mcp_servers: Option<toml::Table>,
     pub discovery_threshold: Option<usize>,
+    pub fork_server: Option<ForkServerMode>,
 }
 
 /// Command-line values that override the file.
@@ -72,6 +96,7 @@ pub struct Overrides {
     pub max_concurrent_runs: Option<usize>,
     pub max_line_bytes: Option<usize>,
     pub landlock_max_abi: Option<u32>,
+    pub fork_server: Option<ForkServerMode>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -321,6 +346,10 @@ impl Settings {
             discovery_threshold: file
                 .discovery_threshold
                 .unwrap_or(defaults.discovery_threshold),
+            fork_server: flags
+                .fork_server
+                .or(file.fork_server)
+                .unwrap_or(defaults.fork_server),
         };
         // The totals must let one connection use its whole own allowance.
         let serve = ServeConfig {
@@ -422,6 +451,9 @@ pub struct ServeConfig {
     /// Above this many code-callable tools, definitions list only names and summaries and the
     /// script gets `search_tools` / `describe_tool`.
     pub discovery_threshold: usize,
+    /// Fork runs from a template interpreter per policy (`on`), never (`off`), or never start
+    /// an eligible run cold (`require`).
+    pub fork_server: ForkServerMode,
 }
 
 /// How to reach one MCP server (contract v1.1: Codex CLI's `[mcp_servers.<name>]` shape).
@@ -665,6 +697,7 @@ impl Default for ServeConfig {
             max_scratch_total_mb: default_scratch_total_mb(),
             mcp_servers: Default::default(),
             discovery_threshold: 30,
+            fork_server: ForkServerMode::Off,
         }
     }
 }

@@ -28,8 +28,14 @@ use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
+use std::sync::atomic::Ordering;
+
 use crate::budget::ByteGauge;
+use crate::config::ForkServerMode;
 use crate::control::{self, ControlReader};
+use crate::forkserver::{self, ForkServer, ForkedProc};
 use crate::limits::Limits;
 use crate::policy::Policy;
 use crate::rpc::codec::{Frame, LineReader};
@@ -56,6 +62,22 @@ pub struct Launch<'a> {
     pub host: sandbox::plan::Host<'a>,
     /// `max_tool_argument_bytes`: sizes the control-line reader.
     pub max_argument_bytes: usize,
+    /// Forks eligible children from a template (`forkserver.rs`).
+    pub forks: &'a Arc<ForkServer>,
+    /// The scratch root (a template's Landlock layer covers everything beneath it).
+    pub scratch_root: &'a Path,
+}
+
+/// How long a forked child may take to confine itself and say `ready`.
+const FORKED_READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a killed forked child's exit report may take (T reaps it).
+const FORKED_EXIT_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The interpreter's process: started by the launcher, or forked from a template (whose pidfd
+/// is the only way the daemon signals it).
+enum Proc {
+    Spawned(Child),
+    Forked(ForkedProc),
 }
 
 /// Why a child could not be started (its launcher refused or failed). Nothing ran.
@@ -139,7 +161,7 @@ impl Drop for AbortOnDrop {
 
 /// A confined child running the shim.
 pub struct ConfinedChild {
-    child: Child,
+    child: Proc,
     reader: LineReader<BufReader<ControlReader>>,
     to_child: mpsc::UnboundedSender<Vec<u8>>,
     /// Bytes sent to `to_child` and not yet written to the socket.
@@ -159,8 +181,11 @@ impl ConfinedChild {
         &self.plan.cwd
     }
 
-    /// Starts a child for `policy` with `limits`, working in `scratch`.
-    pub fn spawn(
+    /// Starts a child for `policy` with `limits`, working in `scratch`: forked from the
+    /// policy's template when the run is eligible and the fork server serves it (see
+    /// `forkserver.rs`), else cold through the launcher. A forked child has confined itself and
+    /// said `ready` when this returns.
+    pub async fn start(
         launch: Launch<'_>,
         policy: &Policy,
         limits: &Limits,
@@ -169,16 +194,119 @@ impl ConfinedChild {
         env: &[(String, String)],
         leased: &Leased,
     ) -> Result<ConfinedChild, StartError> {
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
-            .map_err(|e| StartError::Launch(format!("socketpair: {e}")))?;
         // `scratch` was created owned by the lease's uid (a session's, for its whole life).
         let plan = sandbox::plan::build(launch.host, policy, limits, scratch, run_id, env, leased);
+        let forks = launch.forks;
+        let mode = forks.mode();
+        if forks.ineligible(policy, &plan, env).is_none() {
+            match Self::fork(launch, policy, plan.clone()).await {
+                Ok(child) => return Ok(child),
+                Err(e) if mode == ForkServerMode::Require => {
+                    return Err(StartError::SandboxUnavailable(SandboxUnavailable {
+                        mechanism: "fork_server".into(),
+                        message: e,
+                    }))
+                }
+                Err(e) => {
+                    forks.fallbacks_total.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "fork server: starting this run cold");
+                }
+            }
+        }
+        forks.cold_total.fetch_add(1, Ordering::Relaxed);
+        Self::spawn(launch, plan)
+    }
+
+    /// Starts the launcher with `plan`.
+    fn spawn(launch: Launch<'_>, plan: SandboxPlan) -> Result<ConfinedChild, StartError> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| StartError::Launch(format!("socketpair: {e}")))?;
         let mut child = sandbox::spawn(&plan, theirs.into()).map_err(|e| match e {
             SandboxError::Unavailable { mechanism, message } => {
                 StartError::SandboxUnavailable(SandboxUnavailable { mechanism, message })
             }
             other => StartError::Launch(other.to_string()),
         })?;
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        Self::assemble(launch, Proc::Spawned(child), ours, stdout, stderr, plan)
+    }
+
+    /// Forks a child from the template of `policy` and waits until it confined itself.
+    async fn fork(
+        launch: Launch<'_>,
+        policy: &Policy,
+        plan: SandboxPlan,
+    ) -> Result<ConfinedChild, String> {
+        use std::io::Write;
+        let (ours, theirs) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+        // Waiting in the socket when the child starts: the steps it applies to itself.
+        ours.set_nonblocking(true)
+            .and_then(|()| (&ours).write_all(&forkserver::confine_job(&plan)))
+            .map_err(|e| format!("confine job: {e}"))?;
+        let (out_r, out_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
+        let (err_r, err_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
+        let mut fds: Vec<OwnedFd> = vec![theirs.into(), out_w, err_w];
+        if let Some(ll) = &plan.landlock {
+            // Prepared here, as root, like the launcher does before it drops its uid.
+            let ruleset = sandbox::landlock::prepare(ll).map_err(|m| format!("landlock: {m}"))?;
+            let fd: Option<OwnedFd> = ruleset.into();
+            fds.push(fd.ok_or("landlock: no ruleset fd")?);
+        }
+        let host = forkserver::TemplateHost {
+            host: launch.host,
+            scratch_root: launch.scratch_root,
+        };
+        let proc = launch
+            .forks
+            .fork(host, policy, fds)
+            .await
+            .map_err(|e| e.to_string())?;
+        let stdout = tokio::net::unix::pipe::Receiver::from_owned_fd(out_r)
+            .map_err(|e| format!("pipe: {e}"))?;
+        let stderr = tokio::net::unix::pipe::Receiver::from_owned_fd(err_r)
+            .map_err(|e| format!("pipe: {e}"))?;
+        let mut child = Self::assemble(
+            launch,
+            Proc::Forked(proc),
+            ours,
+            Some(stdout),
+            Some(stderr),
+            plan,
+        )
+        .map_err(|e| e.to_string())?;
+        let first = tokio::time::timeout(FORKED_READY_TIMEOUT, child.next_message()).await;
+        let failure = match first {
+            Ok(Ok(ChildMessage::Ready)) => return Ok(child),
+            Ok(Ok(_)) => "the forked child spoke before `ready`".to_string(),
+            Ok(Err(ChildFault::NotStarted(e))) => e.to_string(),
+            Ok(Err(ChildFault::Gone(detail))) => format!(
+                "the forked child exited before `ready`{}",
+                detail.map(|d| format!(": {d}")).unwrap_or_default()
+            ),
+            Err(_) => format!(
+                "the forked child did not confine itself within {} s",
+                FORKED_READY_TIMEOUT.as_secs()
+            ),
+        };
+        child.kill().await;
+        Err(failure)
+    }
+
+    /// The channels of a started child (either kind).
+    fn assemble<O, E>(
+        launch: Launch<'_>,
+        child: Proc,
+        ours: std::os::unix::net::UnixStream,
+        stdout: Option<O>,
+        stderr: Option<E>,
+        plan: SandboxPlan,
+    ) -> Result<ConfinedChild, StartError>
+    where
+        O: AsyncRead + Unpin + Send + 'static,
+        E: AsyncRead + Unpin + Send + 'static,
+    {
         let (read_half, mut write_half) = ours
             .set_nonblocking(true)
             .and_then(|()| control::split(ours.into()))
@@ -204,14 +332,14 @@ impl ConfinedChild {
         });
         let attached: AttachedOutput = Arc::default();
         let mut pipes = Vec::new();
-        if let Some(out) = child.stdout.take() {
+        if let Some(out) = stdout {
             pipes.push(tokio::spawn(read_pipe(
                 out,
                 Stream::Stdout,
                 attached.clone(),
             )));
         }
-        if let Some(err) = child.stderr.take() {
+        if let Some(err) = stderr {
             pipes.push(tokio::spawn(read_pipe(
                 err,
                 Stream::Stderr,
@@ -320,24 +448,42 @@ impl ConfinedChild {
         *self.attached.lock().unwrap_or_else(|p| p.into_inner()) = to;
     }
 
-    /// Kills the child's whole process group and reaps the child. Returns its exit status.
+    /// Kills the child (a cold child's whole process group; a forked child cannot fork) and
+    /// waits until it is reaped. Returns its exit status (`None` when unknown).
     pub async fn kill(&mut self) -> Option<ExitStatus> {
-        if let Some(pid) = self.child.id() {
-            // The launcher called setsid(), so its pid is its process group id. The child is not
-            // reaped yet, so neither id can have been reused.
-            // SAFETY: kill with a negative pid signals the group; no memory is involved.
-            unsafe {
-                libc::kill(-(pid as i32), libc::SIGKILL);
+        match &mut self.child {
+            Proc::Spawned(child) => {
+                if let Some(pid) = child.id() {
+                    // The launcher called setsid(), so its pid is its process group id. The
+                    // child is not reaped yet, so neither id can have been reused.
+                    // SAFETY: kill with a negative pid signals the group; no memory involved.
+                    unsafe {
+                        libc::kill(-(pid as i32), libc::SIGKILL);
+                    }
+                }
+                let _ = child.start_kill();
+                child.wait().await.ok()
+            }
+            Proc::Forked(forked) => {
+                forked.kill();
+                let exit = tokio::time::timeout(FORKED_EXIT_DEADLINE, forked.exited()).await;
+                exit.ok().flatten().map(|e| ExitStatus::from_raw(e.status))
             }
         }
-        let _ = self.child.start_kill();
-        self.child.wait().await.ok()
     }
 
     /// Waits up to `grace` for the child to exit on its own, then kills it.
     pub async fn exit_within(&mut self, grace: Duration) -> Option<ExitStatus> {
-        match tokio::time::timeout(grace, self.child.wait()).await {
-            Ok(status) => status.ok(),
+        let exited = match &mut self.child {
+            Proc::Spawned(child) => tokio::time::timeout(grace, child.wait())
+                .await
+                .map(|status| status.ok()),
+            Proc::Forked(forked) => tokio::time::timeout(grace, forked.exited())
+                .await
+                .map(|exit| exit.map(|e| ExitStatus::from_raw(e.status))),
+        };
+        match exited {
+            Ok(status) => status,
             Err(_) => self.kill().await,
         }
     }
@@ -362,7 +508,11 @@ impl ConfinedChild {
     /// idle shim only waits for its `exec`; a child that exited, closed its control socket or
     /// wrote anything must not serve a run.
     pub fn idle_intact(&mut self) -> bool {
-        if !matches!(self.child.try_wait(), Ok(None)) {
+        let running = match &mut self.child {
+            Proc::Spawned(child) => matches!(child.try_wait(), Ok(None)),
+            Proc::Forked(forked) => forked.try_exit().is_none(),
+        };
+        if !running {
             return false;
         }
         // Poll the control reader once without waiting: `Pending` means nothing arrived.
@@ -374,8 +524,14 @@ impl ConfinedChild {
     /// CPU time (user + system) the child has used, from `/proc/<pid>/stat`. Still readable
     /// after it died and before it is reaped, which is how a kill by the hard CPU limit (SIGKILL,
     /// when the script ignored SIGXCPU) is told apart from other kills.
+    /// A forked child's comes from its exit report once the template reaped it.
     pub fn cpu_time_ms(&self) -> Option<u64> {
-        let pid = self.child.id()?;
+        if let Proc::Forked(forked) = &self.child {
+            if let Some(exit) = forked.try_exit() {
+                return exit.map(|e| e.cpu_ms);
+            }
+        }
+        let pid = self.pid()?;
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
         let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
@@ -387,7 +543,15 @@ impl ConfinedChild {
 
     /// The child's pid, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        match &self.child {
+            Proc::Spawned(child) => child.id(),
+            Proc::Forked(forked) => forked.try_exit().is_none().then_some(forked.pid),
+        }
+    }
+
+    /// True when the child was forked from a template.
+    pub fn is_forked(&self) -> bool {
+        matches!(self.child, Proc::Forked(_))
     }
 }
 
@@ -396,12 +560,18 @@ impl Drop for ConfinedChild {
         for task in &self.pipes {
             task.abort();
         }
-        // `kill_on_drop` kills the interpreter itself; this gets the rest of its group.
-        if let Some(pid) = self.child.id() {
-            // SAFETY: as in `kill`; the child is not reaped, so the group id is still ours.
-            unsafe {
-                libc::kill(-(pid as i32), libc::SIGKILL);
+        match &self.child {
+            // `kill_on_drop` kills the interpreter itself; this gets the rest of its group.
+            Proc::Spawned(child) => {
+                if let Some(pid) = child.id() {
+                    // SAFETY: as in `kill`; the child is not reaped, so the group id is ours.
+                    unsafe {
+                        libc::kill(-(pid as i32), libc::SIGKILL);
+                    }
+                }
             }
+            // The template reaps it.
+            Proc::Forked(forked) => forked.kill(),
         }
     }
 }
@@ -418,4 +588,16 @@ async fn read_pipe<R: AsyncRead + Unpin>(mut pipe: R, stream: Stream, attached: 
             let _ = to.send((stream, chunk[..n].to_vec())).await;
         }
     }
+}
+
+/// A pipe (read end, write end), both close-on-exec.
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both fds are fresh and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }

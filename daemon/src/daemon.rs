@@ -66,6 +66,8 @@ pub struct Daemon {
     pub mcp: crate::mcp::McpServers,
     /// Pre-started interpreters waiting for a run (`pool.rs`).
     pub pool: WarmPool,
+    /// Template interpreters runs are forked from (`forkserver.rs`).
+    pub forks: Arc<crate::forkserver::ForkServer>,
     /// The verified scratch root, this daemon's lock in it, and the scratch mode.
     pub scratch: Arc<ScratchRoot>,
     pub run_slots: Arc<Semaphore>,
@@ -117,6 +119,11 @@ impl Daemon {
             )),
             queued: AtomicUsize::new(0),
             pool: WarmPool::new(config.warm_pool),
+            forks: Arc::new(crate::forkserver::ForkServer::new(
+                config.fork_server,
+                config.max_concurrent_runs,
+                config.warm_pool,
+            )),
             config,
             python,
             policies: RwLock::new(Arc::new(policies)),
@@ -146,6 +153,8 @@ impl Daemon {
                 missing_identity_caps: crate::sandbox::host::missing_identity_caps(),
             },
             max_argument_bytes: self.config.max_tool_argument_bytes,
+            forks: &self.forks,
+            scratch_root: self.scratch.path(),
         }
     }
 
@@ -170,6 +179,7 @@ impl Daemon {
         *self.policies.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policies);
         *self.access.write().unwrap_or_else(|p| p.into_inner()) = access;
         self.pool.invalidate();
+        self.forks.invalidate();
     }
 
     pub fn new_run_id(&self) -> String {
@@ -226,6 +236,7 @@ impl Daemon {
             "draining": self.draining.is_cancelled(),
             "uptime_ms": self.started.elapsed().as_millis() as u64,
             "mcp_servers": self.mcp.status(),
+            "fork_server": self.forks.status(),
         })
     }
 

@@ -38,6 +38,7 @@ pub mod definitions;
 pub mod discovery;
 pub mod doctor;
 pub mod error;
+pub mod forkserver;
 pub mod limits;
 pub mod mcp;
 pub mod mcp_host;

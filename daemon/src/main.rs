@@ -99,6 +99,10 @@ struct ServeArgs {
     /// compensating layers (see `ptcd doctor`) [default: the kernel's]
     #[arg(long)]
     landlock_max_abi: Option<u32>,
+    /// Fork runs from a pre-imported template interpreter: on, off, or require (never start
+    /// an eligible run cold) [default: on]
+    #[arg(long, value_enum)]
+    fork_server: Option<config::ForkServerMode>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -185,6 +189,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_concurrent_runs: args.max_runs,
         max_line_bytes: args.max_line_bytes,
         landlock_max_abi: args.landlock_max_abi,
+        fork_server: args.fork_server,
     };
     let (file, source) = config::read_file(args.config.as_deref())?;
     let settings = Settings::resolve(file, flags.clone(), source)?;

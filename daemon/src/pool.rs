@@ -3,7 +3,7 @@
 //! Why: a cold run pays for the launcher, confinement, CPython start-up and the shim's imports
 //! (~40 ms) before the script's first instruction; a child that has already said `ready` answers
 //! in a few milliseconds. Why it is safe: a warm child is started through the very same path as a
-//! cold one ([`ConfinedChild::spawn`] with the policy's plan, a fresh scratch dir of its own and its
+//! cold or forked one ([`ConfinedChild::start`] with the policy's plan, a fresh scratch dir of its own and its
 //! own uid lease), so it is confined before it exists as Python; it runs no script code until it
 //! is given the one `exec` of the one run that takes it, and that run kills and reaps it at its
 //! end exactly as a cold child. It is never put back.
@@ -334,7 +334,7 @@ async fn start_one(
         .create_off_runtime(&id, leased.lease().cloned(), policy.rlimits.scratch_mb)
         .await
         .map_err(WarmError::Scratch)?;
-    let mut interpreter = match ConfinedChild::spawn(
+    let mut interpreter = match ConfinedChild::start(
         daemon.launch(),
         policy,
         &policy.limits,
@@ -342,7 +342,9 @@ async fn start_one(
         &id,
         &[],
         &leased,
-    ) {
+    )
+    .await
+    {
         Ok(interpreter) => interpreter,
         Err(e) => {
             scratch.remove().await;
@@ -352,8 +354,10 @@ async fn start_one(
     // Shutdown cuts the wait short; the child is then killed and its scratch dir removed
     // below, awaited, like any failed start (never left to a drop guard the exiting runtime
     // might not run).
+    // A forked child said `ready` before `start` returned.
     let first = tokio::select! {
-        first = tokio::time::timeout(READY_TIMEOUT, interpreter.next_message()) => first.map_err(|_| "no `ready` within 10 s"),
+        first = tokio::time::timeout(READY_TIMEOUT, interpreter.next_message()), if !interpreter.is_ready() => first.map_err(|_| "no `ready` within 10 s"),
+        _ = std::future::ready(()), if interpreter.is_ready() => Ok(Ok(crate::confined::ChildMessage::Ready)),
         _ = daemon.draining.cancelled() => Err("the daemon is shutting down"),
     };
     let outcome = match first {

@@ -180,6 +180,8 @@ pub async fn run(
     {
         tracing::error!("MCP servers did not stop in time; their children die with the daemon");
     }
+    // No run is left: the fork server's templates are killed and reaped.
+    daemon.forks.shutdown().await;
     // Every scratch dir is gone: drop this daemon's lock in the root.
     daemon.scratch.release();
     let _ = trimmer.await;

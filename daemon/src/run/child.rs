@@ -53,7 +53,7 @@ pub async fn choose(
             None => {
                 // A restarted interpreter runs as the session's uid, in its scratch dir.
                 let dir = s.scratch_path().ok_or_else(|| unknown_session(&s.id))?;
-                ConfinedChild::spawn(
+                ConfinedChild::start(
                     daemon.launch(),
                     policy,
                     limits,
@@ -61,7 +61,8 @@ pub async fn choose(
                     run_id,
                     env,
                     &s.leased,
-                )?
+                )
+                .await?
             }
         };
         return Ok(RunChild {
@@ -85,7 +86,7 @@ pub async fn choose(
         .create_off_runtime(run_id, leased.lease().cloned(), policy.rlimits.scratch_mb)
         .await
         .map_err(RequestError::scratch)?;
-    match ConfinedChild::spawn(
+    match ConfinedChild::start(
         daemon.launch(),
         policy,
         limits,
@@ -93,7 +94,9 @@ pub async fn choose(
         run_id,
         env,
         &leased,
-    ) {
+    )
+    .await
+    {
         Ok(interpreter) => Ok(RunChild {
             interpreter,
             scratch: Some(scratch),
@@ -134,6 +137,11 @@ pub async fn release(
         _ if keep => None,
         Ending::Done { .. } => interpreter.exit_within(EXIT_GRACE).await,
         _ => interpreter.kill().await,
+    };
+    // A forked child's CPU time comes with the template's exit report.
+    let cpu_used_ms = match ending {
+        Ending::ChildGone(_) => cpu_used_ms.or_else(|| interpreter.cpu_time_ms()),
+        _ => None,
     };
     relay.cancel_all().await;
     if !keep {

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod seccomp;
 pub mod spawn;
 pub mod syscall_table;
+pub mod template;
 
 pub use plan::SandboxPlan;
 pub use spawn::{spawn, spawn_mcp_server, McpServerCommand, SandboxError};

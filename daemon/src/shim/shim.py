@@ -636,4 +636,280 @@ def main() -> None:
             os._exit(0)
 
 
+
+# --- fork server: the template and the children forked from it ---------------------------------
+#
+# A template ("T", started by the daemon with the extra argument ``template``) imports all of the
+# above once, never runs script code and never sees a run's code, inputs, environment or results.
+# Its fd 3 is a SOCK_SEQPACKET socket to the daemon (one message per record):
+#
+#   daemon -> T  {"type":"template","late_seccomp":hex|null}            once, first
+#   T -> daemon  {"type":"ready","pid":int}
+#   daemon -> T  {"type":"fork","id":int} + SCM_RIGHTS [control, stdout, stderr(, landlock ruleset)]
+#   T -> daemon  {"type":"forked","id":int,"pid":int} + SCM_RIGHTS [pidfd]
+#              | {"type":"fork_failed","id":int,"message":str}
+#   T -> daemon  {"type":"exited","id":int,"status":raw wait status,"cpu_ms":int}  (T reaps)
+#   daemon -> T  {"type":"retire"}        exit once the last child is reaped
+#
+# A forked child ("C") moves the received fds to 3/1/2/4, closes every other fd, reads ONE
+# ``confine`` line from its control socket (written there by the daemon before the fork request)
+# and applies it to itself in the cold launcher's order (see ``_confine``); any failure is a
+# ``sandbox_error`` line and exit 126, before any script byte. Then it is an ordinary shim.
+
+EXIT_REFUSED = 126
+_MAX_CONFINE_LINE = 16 << 20
+_LIBC: Any = None  # ctypes' view of libc, loaded once by the template
+
+
+def _prctl(option: int, arg2: int = 0, arg3: int = 0) -> None:
+    import ctypes
+
+    ul = ctypes.c_ulong
+    if _LIBC.prctl(ul(option), ul(arg2), ul(arg3), ul(0), ul(0)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl({option}): {os.strerror(err)}")
+
+
+def _capabilities(clear: bool) -> Tuple[int, int, int]:
+    """capget (or capset to all zero first): (effective, permitted, inheritable), all 64 bits."""
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+    call = _LIBC.capset if clear else _LIBC.capget
+    if call(ctypes.byref(header), data) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{'capset' if clear else 'capget'}: {os.strerror(err)}")
+    if clear:
+        return _capabilities(False)
+    return tuple(data[0].__getattribute__(f) | (data[1].__getattribute__(f) << 32)  # type: ignore
+                 for f in ("effective", "permitted", "inheritable"))
+
+
+_RLIMITS = {"cpu": "RLIMIT_CPU", "as": "RLIMIT_AS", "fsize": "RLIMIT_FSIZE",
+            "nofile": "RLIMIT_NOFILE", "nproc": "RLIMIT_NPROC", "core": "RLIMIT_CORE",
+            "memlock": "RLIMIT_MEMLOCK", "msgqueue": "RLIMIT_MSGQUEUE"}
+
+
+class _Refused(Exception):
+    def __init__(self, kind: str, mechanism: Optional[str], message: str) -> None:
+        super().__init__(message)
+        self.kind, self.mechanism, self.message = kind, mechanism, message
+
+
+def _step(kind: str, mechanism: Optional[str], what: Callable[[], Any]) -> Any:
+    try:
+        return what()
+    except _Refused:
+        raise
+    except Exception as exc:
+        raise _Refused(kind, mechanism, f"{exc}") from None
+
+
+def _confine(job: Dict[str, Any], template_pid: int) -> None:
+    """The cold launcher's steps, applied by a forked child to itself, in the same order."""
+    import resource
+
+    identity = job.get("identity")
+    if identity is not None:
+        uid, gid = int(identity["uid"]), int(identity["gid"])
+
+        def switch() -> None:
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            _prctl(47, 4)  # PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL
+            # From the template's uid to the run's (both non-zero) the kernel keeps the
+            # template's CAP_SETUID/CAP_SETGID: drop every capability explicitly, then check.
+            caps = _capabilities(clear=True)
+            if any(caps):
+                raise OSError(f"capabilities left after capset: {caps}")
+            if os.getuid() != uid or os.geteuid() != uid or os.getgid() != gid or os.getgroups():
+                raise OSError("the uid/gid switch did not take")
+            try:
+                os.setuid(0)
+            except PermissionError:
+                return
+            raise OSError("uid 0 could be regained after dropping it")
+
+        _step("sandbox_error", "identity", switch)
+        cwd = job["cwd"]
+        if not os.access(cwd, os.R_OK | os.W_OK | os.X_OK):
+            raise _Refused("launch_error", None,
+                           f"the scratch dir {cwd} is not reachable by the run's uid")
+
+    def parent_death() -> None:
+        _prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+        if os.getppid() != template_pid:
+            raise OSError("the fork server exited before the child started")
+
+    _step("launch_error", None, parent_death)
+    _step("launch_error", None, os.setsid)
+
+    def rlimits() -> None:
+        for r in job.get("rlimits") or []:
+            which = getattr(resource, _RLIMITS[r["resource"]])
+            _, current_hard = resource.getrlimit(which)
+            hard = int(r["hard"])
+            if current_hard != resource.RLIM_INFINITY:
+                hard = min(hard, current_hard)
+            try:
+                resource.setrlimit(which, (min(int(r["soft"]), hard), hard))
+            except (OSError, ValueError) as exc:
+                raise OSError(f"{_RLIMITS[r['resource']]} = {r['soft']}/{hard}: {exc}") from None
+
+    _step("sandbox_error", "rlimits", rlimits)
+    _step("sandbox_error", "no_new_privs", lambda: _prctl(38, 1))  # PR_SET_NO_NEW_PRIVS
+    if job.get("landlock"):
+        def landlock() -> None:
+            import ctypes
+
+            # landlock_restrict_self(ruleset fd 4, 0): 446 on every architecture.
+            if _LIBC.syscall(ctypes.c_long(446), ctypes.c_long(4), ctypes.c_long(0)) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"restrict_self: {os.strerror(err)}")
+            os.close(4)
+
+        _step("sandbox_error", "landlock", landlock)
+    for i, program in enumerate(job.get("seccomp") or []):
+        _step("sandbox_error", "seccomp", lambda: _install_seccomp(program))
+    _step("launch_error", None, lambda: os.chdir(job["cwd"]))
+    env = {str(k): str(v) for k, v in job.get("env") or []}
+    os.environ.clear()
+    os.environ.update(env)
+
+
+def _forked_child(template: socket.socket, fds: List[int], template_pid: int) -> NoReturn:
+    """In C, right after the fork: fds, then the confine job, then an ordinary shim."""
+    import fcntl
+
+    try:
+        template.detach()  # its finalizer must never close the fd 3 we are about to reuse
+        parked = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64) for fd in fds]
+        for fd, target in zip(parked, (CONTROL_FD, 1, 2, 4)):
+            os.dup2(fd, target, inheritable=False)
+        os.closerange(5 if len(fds) == 4 else 4, 1 << 20)
+    except BaseException as exc:  # no control channel to report on: the daemon sees it close
+        _die(f"forked child: fds: {exc}", EXIT_REFUSED)
+    try:
+        line = bytearray()
+        while not line.endswith(b"\n"):
+            chunk = os.read(CONTROL_FD, 1 << 16)
+            if not chunk or len(line) > _MAX_CONFINE_LINE:
+                _die("control channel closed before the confine job", EXIT_DAEMON_GONE)
+            line += chunk
+        job = json.loads(line)
+        if not isinstance(job, dict) or job.get("type") != "confine":
+            raise _Refused("launch_error", None, "expected a confine job")
+        _confine(job, template_pid)
+    except BaseException as exc:
+        if isinstance(exc, _Refused):
+            report = {"type": exc.kind, "message": exc.message}
+            if exc.mechanism:
+                report["mechanism"] = exc.mechanism
+        else:
+            report = {"type": "launch_error", "message": f"confining the forked child: {exc!r}"}
+        try:
+            os.write(CONTROL_FD, _encode(report, strict=False))
+        finally:
+            os._exit(EXIT_REFUSED)
+    main()
+    os._exit(0)
+
+
+def _template_main() -> NoReturn:
+    """T: fork a child per request, reap them, never run anything it receives."""
+    global _LIBC
+    import ctypes
+    import fcntl  # noqa: F401  (imported once here for every forked child)
+    import gc
+    import resource  # noqa: F401
+    import select
+
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+    sys.argv[1:] = []  # a forked child's sys.argv is a cold child's: ['-c']
+    ctl = socket.socket(fileno=CONTROL_FD)
+    ctl.setblocking(True)
+
+    def receive() -> Tuple[Dict[str, Any], List[int]]:
+        data, fds, flags, _ = socket.recv_fds(ctl, 1 << 16, 4)
+        if not data:
+            os._exit(0)  # the daemon is gone (our children get SIGKILL with us)
+        if flags & (socket.MSG_CTRUNC | socket.MSG_TRUNC):
+            _die("fork server: truncated message", EXIT_PROTOCOL)
+        return _decode(data), fds
+
+    def send(msg: Dict[str, Any], fds: Optional[List[int]] = None) -> None:
+        socket.send_fds(ctl, [_encode(msg)], fds or [])
+
+    first, fds = receive()
+    if first.get("type") != "template" or fds:
+        _die("fork server: expected the template message", EXIT_PROTOCOL)
+    if first.get("late_seccomp") is not None:
+        _install_seccomp(first["late_seccomp"])
+    _flush_std()
+    gc.collect()
+    gc.freeze()  # what is imported now is shared with every child, not copied on first touch
+    pid = os.getpid()
+    send({"type": "ready", "pid": pid})
+    poller = select.poll()
+    poller.register(CONTROL_FD, select.POLLIN)
+    live: Dict[int, Tuple[int, int]] = {}  # pidfd -> (request id, pid)
+    retiring = False
+    while True:
+        if retiring and not live:
+            os._exit(0)
+        for fd, _events in poller.poll():
+            if fd != CONTROL_FD:
+                request, child = live.pop(fd)
+                poller.unregister(fd)
+                _, status, usage = os.wait4(child, 0)
+                os.close(fd)
+                cpu_ms = int((usage.ru_utime + usage.ru_stime) * 1000)
+                send({"type": "exited", "id": request, "status": status, "cpu_ms": cpu_ms})
+                continue
+            msg, fds = receive()
+            kind, request = msg.get("type"), msg.get("id")
+            if kind == "retire" and not fds:
+                retiring = True
+                continue
+            if kind != "fork" or type(request) is not int or len(fds) not in (3, 4):
+                _die(f"fork server: unexpected message {kind!r} with {len(fds)} fds", EXIT_PROTOCOL)
+            if threading_active() != 1:
+                _die("fork server: more than one thread", EXIT_PROTOCOL)
+            _flush_std()
+            try:
+                child = os.fork()
+            except OSError as exc:
+                for f in fds:
+                    os.close(f)
+                send({"type": "fork_failed", "id": request, "message": str(exc)})
+                continue
+            if child == 0:
+                _forked_child(ctl, fds, pid)
+            pidfd = os.pidfd_open(child)  # before any wait: the pid cannot be reused under us
+            for f in fds:
+                os.close(f)
+            live[pidfd] = (request, child)
+            poller.register(pidfd, select.POLLIN)
+            send({"type": "forked", "id": request, "pid": child}, [pidfd])
+
+
+def threading_active() -> int:
+    """Threads of this process (the template must fork with exactly one). A stat needs no
+    Landlock right; procfs counts a task dir's links as 2 + its threads."""
+    try:
+        return os.stat("/proc/self/task").st_nlink - 2
+    except OSError:
+        return 1
+
+
+if sys.argv[1:] == ["template"]:
+    _template_main()
 main()

@@ -536,6 +536,8 @@ class PtcdSystem:
     async def wait_template(self, client) -> None:
         if not self.forking:
             return
+        # A template may start only with the first run (no warm pool to fill): send one.
+        await client.run(W1_CODE)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             s = await client.status()

@@ -35,7 +35,9 @@ fn pump(from: UnixStream, to: UnixStream) -> io::Result<()> {
     let mut line = Vec::with_capacity(1 << 12);
     loop {
         line.clear();
-        let n = (&mut reader).take(MAX_LINE_BYTES + 1).read_until(b'\n', &mut line)?;
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES + 1)
+            .read_until(b'\n', &mut line)?;
         if n == 0 {
             break;
         }

@@ -233,10 +233,14 @@ def vm_rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+# Loaded once here: a preexec_fn must not dlopen between fork and exec.
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
 def _die_with_parent() -> None:
-    """preexec_fn: SIGKILL this child when the bench dies, whatever kills it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    """preexec_fn: SIGKILL this child when the bench dies, whatever kills it (children are
+    started from the main thread, the one PR_SET_PDEATHSIG watches)."""
+    _LIBC.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 # ---------------------------------------------------------------------------------- floors

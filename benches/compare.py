@@ -1,7 +1,8 @@
 """ptcd against its floors and its peers, all measured in the same run, in one command.
 
-    cargo build --release && cargo build --release --example echo_relay
-    python3 benches/compare.py [--runs N] [--quick] [--markdown FILE] [--json FILE]
+    cargo build --release && python3 benches/compare.py [--runs N] [--quick] [--markdown FILE] [--json FILE]
+
+(`target/release/examples/echo_relay`, the F_echo relay, is built on first use when missing.)
 
 What it does, in order:
 
@@ -385,6 +386,10 @@ class RawClient:
 
 
 def f_echo(relay_bin: Path, n_seq: int, n_gather: int, reps: int) -> dict[str, Any]:
+    if not relay_bin.exists() and shutil.which("cargo"):
+        print("  building the relay: cargo build --release --locked --example echo_relay", flush=True)
+        subprocess.run(["cargo", "build", "--release", "--locked", "--example", "echo_relay"], cwd=REPO,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if not relay_bin.exists():
         raise FileNotFoundError(f"{relay_bin} (build it: cargo build --release --example echo_relay)")
     tmp = Path(tempfile.mkdtemp(prefix="ptcd-bench-echo-"))

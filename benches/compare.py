@@ -945,12 +945,12 @@ def goals(res: dict[str, Any]) -> list[dict[str, Any]]:
     fl, sy = res["floors"], res["systems"]
     out = []
 
-    def goal(name: str, measured_value: Any, bound: Any, text: str, unit: str = "×") -> None:
+    def goal(name: str, measured_value: Any, bound: Any, text: str, unit: str = "×", at_least: bool = False) -> None:
         ok = None
         if isinstance(measured_value, (int, float)) and isinstance(bound, (int, float)):
-            ok = measured_value <= bound
+            ok = measured_value >= bound if at_least else measured_value <= bound
         out.append({"goal": name, "text": text, "measured": measured_value, "bound": bound, "unit": unit,
-                    "verdict": "n/a" if ok is None else ("PASS" if ok else "FAIL")})
+                    "at_least": at_least, "verdict": "n/a" if ok is None else ("PASS" if ok else "FAIL")})
 
     def r(a: Any, b: Any) -> Any:
         return a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
@@ -959,8 +959,7 @@ def goals(res: dict[str, Any]) -> list[dict[str, Any]]:
          "back-to-back run p50 / fork floor p50")
     b6 = get(sy, "ptcd B", "W6", "W1", "runs_per_s")
     a6 = get(sy, "ptcd A", "W6", "W1", "runs_per_s")
-    goal("W6 runs/s A ≥ 10 × B", r(b6, a6), 0.1, "B runs/s / A runs/s (≤ 0.1 ⇔ A ≥ 10 × B); A/B = "
-         + ratio(a6, b6))
+    goal("W6 runs/s A ≥ 10 × B", r(a6, b6), 10.0, "runs/s of `1 + 1`, A / B", at_least=True)
     goal("W3(A) ≤ 0.5 × monty fresh", r(get(sy, "ptcd A", "W3", "p50"), get(sy, "monty fresh", "W3", "p50")), 0.5,
          "p50 ratio")
     goal("W4(A) ≤ 30 ms", get(sy, "ptcd A", "W4", "p50"), 30.0, "p50", "ms")
@@ -1049,7 +1048,7 @@ def markdown(res: dict[str, Any]) -> str:
     for g in res["goals"]:
         m = g["measured"]
         L.append(f"| {g['goal']} | {fmt(m, 2)} {g['unit'] if isinstance(m, (int, float)) else ''} | "
-                 f"{g['bound']} {g['unit']} | {g['verdict']} | {g['text']} |")
+                 f"{'≥' if g['at_least'] else '≤'} {g['bound']} {g['unit']} | {g['verdict']} | {g['text']} |")
     L.append("\n¹ smolagents runs the script in the bench's own process by walking its AST: no process, no "
              "confinement, no `await` (W3/W4 are loops of plain calls, W6 runs on 50 threads under one GIL). "
              "It is a floor for interpreting, not a peer in isolation.")

@@ -472,8 +472,18 @@ impl ConfinedChild {
             }
             Proc::Forked(forked) => {
                 forked.kill();
-                let exit = tokio::time::timeout(FORKED_EXIT_DEADLINE, forked.exited()).await;
-                exit.ok().flatten().map(|e| ExitStatus::from_raw(e.status))
+                match tokio::time::timeout(FORKED_EXIT_DEADLINE, forked.exited()).await {
+                    Ok(exit) => exit.map(|e| ExitStatus::from_raw(e.status)),
+                    Err(_) => {
+                        // Its template does not reap: replace it, which ends the child too.
+                        forked.template_unresponsive();
+                        tokio::time::timeout(FORKED_EXIT_DEADLINE, forked.exited())
+                            .await
+                            .ok()
+                            .flatten()
+                            .map(|e| ExitStatus::from_raw(e.status))
+                    }
+                }
             }
         }
     }

@@ -84,6 +84,8 @@ pub struct ForkedProc {
     pub pid: u32,
     pidfd: OwnedFd,
     exit: watch::Receiver<Option<Exit>>,
+    /// Its template's: fired when T does not report a killed child's exit in time.
+    wedged: CancellationToken,
 }
 
 impl ForkedProc {
@@ -111,6 +113,12 @@ impl ForkedProc {
         }
     }
 
+    /// T did not report this child's exit after it was killed: T is stopped or stuck, and is
+    /// replaced (its children die with it).
+    pub fn template_unresponsive(&self) {
+        self.wedged.cancel();
+    }
+
     /// Waits until it ended (see [`ForkedProc::try_exit`]). Cancel-safe.
     pub async fn exited(&mut self) -> Option<Exit> {
         match self.exit.wait_for(Option::is_some).await {
@@ -123,7 +131,7 @@ impl ForkedProc {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Starting,
-    Up { pid: u32 },
+    Up,
     Retired,
     Dead,
 }
@@ -141,14 +149,20 @@ struct Template {
     _lease: Option<Arc<crate::sandbox::identity::UidLease>>,
     socket: AsyncFd<OwnedFd>,
     state: Mutex<TemplateState>,
+    /// Fired when T stopped answering (a fork request timed out, or a killed child's exit was
+    /// not reported in time): `serve` kills it, and the next run starts a new one.
+    wedged: CancellationToken,
 }
 
 struct TemplateState {
     phase: Phase,
+    /// T's pid, from its `ready`.
+    pid: Option<u32>,
     /// Fork requests waiting for `forked` / `fork_failed`.
     pending: HashMap<u64, Pending>,
-    /// Forked children not yet reported `exited`.
-    live: HashMap<u64, watch::Sender<Option<Exit>>>,
+    /// Forked children not yet reported `exited`, with a pidfd of each: if T dies first, the
+    /// daemon kills them itself (besides their parent-death signal).
+    live: HashMap<u64, (watch::Sender<Option<Exit>>, Option<OwnedFd>)>,
     forks: u64,
     /// Why it failed to start or died (for the log and for `require` runs).
     failure: Option<String>,
@@ -325,7 +339,7 @@ impl ForkServer {
                 (found, templates.last_failure.get(&policy.name).cloned())
             };
             if let Some(t) = &found {
-                if matches!(t.phase(), Phase::Up { .. }) {
+                if t.phase() == Phase::Up {
                     return Ok(t.clone());
                 }
             }
@@ -372,13 +386,19 @@ impl ForkServer {
         match tokio::time::timeout(FORK_TIMEOUT, answer).await {
             Ok(Ok(Ok((pid, pidfd)))) => {
                 self.forked_total.fetch_add(1, Ordering::Relaxed);
-                Ok(ForkedProc { pid, pidfd, exit })
+                Ok(ForkedProc {
+                    pid,
+                    pidfd,
+                    exit,
+                    wedged: template.wedged.clone(),
+                })
             }
             Ok(Ok(Err(message))) => Err(ForkError::Failed(message)),
             Ok(Err(_)) => Err(ForkError::Failed("the template exited".into())),
             Err(_) => {
-                // A late `forked` finds no requester and kills the child (see `serve`).
+                // T is stopped or stuck: replace it (its children die with it).
                 template.lock().pending.remove(&id);
+                template.wedged.cancel();
                 Err(ForkError::Failed(format!(
                     "the template did not fork within {} ms",
                     FORK_TIMEOUT.as_millis()
@@ -441,15 +461,15 @@ impl ForkServer {
             .chain(templates.retired.iter())
             .map(|t| {
                 let state = t.lock();
-                let (name, pid) = match state.phase {
-                    Phase::Starting => ("starting", None),
-                    Phase::Up { pid } => ("up", Some(pid)),
-                    Phase::Retired => ("retired", None),
-                    Phase::Dead => ("dead", None),
+                let name = match state.phase {
+                    Phase::Starting => "starting",
+                    Phase::Up => "up",
+                    Phase::Retired => "retired",
+                    Phase::Dead => "dead",
                 };
                 json!({
                     "policy": t.policy.name,
-                    "pid": pid,
+                    "pid": state.pid,
                     "uid": t.uid,
                     "state": name,
                     "live": state.live.len(),
@@ -464,20 +484,6 @@ impl ForkServer {
             "runs_cold_total": self.cold_total.load(Ordering::Relaxed),
             "fallbacks_total": self.fallbacks_total.load(Ordering::Relaxed),
         })
-    }
-
-    /// The pids of every live template (tests and status).
-    pub fn template_pids(&self) -> Vec<u32> {
-        let templates = self.lock();
-        templates
-            .list
-            .iter()
-            .chain(templates.retired.iter())
-            .filter_map(|t| match t.phase() {
-                Phase::Up { pid } => Some(pid),
-                _ => None,
-            })
-            .collect()
     }
 
     /// Why a run of `policy` with `plan` cannot be forked (it starts cold), or `None`.
@@ -566,11 +572,13 @@ fn start(
         socket,
         state: Mutex::new(TemplateState {
             phase: Phase::Starting,
+            pid: None,
             pending: HashMap::new(),
             live: HashMap::new(),
             forks: 0,
             failure: None,
         }),
+        wedged: CancellationToken::new(),
     });
     let late = plan.late_seccomp.clone();
     let template_for_start = template.clone();
@@ -628,6 +636,9 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
         let received = tokio::select! {
             r = template.receive(&mut buf) => r,
             _ = server.stop.cancelled() => break "the daemon is stopping".into(),
+            _ = template.wedged.cancelled() => {
+                break "it stopped answering (a fork or a killed child's exit)".to_string();
+            }
             _ = tokio::time::sleep_until(started + START_TIMEOUT), if starting => {
                 break format!("no `ready` within {} s", START_TIMEOUT.as_secs());
             }
@@ -644,7 +655,8 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
         let mut state = template.lock();
         match message {
             FromTemplate::Ready { pid } if state.phase == Phase::Starting => {
-                state.phase = Phase::Up { pid };
+                state.phase = Phase::Up;
+                state.pid = Some(pid);
                 drop(state);
                 server.lock().backoff.remove(&template.policy.name);
                 server.lock().last_failure.remove(&template.policy.name);
@@ -654,9 +666,10 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
             FromTemplate::Forked { id, pid } if fds.len() == 1 => {
                 let pidfd = fds.remove(0);
                 state.forks += 1;
+                let ours = pidfd.try_clone().ok();
                 match state.pending.remove(&id) {
                     Some((answer, exit)) => {
-                        state.live.insert(id, exit);
+                        state.live.insert(id, (exit, ours));
                         if let Err(Ok((_, pidfd))) = answer.send(Ok((pid, pidfd))) {
                             kill_pidfd(&pidfd); // the requester gave up
                         }
@@ -665,7 +678,7 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
                         // Timed out: nobody will use this child.
                         kill_pidfd(&pidfd);
                         let (exit, _) = watch::channel(None);
-                        state.live.insert(id, exit);
+                        state.live.insert(id, (exit, ours));
                     }
                 }
             }
@@ -675,7 +688,7 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
                 }
             }
             FromTemplate::Exited { id, status, cpu_ms } => {
-                if let Some(exit) = state.live.remove(&id) {
+                if let Some((exit, _)) = state.live.remove(&id) {
                     let _ = exit.send(Some(Exit { status, cpu_ms }));
                 }
             }
@@ -698,7 +711,12 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
         state.phase = Phase::Dead;
         state.failure = Some(why.clone());
         state.pending.clear(); // requesters see "the template exited"
-        state.live.clear(); // exits unknown: C died with T
+                               // Exits unknown; C dies with T (parent-death signal) and, in case, by our hand.
+        for (_, (_, pidfd)) in state.live.drain() {
+            if let Some(pidfd) = pidfd {
+                kill_pidfd(&pidfd);
+            }
+        }
         was_starting
     };
     let tail =

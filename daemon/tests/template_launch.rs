@@ -58,7 +58,7 @@ def attempt(f):
         return errno.errorcode.get(e.errno, str(e.errno))
 
 out = {"uid": os.getresuid(), "gid": os.getresgid(), "groups": os.getgroups(), "caps": capget(),
-       "ambient": [ambient(6), ambient(7)], "cwd": os.getcwd(), "home": os.environ.get("HOME"),
+       "ambient": [ambient(5), ambient(6), ambient(7)], "cwd": os.getcwd(), "home": os.environ.get("HOME"),
        "bounding": [c for c in range(64) if libc.prctl(ul(23), ul(c), ul(0), ul(0), ul(0)) == 1], "cpu_limit": __import__("resource").getrlimit(0)}
 # Landlock: the scratch root is in T's layer, a world-readable file elsewhere is not.
 out["list_scratch_root"] = attempt(lambda: os.listdir(scratch_root))
@@ -145,7 +145,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn template_runs_as_its_leased_uid_with_only_setuid_setgid() {
+async fn template_runs_as_its_leased_uid_with_only_kill_setuid_setgid() {
     let python = Interpreter::resolve(None).expect("a CPython");
     let policy = PolicySet::builtin().get(None).expect("default policy");
     let (first, last) = policy.identity.expect("the default policy has a uid range");
@@ -213,18 +213,18 @@ async fn template_runs_as_its_leased_uid_with_only_setuid_setgid() {
         .unwrap_or_else(|e| panic!("{e}: {:?} stderr {err}", String::from_utf8_lossy(&out)));
     println!("template report: {report}");
 
-    let setid_bits = Value::from((1u64 << 6) | (1u64 << 7));
+    let setid_bits = Value::from((1u64 << 5) | (1u64 << 6) | (1u64 << 7));
     let ids = |v: u32| Value::from(vec![v, v, v]);
-    // T: its own leased uid, no groups, exactly CAP_SETUID/CAP_SETGID (ambient too).
+    // T: its own leased uid, no groups, exactly CAP_KILL/CAP_SETUID/CAP_SETGID (ambient too).
     assert_eq!(report["uid"], ids(t_uid));
     assert_eq!(report["gid"], ids(t_uid));
     assert_eq!(report["groups"], Value::from(Vec::<u32>::new()));
     assert_eq!(report["caps"], Value::from(vec![setid_bits.clone(); 3]));
-    assert_eq!(report["ambient"], Value::from(vec![1, 1]));
+    assert_eq!(report["ambient"], Value::from(vec![1, 1, 1]));
     // The bounding set lost every other capability when the launcher held CAP_SETPCAP.
     let launcher_caps = ptcd::sandbox::caps::get().expect("capget");
     if launcher_caps.effective & ptcd::sandbox::caps::bit(ptcd::sandbox::caps::CAP_SETPCAP) != 0 {
-        assert_eq!(report["bounding"], Value::from(vec![6, 7]));
+        assert_eq!(report["bounding"], Value::from(vec![5, 6, 7]));
     }
     assert_eq!(report["cwd"], "/");
     assert_eq!(report["home"], "/nonexistent");

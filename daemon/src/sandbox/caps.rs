@@ -3,11 +3,16 @@
 //! structs nor the constants).
 //!
 //! Used by the launcher when it starts a fork server template (see [`super::template`]): the
-//! template keeps exactly `CAP_SETUID` and `CAP_SETGID`, and the launcher verifies that it holds
-//! those and nothing else before it execs the interpreter.
+//! template keeps exactly `CAP_KILL`, `CAP_SETUID` and `CAP_SETGID`, and the launcher verifies
+//! that it holds those and nothing else before it execs the interpreter.
 
 use std::io;
 
+/// `CAP_KILL`: signal processes of other uids. A template needs it for one thing only: the
+/// kernel checks the dying parent's right to signal when it delivers a child's parent-death
+/// signal, and a forked child runs as another uid. Landlock's signal scope confines it to the
+/// template's own children.
+pub const CAP_KILL: u32 = 5;
 /// `CAP_SETGID`: set any gid (here: bounded to the policy's range by seccomp).
 pub const CAP_SETGID: u32 = 6;
 /// `CAP_SETUID`: set any uid (bounded likewise).

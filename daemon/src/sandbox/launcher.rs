@@ -5,7 +5,7 @@
 //! client's `env` values) → refuse early if the plan says so → close fds →
 //! `oom_score_adj` 1000 (the child, not the daemon, is the OOM killer's pick) → cgroup → network
 //! namespace → open the Landlock ruleset and its path fds (still root) → drop groups/gid/uid
-//! (a fork server template keeps `CAP_SETUID`/`CAP_SETGID` instead: `retain_setid_identity`) →
+//! (a fork server template keeps `CAP_KILL`/`CAP_SETUID`/`CAP_SETGID` instead: `retain_setid_identity`) →
 //! `PR_SET_PDEATHSIG` + `getppid` re-check → `setsid` → rlimits → `no_new_privs` → Landlock
 //! `restrict_self` → seccomp → `chdir` + `execve` with the plan's environment only.
 //!
@@ -161,17 +161,19 @@ fn drop_identity(id: Identity) -> Result<(), String> {
 }
 
 /// A fork server template's identity: uid/gid `id` (from `range`, leased like a run's) keeping
-/// exactly `CAP_SETUID` and `CAP_SETGID`, in the effective, permitted, inheritable and ambient
-/// sets, so that they survive the exec of the interpreter (no file capabilities, under
-/// `no_new_privs`) and the template can give each forked child its run's uid. Seccomp bounds
-/// every id it may set to `range` ([`seccomp::template_filters`]).
+/// exactly `CAP_KILL`, `CAP_SETUID` and `CAP_SETGID`, in the effective, permitted, inheritable
+/// and ambient sets, so that they survive the exec of the interpreter (no file capabilities,
+/// under `no_new_privs`) and the template can give each forked child its run's uid. Seccomp
+/// bounds every id it may set to `range` ([`seccomp::template_filters`]); `CAP_KILL` is there
+/// only so that the kernel delivers its children's parent-death signal across uids, and
+/// Landlock's signal scope (required for a template with per-run uids) keeps it to them.
 ///
 /// Order: `PR_SET_KEEPCAPS` (else the switch away from uid 0 clears the permitted set) → drop
 /// every other capability from the bounding set when `CAP_SETPCAP` is held (a container without
 /// it keeps its bounding set: with `no_new_privs` and no exec after this one it grants nothing)
 /// → no supplementary groups → gid → uid → capset → ambient raise → verify.
 fn retain_setid_identity(id: Identity, range: SetidRange) -> Result<(), String> {
-    let keep = [caps::CAP_SETUID, caps::CAP_SETGID];
+    let keep = [caps::CAP_KILL, caps::CAP_SETUID, caps::CAP_SETGID];
     for (what, v) in [("uid", id.uid), ("gid", id.gid)] {
         if !(range.first..=range.last).contains(&v) {
             return Err(format!(
@@ -204,7 +206,7 @@ fn retain_setid_identity(id: Identity, range: SetidRange) -> Result<(), String> 
         }
     }
     let wanted = caps::Caps::only(&keep);
-    caps::set(wanted).map_err(|e| format!("capset(CAP_SETUID, CAP_SETGID): {e}"))?;
+    caps::set(wanted).map_err(|e| format!("capset(CAP_KILL, CAP_SETUID, CAP_SETGID): {e}"))?;
     for cap in keep {
         caps::raise_ambient(cap).map_err(|e| format!("PR_CAP_AMBIENT_RAISE {cap}: {e}"))?;
     }
@@ -213,7 +215,8 @@ fn retain_setid_identity(id: Identity, range: SetidRange) -> Result<(), String> 
     let held = caps::get().map_err(|e| format!("capget: {e}"))?;
     if held != wanted || !keep.iter().all(|&c| caps::ambient_is_set(c)) {
         return Err(format!(
-            "capabilities are {held:?} (ambient setuid {}, setgid {}), not exactly CAP_SETUID and CAP_SETGID",
+            "capabilities are {held:?} (ambient kill {}, setuid {}, setgid {}), not exactly CAP_KILL, CAP_SETUID and CAP_SETGID",
+            caps::ambient_is_set(caps::CAP_KILL),
             caps::ambient_is_set(caps::CAP_SETUID),
             caps::ambient_is_set(caps::CAP_SETGID)
         ));

@@ -8,7 +8,7 @@
 //!
 //! | layer | T | why |
 //! |---|---|---|
-//! | identity | its own leased uid from the policy's range, keeping only `CAP_SETUID`/`CAP_SETGID` (`retain_setid`) | to give each C its run's uid |
+//! | identity | its own leased uid from the policy's range, keeping only `CAP_KILL`/`CAP_SETUID`/`CAP_SETGID` (`retain_setid`) | to give each C its run's uid; `CAP_KILL` so that the kernel delivers C's parent-death signal across uids (Landlock's signal scope, required, keeps it to T's own children) |
 //! | seccomp | [`seccomp::template_filters`] (set*id bounded to the range, fork and `pidfd_open` allowed), then [`seccomp::template_late_filter`] (no exec) | C stacks the cold filters on top and answers every syscall as a cold child |
 //! | Landlock | the policy's rules with `{scratch}` = the scratch *root* | covers every run's dir (a tmpfs mounted beneath the root) |
 //! | rlimits | the policy's maxima, no `RLIMIT_CPU` (T lives long), no `RLIMIT_NPROC`, `RLIMIT_NOFILE` ≥ 1024 | C can only lower limits |
@@ -94,6 +94,11 @@ pub fn build_template(
         Some("policies with cgroup/network_namespace start cold")
     } else if !policy.seccomp {
         Some("policies without seccomp start cold (a template always runs under its filters)")
+    } else if plan.retain_setid.is_some() && plan.landlock.as_ref().is_none_or(|l| l.abi < 6) {
+        Some(
+            "with per-run uids a template holds CAP_KILL, which only Landlock's signal scope \
+             (ABI 6) confines to its own children: runs start cold",
+        )
     } else {
         None
     };

@@ -86,10 +86,6 @@ def assert_next_run_works(d: Daemon) -> int:
     return int(r["stdout"].split()[1])
 
 
-@pytest.mark.xfail(strict=True, reason="issue #14 core: a forked child outlives its killed template "
-                   "(reparented to init: the template, uid U_t without CAP_KILL, may not deliver the "
-                   "parent-death signal to a run uid) and the daemon does not kill the dead "
-                   "template's children by pidfd, so the run hangs until its wall-clock limit")
 def test_killing_the_template_fails_inflight_runs_and_restarts_it(start_daemon) -> None:
     d = fork_daemon(start_daemon)
     # The run's own deadline is far beyond what ending it takes (an event: its process dies),
@@ -384,13 +380,15 @@ def test_forked_and_cold_confinement_report_the_same(start_daemon) -> None:
         assert_next_run_works(d)
 
 
-CAP_SETGID, CAP_SETUID = 6, 7
+CAP_KILL, CAP_SETGID, CAP_SETUID = 5, 6, 7
 
 
-def test_template_is_not_root_and_holds_only_setid_capabilities(start_daemon) -> None:
+def test_template_is_not_root_and_holds_only_kill_and_setid_capabilities(start_daemon) -> None:
     """What a compromised template could do is bounded by its own confinement: it must run as
     the uid `daemon/status` lists for it, with no capability but CAP_SETUID/CAP_SETGID (to give
-    each child its run's uid), no_new_privs and seccomp filters of its own."""
+    each child its run's uid) and CAP_KILL (so the kernel delivers a child's parent-death signal
+    across uids; Landlock's signal scope keeps it to its own children), no_new_privs and seccomp
+    filters of its own."""
     d = fork_daemon(start_daemon)
     assert_next_run_works(d)  # the default policy's template is started by a run at the latest
     templates = {t["pid"]: t for t in d.fork_server()["templates"] if t["state"] == "up"}
@@ -402,7 +400,7 @@ def test_template_is_not_root_and_holds_only_setid_capabilities(start_daemon) ->
             status[key] = value.strip()
         assert status["NoNewPrivs"] == "1", status
         assert status["Threads"] == "1", status
-        allowed = (1 << CAP_SETUID) | (1 << CAP_SETGID)
+        allowed = (1 << CAP_KILL) | (1 << CAP_SETUID) | (1 << CAP_SETGID)
         for key in ("CapEff", "CapPrm", "CapInh"):
             assert int(status[key], 16) & ~allowed == 0, (pid, key, status[key])
         assert t["uid"] is not None and set(status["Uid"].split()) == {str(t["uid"])}, (t, status["Uid"])

@@ -57,6 +57,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_MESSAGE: usize = 64 << 10;
 /// What is kept of T's stdout/stderr, for the log when it dies.
 const TAIL_BYTES: usize = 4 << 10;
+/// How often the daemon checks that T is not stopped (SIGSTOP, a tracer): a stopped T neither
+/// forks nor reports its children's exits, so every run would wait out a deadline, forever.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why a run could not be forked.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -623,6 +626,8 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
     }
     let started = tokio::time::Instant::now();
     let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut health = tokio::time::interval(HEALTH_INTERVAL);
+    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let why: String = loop {
         let starting = template.phase() == Phase::Starting;
         let received = tokio::select! {
@@ -631,6 +636,10 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
             _ = tokio::time::sleep_until(started + START_TIMEOUT), if starting => {
                 break format!("no `ready` within {} s", START_TIMEOUT.as_secs());
             }
+            _ = health.tick() => match child.id().and_then(stopped) {
+                Some(state) => break format!("it was stopped ({state}); it is replaced"),
+                None => continue,
+            },
         };
         let (value, mut fds) = match received {
             Ok(Some(message)) => message,
@@ -716,6 +725,16 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
     }
     drop(templates);
     server.changed.notify_waiters();
+}
+
+/// `Some(state)` when process `pid` is stopped by a signal (`T`) or by a tracer (`t`), from
+/// `/proc/<pid>/stat`. Only called for T while it is the daemon's unreaped child: the pid is
+/// still T's.
+fn stopped(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state is the first field after the parenthesised command name.
+    let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+    matches!(state, 'T' | 't').then_some(state)
 }
 
 fn kill_pidfd(pidfd: &OwnedFd) {

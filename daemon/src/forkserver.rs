@@ -85,7 +85,8 @@ pub struct Exit {
 /// A child forked by a template: its pid, a pidfd to signal it, and its exit as T reports it.
 pub struct ForkedProc {
     pub pid: u32,
-    pidfd: OwnedFd,
+    /// Shared with the template's `live` table, which kills the child if T dies first.
+    pidfd: Arc<OwnedFd>,
     exit: watch::Receiver<Option<Exit>>,
 }
 
@@ -132,9 +133,12 @@ enum Phase {
 }
 
 type Pending = (
-    oneshot::Sender<Result<(u32, OwnedFd), String>>,
+    oneshot::Sender<Result<(u32, Arc<OwnedFd>), String>>,
     watch::Sender<Option<Exit>>,
 );
+
+/// A forked child T has not reported `exited` for: where its exit goes, and its pidfd.
+type Live = (watch::Sender<Option<Exit>>, Arc<OwnedFd>);
 
 /// One template process and what the daemon knows of its children.
 struct Template {
@@ -151,7 +155,7 @@ struct TemplateState {
     /// Fork requests waiting for `forked` / `fork_failed`.
     pending: HashMap<u64, Pending>,
     /// Forked children not yet reported `exited`.
-    live: HashMap<u64, watch::Sender<Option<Exit>>>,
+    live: HashMap<u64, Live>,
     forks: u64,
     /// Why it failed to start or died (for the log and for `require` runs).
     failure: Option<String>,
@@ -661,12 +665,12 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
                 tracing::info!(policy = %template.policy.name, pid, "fork server: template up");
             }
             FromTemplate::Forked { id, pid } if fds.len() == 1 => {
-                let pidfd = fds.remove(0);
+                let pidfd = Arc::new(fds.remove(0));
                 state.forks += 1;
                 match state.pending.remove(&id) {
                     Some((answer, exit)) => {
-                        state.live.insert(id, exit);
-                        if let Err(Ok((_, pidfd))) = answer.send(Ok((pid, pidfd))) {
+                        state.live.insert(id, (exit, pidfd.clone()));
+                        if answer.send(Ok((pid, pidfd.clone()))).is_err() {
                             kill_pidfd(&pidfd); // the requester gave up
                         }
                     }
@@ -674,7 +678,7 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
                         // Timed out: nobody will use this child.
                         kill_pidfd(&pidfd);
                         let (exit, _) = watch::channel(None);
-                        state.live.insert(id, exit);
+                        state.live.insert(id, (exit, pidfd));
                     }
                 }
             }
@@ -684,7 +688,7 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
                 }
             }
             FromTemplate::Exited { id, status, cpu_ms } => {
-                if let Some(exit) = state.live.remove(&id) {
+                if let Some((exit, _)) = state.live.remove(&id) {
                     let _ = exit.send(Some(Exit { status, cpu_ms }));
                 }
             }
@@ -707,7 +711,12 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
         state.phase = Phase::Dead;
         state.failure = Some(why.clone());
         state.pending.clear(); // requesters see "the template exited"
-        state.live.clear(); // exits unknown: C died with T
+        // T's children do NOT die with it: the kernel checks a parent-death signal like a
+        // kill(2) by T, and T (its own uid, no CAP_KILL) may not signal a run's uid. They are
+        // orphans now; only the daemon (root) can end them, through their pidfds.
+        for (_, (_, pidfd)) in state.live.drain() {
+            kill_pidfd(&pidfd); // their runs see the control socket close: `crashed`
+        }
         was_starting
     };
     let tail =

@@ -82,7 +82,8 @@ def assert_serves_forked(client: RpcClient) -> None:
     before = fork_status(client)["runs_forked_total"]
     result = client.run("print(6 * 7)")
     assert (result["status"], result["stdout"]) == ("ok", "42\n"), result
-    assert fork_status(client)["runs_forked_total"] == before + 1
+    after = fork_status(client)
+    assert after["runs_forked_total"] > before and after["runs_cold_total"] == 0, after
 
 
 def test_stopped_template_is_replaced_and_no_run_waits_on_it(forking: Daemon) -> None:
@@ -156,3 +157,44 @@ def test_killing_the_daemon_kills_forked_runs(forking: Daemon) -> None:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_flood_of_runs_cancelled_mid_confinement_leaks_nothing(forking: Daemon) -> None:
+    """A hostile client pipelines 40 runs (more than the concurrency limit) and cancels each
+    right away, some while its child is being forked or is confining itself, then a second
+    client does the same and hangs up. Every run gets exactly one answer; afterwards the
+    template is up with no live child, and the daemon holds no more fds, zombies or scratch
+    dirs than before."""
+    client = forking.connect()
+    old = template_pid(client)
+    assert_serves_forked(client)
+    fds_before = len(os.listdir(f"/proc/{forking.pid}/fd"))
+    c = forking.connect()
+    c.sock.settimeout(ANSWER_WITHIN_S)
+    code = "import time\ntime.sleep(30)\n"
+    ids = [c.request("run", {"code": code}) for _ in range(40)]
+    for rid in ids:
+        c.request("run/cancel", {"request_id": rid})
+    answers: dict = {}
+    while len(answers) < len(ids):
+        msg = c.recv()
+        if msg.get("id") in ids:
+            assert msg["id"] not in answers, msg  # exactly one answer per run
+            answers[msg["id"]] = msg
+    for msg in answers.values():
+        if "result" in msg:
+            assert msg["result"]["status"] == "cancelled", msg
+        else:
+            assert msg["error"]["code"] == -32002, msg  # over the concurrency limit
+    quitter = forking.connect()
+    for _ in range(10):
+        quitter.request("run", {"code": code})
+    quitter.close()  # its runs are cancelled
+    c.close()
+    wait_until(lambda: fork_status(client)["templates"][0]["live"] == 0, "no live forked child")
+    assert template_pid(client) == old  # the template survived all of it
+    assert_serves_forked(client)
+    wait_until(lambda: not run_dirs(forking.scratch), "the runs' scratch dirs to go")
+    wait_until(lambda: len(os.listdir(f"/proc/{forking.pid}/fd")) <= fds_before,
+               f"the daemon's fds back to {fds_before}")
+    assert set(descendants(forking.pid)) == {old}

@@ -711,9 +711,9 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
         state.phase = Phase::Dead;
         state.failure = Some(why.clone());
         state.pending.clear(); // requesters see "the template exited"
-        // T's children do NOT die with it: the kernel checks a parent-death signal like a
-        // kill(2) by T, and T (its own uid, no CAP_KILL) may not signal a run's uid. They are
-        // orphans now; only the daemon (root) can end them, through their pidfds.
+                               // T's children do NOT die with it: the kernel checks a parent-death signal like a
+                               // kill(2) by T, and T (its own uid, no CAP_KILL) may not signal a run's uid. They are
+                               // orphans now; only the daemon (root) can end them, through their pidfds.
         for (_, (_, pidfd)) in state.live.drain() {
             kill_pidfd(&pidfd); // their runs see the control socket close: `crashed`
         }

@@ -10,7 +10,6 @@ forked run.
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import shutil
 import tempfile
@@ -21,7 +20,6 @@ from typing import Iterator
 import pytest
 
 from daemon import Daemon
-from rpc import RpcClient
 
 from conftest import UNPRIVILEGED, daemon_args
 

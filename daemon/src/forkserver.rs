@@ -18,7 +18,10 @@
 //! started lazily, the first time a run of its policy is eligible (the default policy's at
 //! start-up); one that dies is restarted on demand after a back-off; SIGHUP retires every
 //! template (it refuses new forks and exits once its last child is reaped); shutdown kills them
-//! after every run has ended.
+//! after every run has ended. C's parent-death signal on T does not fire in practice (the kernel
+//! checks it like a kill by T, whose uid may not signal a run's), so when T dies the daemon kills
+//! its live children through their pidfds; a T found stopped (SIGSTOP, a tracer) is killed and
+//! replaced, since it would neither fork nor report exits.
 
 use std::collections::HashMap;
 use std::io;

@@ -138,7 +138,9 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Err(_) => {
-            println!("test template_runs_as_its_leased_uid_with_only_kill_setuid_setgid ... FAILED");
+            println!(
+                "test template_runs_as_its_leased_uid_with_only_kill_setuid_setgid ... FAILED"
+            );
             println!("\ntest result: FAILED. 0 passed; 1 failed");
             std::process::ExitCode::FAILURE
         }

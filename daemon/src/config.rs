@@ -697,7 +697,7 @@ impl Default for ServeConfig {
             max_scratch_total_mb: default_scratch_total_mb(),
             mcp_servers: Default::default(),
             discovery_threshold: 30,
-            fork_server: ForkServerMode::Off,
+            fork_server: ForkServerMode::On,
         }
     }
 }
@@ -814,6 +814,21 @@ mod tests {
             .check(65534, 65534)
             .unwrap_err()
             .contains("uid 65534"));
+    }
+
+    #[test]
+    fn fork_server_defaults_to_on_and_a_bad_mode_is_named() {
+        assert_eq!(
+            settings("").map(|s| s.serve.fork_server),
+            Ok(ForkServerMode::On)
+        );
+        assert_eq!(
+            settings("fork_server = \"require\"").map(|s| s.serve.fork_server),
+            Ok(ForkServerMode::Require)
+        );
+        assert!(settings("fork_server = \"sometimes\"")
+            .unwrap_err()
+            .contains("fork_server"));
     }
 
     #[test]

@@ -18,7 +18,11 @@
 //! started lazily, the first time a run of its policy is eligible (the default policy's at
 //! start-up); one that dies is restarted on demand after a back-off; SIGHUP retires every
 //! template (it refuses new forks and exits once its last child is reaped); shutdown kills them
-//! after every run has ended.
+//! after every run has ended. C's parent-death signal on T is checked by the kernel like a kill
+//! by T, which is why T keeps `CAP_KILL` (C runs as another uid); in case, when T dies the daemon
+//! also kills its live children through their pidfds. A T found stopped (SIGSTOP, a tracer), or
+//! leaving a fork request or a killed child's exit report unanswered for 2 s, is killed and
+//! replaced.
 
 use std::collections::HashMap;
 use std::io;
@@ -57,6 +61,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_MESSAGE: usize = 64 << 10;
 /// What is kept of T's stdout/stderr, for the log when it dies.
 const TAIL_BYTES: usize = 4 << 10;
+/// How often the daemon checks that T is not stopped (SIGSTOP, a tracer): a stopped T neither
+/// forks nor reports its children's exits, so every run would wait out a deadline, forever.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why a run could not be forked.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -82,7 +89,8 @@ pub struct Exit {
 /// A child forked by a template: its pid, a pidfd to signal it, and its exit as T reports it.
 pub struct ForkedProc {
     pub pid: u32,
-    pidfd: OwnedFd,
+    /// Shared with the template's `live` table, which kills the child if T dies first.
+    pidfd: Arc<OwnedFd>,
     exit: watch::Receiver<Option<Exit>>,
     /// Its template's: fired when T does not report a killed child's exit in time.
     wedged: CancellationToken,
@@ -137,9 +145,12 @@ enum Phase {
 }
 
 type Pending = (
-    oneshot::Sender<Result<(u32, OwnedFd), String>>,
+    oneshot::Sender<Result<(u32, Arc<OwnedFd>), String>>,
     watch::Sender<Option<Exit>>,
 );
+
+/// A forked child T has not reported `exited` for: where its exit goes, and its pidfd.
+type Live = (watch::Sender<Option<Exit>>, Arc<OwnedFd>);
 
 /// One template process and what the daemon knows of its children.
 struct Template {
@@ -160,9 +171,8 @@ struct TemplateState {
     pid: Option<u32>,
     /// Fork requests waiting for `forked` / `fork_failed`.
     pending: HashMap<u64, Pending>,
-    /// Forked children not yet reported `exited`, with a pidfd of each: if T dies first, the
-    /// daemon kills them itself (besides their parent-death signal).
-    live: HashMap<u64, (watch::Sender<Option<Exit>>, Option<OwnedFd>)>,
+    /// Forked children not yet reported `exited`.
+    live: HashMap<u64, Live>,
     forks: u64,
     /// Why it failed to start or died (for the log and for `require` runs).
     failure: Option<String>,
@@ -631,6 +641,8 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
     }
     let started = tokio::time::Instant::now();
     let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut health = tokio::time::interval(HEALTH_INTERVAL);
+    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let why: String = loop {
         let starting = template.phase() == Phase::Starting;
         let received = tokio::select! {
@@ -642,6 +654,10 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
             _ = tokio::time::sleep_until(started + START_TIMEOUT), if starting => {
                 break format!("no `ready` within {} s", START_TIMEOUT.as_secs());
             }
+            _ = health.tick() => match child.id().and_then(stopped) {
+                Some(state) => break format!("it was stopped ({state}); it is replaced"),
+                None => continue,
+            },
         };
         let (value, mut fds) = match received {
             Ok(Some(message)) => message,
@@ -664,13 +680,12 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
                 tracing::info!(policy = %template.policy.name, pid, "fork server: template up");
             }
             FromTemplate::Forked { id, pid } if fds.len() == 1 => {
-                let pidfd = fds.remove(0);
+                let pidfd = Arc::new(fds.remove(0));
                 state.forks += 1;
-                let ours = pidfd.try_clone().ok();
                 match state.pending.remove(&id) {
                     Some((answer, exit)) => {
-                        state.live.insert(id, (exit, ours));
-                        if let Err(Ok((_, pidfd))) = answer.send(Ok((pid, pidfd))) {
+                        state.live.insert(id, (exit, pidfd.clone()));
+                        if answer.send(Ok((pid, pidfd.clone()))).is_err() {
                             kill_pidfd(&pidfd); // the requester gave up
                         }
                     }
@@ -678,7 +693,7 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
                         // Timed out: nobody will use this child.
                         kill_pidfd(&pidfd);
                         let (exit, _) = watch::channel(None);
-                        state.live.insert(id, (exit, ours));
+                        state.live.insert(id, (exit, pidfd));
                     }
                 }
             }
@@ -711,11 +726,11 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
         state.phase = Phase::Dead;
         state.failure = Some(why.clone());
         state.pending.clear(); // requesters see "the template exited"
-                               // Exits unknown; C dies with T (parent-death signal) and, in case, by our hand.
+                               // T's children die with it (parent-death signal, which the kernel delivers
+                               // only because T holds CAP_KILL: they run as other uids); in case one did
+                               // not, the daemon (root) ends it through its pidfd.
         for (_, (_, pidfd)) in state.live.drain() {
-            if let Some(pidfd) = pidfd {
-                kill_pidfd(&pidfd);
-            }
+            kill_pidfd(&pidfd); // their runs see the control socket close: `crashed`
         }
         was_starting
     };
@@ -734,6 +749,16 @@ async fn serve(server: Arc<ForkServer>, template: Arc<Template>, mut child: toki
     }
     drop(templates);
     server.changed.notify_waiters();
+}
+
+/// `Some(state)` when process `pid` is stopped by a signal (`T`) or by a tracer (`t`), from
+/// `/proc/<pid>/stat`. Only called for T while it is the daemon's unreaped child: the pid is
+/// still T's.
+fn stopped(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state is the first field after the parenthesised command name.
+    let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+    matches!(state, 'T' | 't').then_some(state)
 }
 
 fn kill_pidfd(pidfd: &OwnedFd) {

@@ -120,7 +120,7 @@ fn main() -> std::process::ExitCode {
     }
     if !identity::daemon_is_root() {
         println!(
-            "test template_runs_as_its_leased_uid_with_only_setuid_setgid ... ignored (needs root)"
+            "test template_runs_as_its_leased_uid_with_only_kill_setuid_setgid ... ignored (needs root)"
         );
         return std::process::ExitCode::SUCCESS;
     }
@@ -129,16 +129,18 @@ fn main() -> std::process::ExitCode {
         .build()
         .expect("a tokio runtime");
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        runtime.block_on(template_runs_as_its_leased_uid_with_only_setuid_setgid())
+        runtime.block_on(template_runs_as_its_leased_uid_with_only_kill_setuid_setgid())
     }));
     match outcome {
         Ok(()) => {
-            println!("test template_runs_as_its_leased_uid_with_only_setuid_setgid ... ok");
+            println!("test template_runs_as_its_leased_uid_with_only_kill_setuid_setgid ... ok");
             println!("\ntest result: ok. 1 passed; 0 failed");
             std::process::ExitCode::SUCCESS
         }
         Err(_) => {
-            println!("test template_runs_as_its_leased_uid_with_only_setuid_setgid ... FAILED");
+            println!(
+                "test template_runs_as_its_leased_uid_with_only_kill_setuid_setgid ... FAILED"
+            );
             println!("\ntest result: FAILED. 0 passed; 1 failed");
             std::process::ExitCode::FAILURE
         }

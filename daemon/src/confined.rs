@@ -258,10 +258,15 @@ impl ConfinedChild {
         let (out_r, out_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
         let (err_r, err_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
         let mut fds: Vec<OwnedFd> = vec![theirs.into(), out_w, err_w];
-        if let Some(ll) = &plan.landlock {
-            // Prepared here, as root, like the launcher does before it drops its uid.
-            let ruleset = sandbox::landlock::prepare(ll).map_err(|m| format!("landlock: {m}"))?;
-            let fd: Option<OwnedFd> = ruleset.into();
+        if let Some(ll) = plan.landlock.clone() {
+            // Prepared here, as root, like the launcher does before it drops its uid; on a
+            // blocking thread (it opens every rule's path).
+            let fd = tokio::task::spawn_blocking(move || {
+                sandbox::landlock::prepare(&ll).map(Option::<OwnedFd>::from)
+            })
+            .await
+            .map_err(|e| format!("landlock: {e}"))?
+            .map_err(|m| format!("landlock: {m}"))?;
             fds.push(fd.ok_or("landlock: no ruleset fd")?);
         }
         let proc = launch

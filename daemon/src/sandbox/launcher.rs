@@ -134,17 +134,9 @@ fn prefer_as_oom_victim() {
 
 /// No supplementary groups, then gid, then uid; verifies that root cannot be regained.
 fn drop_identity(id: Identity) -> Result<(), String> {
-    // SAFETY: plain syscalls with integer arguments (setgroups with an empty list).
+    switch_ids(id)?;
+    // SAFETY: plain syscalls with integer arguments.
     unsafe {
-        if libc::setgroups(0, std::ptr::null()) != 0 {
-            return Err(format!("setgroups: {}", errno()));
-        }
-        if libc::setresgid(id.gid, id.gid, id.gid) != 0 {
-            return Err(format!("setresgid({}): {}", id.gid, errno()));
-        }
-        if libc::setresuid(id.uid, id.uid, id.uid) != 0 {
-            return Err(format!("setresuid({}): {}", id.uid, errno()));
-        }
         if libc::setuid(0) == 0 || libc::getuid() != id.uid || libc::geteuid() != id.uid {
             return Err("uid 0 could be regained after dropping it".into());
         }
@@ -156,6 +148,23 @@ fn drop_identity(id: Identity) -> Result<(), String> {
             0,
             0,
         );
+    }
+    Ok(())
+}
+
+/// No supplementary groups, then gid, then uid (real, effective and saved).
+fn switch_ids(id: Identity) -> Result<(), String> {
+    // SAFETY: plain syscalls with integer arguments (setgroups with an empty list).
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(format!("setgroups: {}", errno()));
+        }
+        if libc::setresgid(id.gid, id.gid, id.gid) != 0 {
+            return Err(format!("setresgid({}): {}", id.gid, errno()));
+        }
+        if libc::setresuid(id.uid, id.uid, id.uid) != 0 {
+            return Err(format!("setresuid({}): {}", id.uid, errno()));
+        }
     }
     Ok(())
 }
@@ -190,17 +199,9 @@ fn retain_setid_identity(id: Identity, range: SetidRange) -> Result<(), String> 
     if before.effective & caps::bit(caps::CAP_SETPCAP) != 0 {
         caps::drop_bounding_except(&keep).map_err(|e| format!("PR_CAPBSET_DROP: {e}"))?;
     }
-    // SAFETY: plain syscalls with integer arguments (setgroups with an empty list).
+    switch_ids(id)?;
+    // SAFETY: plain syscalls with no arguments.
     unsafe {
-        if libc::setgroups(0, std::ptr::null()) != 0 {
-            return Err(format!("setgroups: {}", errno()));
-        }
-        if libc::setresgid(id.gid, id.gid, id.gid) != 0 {
-            return Err(format!("setresgid({}): {}", id.gid, errno()));
-        }
-        if libc::setresuid(id.uid, id.uid, id.uid) != 0 {
-            return Err(format!("setresuid({}): {}", id.uid, errno()));
-        }
         if libc::getuid() != id.uid || libc::geteuid() != id.uid || libc::getgid() != id.gid {
             return Err("the uid/gid switch did not take".into());
         }

@@ -346,12 +346,12 @@ pub fn resolve(path: &str, python: &Interpreter, scratch: &Path) -> Option<Strin
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::policy::PolicySet;
 
     /// The facts of a root daemon with pid 4242 and every capability, at Landlock ABI `abi`.
-    fn host(python: &Interpreter, abi: u32) -> Host<'_> {
+    pub(crate) fn host(python: &Interpreter, abi: u32) -> Host<'_> {
         Host {
             python,
             parent_pid: 4242,
@@ -360,7 +360,8 @@ mod tests {
         }
     }
 
-    fn python() -> Interpreter {
+    /// A CPython 3.11 at the usual Debian paths (nothing is read from disk).
+    pub(crate) fn python() -> Interpreter {
         Interpreter {
             executable: "/usr/bin/python3.11".into(),
             version: "3.11".into(),

@@ -885,11 +885,17 @@ fn late_program() -> Vec<sock_filter> {
             libc::PR_SET_SECCOMP as u64,
         )]),
     ];
-    let rules = BTreeMap::from([
+    deny_exec_and(vec![(libc::SYS_prctl, prctl_rules)])
+}
+
+/// A filter that answers `EPERM` to `execve`, `execveat` and the `extra` rules, and allows
+/// everything else (the late filters: no more exec once CPython runs).
+fn deny_exec_and(extra: Vec<(i64, Vec<SeccompRule>)>) -> Vec<sock_filter> {
+    let mut rules = BTreeMap::from([
         (libc::SYS_execve, Vec::new()),
         (libc::SYS_execveat, Vec::new()),
-        (libc::SYS_prctl, prctl_rules),
     ]);
+    rules.extend(extra);
     compile(
         rules,
         SeccompAction::Allow,
@@ -1028,15 +1034,7 @@ pub fn template_filters(range: Option<(u32, u32)>) -> Vec<String> {
 
 /// The program of [`template_late_filter`].
 fn template_late_program() -> Vec<sock_filter> {
-    let rules = BTreeMap::from([
-        (libc::SYS_execve, Vec::new()),
-        (libc::SYS_execveat, Vec::new()),
-    ]);
-    compile(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-    )
+    deny_exec_and(Vec::new())
 }
 
 /// The filter T's shim installs at template start (hex): `execve`/`execveat` answer `EPERM`.

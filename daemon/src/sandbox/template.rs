@@ -124,23 +124,10 @@ mod tests {
 
     const ROOT: &str = "/run/ptcd-scratch";
 
-    fn python() -> Interpreter {
-        Interpreter {
-            executable: "/usr/bin/python3.11".into(),
-            version: "3.11".into(),
-            stdlib: "/usr/lib/python3.11".into(),
-            venv: None,
-            libpython: None,
-        }
-    }
+    use crate::sandbox::plan::tests::python;
 
     fn host(python: &Interpreter) -> Host<'_> {
-        Host {
-            python,
-            parent_pid: 4242,
-            landlock_abi: 7,
-            missing_identity_caps: &[],
-        }
+        crate::sandbox::plan::tests::host(python, 7)
     }
 
     fn default_policy() -> Policy {

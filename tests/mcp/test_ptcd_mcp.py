@@ -255,18 +255,21 @@ def test_lost_daemon_is_a_tool_error_result_and_a_restarted_one_is_picked_up(sta
 
 def _processes_with(marker: str, also: bytes = b"serve") -> list[int]:
     """Pids whose command line has the arguments `marker` and `also` (a zombie's is empty, so a
-    process drops out once it exited)."""
-    pids = []
+    process drops out once it exited). A child the daemon is forking shows the daemon's command
+    line until it execs (the launcher of a warm interpreter or a template, started at once):
+    processes whose parent also matches are left out."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text()
         except OSError:
             continue
         if marker.encode() in cmdline and also in cmdline:
-            pids.append(int(entry.name))
-    return pids
+            found[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return [pid for pid, parent in found.items() if parent not in found]
 
 
 def test_starts_a_private_daemon_when_none_answers_and_leaves_nothing_behind(tmp_path: Path) -> None:

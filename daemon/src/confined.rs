@@ -81,7 +81,7 @@ impl Launch<'_> {
 /// How long a forked child may take to confine itself and say `ready`.
 const FORKED_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a killed forked child's exit report may take (T reaps it).
-const FORKED_EXIT_DEADLINE: Duration = Duration::from_secs(2);
+const FORKED_EXIT_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The interpreter's process: started by the launcher, or forked from a template (whose pidfd
 /// is the only way the daemon signals it).
@@ -477,18 +477,13 @@ impl ConfinedChild {
             }
             Proc::Forked(forked) => {
                 forked.kill();
-                match tokio::time::timeout(FORKED_EXIT_DEADLINE, forked.exited()).await {
-                    Ok(exit) => exit.map(|e| ExitStatus::from_raw(e.status)),
-                    Err(_) => {
-                        // Its template does not reap: replace it, which ends the child too.
-                        forked.template_unresponsive();
-                        tokio::time::timeout(FORKED_EXIT_DEADLINE, forked.exited())
-                            .await
-                            .ok()
-                            .flatten()
-                            .map(|e| ExitStatus::from_raw(e.status))
-                    }
-                }
+                // Its template reaps it and reports; a stopped template is replaced by the
+                // fork server's health check, which ends this child too.
+                tokio::time::timeout(FORKED_EXIT_DEADLINE, forked.exited())
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|e| ExitStatus::from_raw(e.status))
             }
         }
     }

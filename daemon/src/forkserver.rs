@@ -498,6 +498,13 @@ impl ForkServer {
             Some("network_namespace")
         } else if plan.compensation.any() {
             Some("seccomp_compensation")
+        } else if plan.seccomp.is_empty() {
+            // A template always runs under its filters (`sandbox::template`).
+            Some("no_seccomp")
+        } else if plan.identity.is_some() && plan.landlock.as_ref().is_none_or(|l| l.abi < 6) {
+            // With per-run uids a template holds CAP_KILL, which only Landlock's signal scope
+            // (ABI 6) confines to its own children (`sandbox::template`).
+            Some("landlock_abi_below_6")
         } else if env
             .iter()
             .any(|(name, _)| crate::python::startup_sensitive(name))

@@ -54,6 +54,8 @@ const CONTROL_ENVELOPE: usize = 64 << 10;
 /// child: a script that never reads its answers cannot make the daemon queue more than this
 /// (plus one line).
 pub const OUTBOX_BYTES: usize = 1 << 20;
+/// The most bytes of queued lines the writer to a child joins into one write.
+const WRITE_BATCH_BYTES: usize = 64 << 10;
 
 /// What every child of a daemon is started with.
 #[derive(Clone, Copy)]
@@ -328,12 +330,32 @@ impl ConfinedChild {
         let outbox = ByteGauge::new(OUTBOX_BYTES);
         let written = outbox.clone();
         let writer = tokio::spawn(async move {
-            while let Some(line) = queue.recv().await {
-                let ok = write_half.write_all(&line).await.is_ok();
-                written.release(line.len());
+            // What the run loop queued meanwhile (answers to gathered calls) goes out in one
+            // write of at most WRITE_BATCH_BYTES; a longer line goes alone, never copied.
+            let mut next: Option<Vec<u8>> = None;
+            loop {
+                let mut batch = match next.take() {
+                    Some(line) => line,
+                    None => match queue.recv().await {
+                        Some(line) => line,
+                        None => break,
+                    },
+                };
+                while let Ok(line) = queue.try_recv() {
+                    if batch.len() + line.len() > WRITE_BATCH_BYTES {
+                        next = Some(line);
+                        break;
+                    }
+                    batch.extend_from_slice(&line);
+                }
+                let ok = write_half.write_all(&batch).await.is_ok();
+                written.release(batch.len());
                 if !ok {
                     break;
                 }
+            }
+            if let Some(line) = next {
+                written.release(line.len());
             }
             // The child is gone: nothing will be written, nothing is held.
             queue.close();

@@ -43,7 +43,7 @@ use crate::error::RequestError;
 use crate::rpc::error::{self, RpcError};
 use crate::rpc::inbound::{hangup, ClientLines, Frame, InboundLimits, ReadError};
 use crate::rpc::message::Rejected;
-use crate::rpc::peer::{outbox, OutboxReader};
+use crate::rpc::peer::{outbox, OutboxReader, QueuedLine};
 use crate::rpc::{Id, Incoming, Peer};
 use crate::run::{RunContext, SessionTicket};
 use crate::session::Sessions;
@@ -75,6 +75,9 @@ struct ConnectionState {
 
 /// `session/create` and `tools/definition` requests one connection may have in flight.
 pub const MAX_ATTACHING_REQUESTS: usize = 8;
+
+/// The most bytes of queued lines the writer joins into one write (a longer line goes alone).
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
 /// How long a write may stay blocked after `stop` (the end of the shutdown grace): long enough
 /// for a client that reads to take the runs' `cancelled` results, short enough that one that
@@ -206,9 +209,42 @@ async fn write_loop(
     closed: CancellationToken,
     daemon: Arc<Daemon>,
 ) {
-    while let Some(line) = queue.recv().await {
-        let written = write_line(&mut out, &line.bytes, &daemon.stop).await;
-        daemon.activity.note(line.bytes.len());
+    // Lines a burst queued meanwhile (the answers to 1000 gathered calls) go out in one write
+    // of at most WRITE_BATCH_BYTES (a longer line goes alone, never copied); each keeps its
+    // budget charge until it is written.
+    let mut next: Option<QueuedLine> = None;
+    loop {
+        let first = match next.take() {
+            Some(line) => line,
+            None => match queue.recv().await {
+                Some(line) => line,
+                None => break,
+            },
+        };
+        let mut size = first.bytes.len();
+        let mut lines = vec![first];
+        while let Some(line) = queue.try_recv() {
+            if size + line.bytes.len() > WRITE_BATCH_BYTES {
+                next = Some(line);
+                break;
+            }
+            size += line.bytes.len();
+            lines.push(line);
+        }
+        let joined: Vec<u8>;
+        let bytes: &[u8] = match lines.as_slice() {
+            [one] => &one.bytes,
+            many => {
+                joined = many.iter().fold(Vec::with_capacity(size), |mut all, l| {
+                    all.extend_from_slice(&l.bytes);
+                    all
+                });
+                &joined
+            }
+        };
+        let written = write_line(&mut out, bytes, &daemon.stop).await;
+        daemon.activity.note(size);
+        drop(lines);
         match written {
             Ok(()) => {}
             Err(WriteFailed::NotReading) => {

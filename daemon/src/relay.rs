@@ -122,7 +122,7 @@ impl Relay {
         let run = self.run.clone();
         let permits = self.permits.clone();
         let withdraw = self.withdraw.clone();
-        let span = tracing::info_span!("tool_call", call = call_id, tool = %name);
+        let span = tracing::debug_span!("tool_call", call = call_id, tool = %name);
         let task = async move {
             let permit = tokio::select! {
                 permit = permits.acquire_owned() => permit.ok(),

@@ -137,6 +137,11 @@ impl OutboxReader {
         self.rx.recv().await
     }
 
+    /// The next line if one is queued already (the writer batches what a burst queued).
+    pub fn try_recv(&mut self) -> Option<QueuedLine> {
+        self.rx.try_recv().ok()
+    }
+
     /// The writer stops: producers waiting for room fail at once, queued lines are dropped and
     /// their bytes given back.
     pub fn close(&mut self) {

@@ -128,20 +128,33 @@ def _open_control() -> socket.socket:
     return sock
 
 
+_SECCOMP_CALLS: Any = None  # (libc, sock_fprog type), made once: by the template for its children
+
+
+def _seccomp_calls() -> Any:
+    """ctypes' libc and ``struct sock_fprog``, made on first use (a template makes them before
+    it forks, so its children share them instead of each loading ctypes' view of libc)."""
+    global _SECCOMP_CALLS
+    if _SECCOMP_CALLS is None:
+        import ctypes  # only here: costs start-up time and is useless without a filter
+
+        class SockFprog(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+        _SECCOMP_CALLS = (ctypes.CDLL(None, use_errno=True), SockFprog)
+    return _SECCOMP_CALLS
+
+
 def _install_seccomp(program_hex: str) -> None:
     """Dumpable off, then stack the daemon's late BPF filter on this (only) thread."""
-    import ctypes  # only here: costs start-up time and is useless without a filter
+    import ctypes
 
     prog = bytes.fromhex(program_hex)
     if not prog or len(prog) % 8 or len(prog) // 8 > 4096:
         raise ValueError(f"bad BPF program length: {len(prog)} bytes")
-
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
+    libc, sock_fprog = _seccomp_calls()
     filt = ctypes.create_string_buffer(prog, len(prog))
-    fprog = SockFprog(len(prog) // 8, ctypes.cast(filt, ctypes.c_void_p))
-    libc = ctypes.CDLL(None, use_errno=True)
+    fprog = sock_fprog(len(prog) // 8, ctypes.cast(filt, ctypes.c_void_p))
     ul = ctypes.c_ulong
     # prctl is variadic: pass every argument as unsigned long (the kernel checks unused ones are 0).
     for option, arg2, arg3 in ((38, ul(1), ul(0)),          # PR_SET_NO_NEW_PRIVS
@@ -164,7 +177,8 @@ class Channel:
     def __init__(self, sock: socket.socket) -> None:
         self._sock, self._fd = sock, sock.fileno()
         self._in = bytearray()
-        self._out = bytearray()
+        self._out = bytearray()  # unsent bytes; a send is scheduled or awaited while non-empty
+        self._writing = False  # the loop watches fd 3 for writability
         self._pending: Dict[int, "asyncio.Future[Any]"] = {}
         self._next_id = 0
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -200,11 +214,11 @@ class Channel:
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(self._fd)
                 self._loop.remove_writer(self._fd)
-            self._loop = loop
+            self._loop, self._writing = loop, False
             self._sock.setblocking(False)
             loop.add_reader(self._fd, self._on_readable)
             if self._out:
-                loop.add_writer(self._fd, self._on_writable)
+                loop.call_soon(self._on_writable)
             self._dispatch()
         elif self._sock.getblocking():  # a blocking send happened since (persistent mode)
             self._sock.setblocking(False)
@@ -223,29 +237,31 @@ class Channel:
         self._dispatch()
 
     def _write(self, line: bytes) -> None:
+        """Queue ``line`` behind the unsent bytes; they go out together once the calls made in
+        this turn of the loop are queued (1000 gathered calls: a few sends, not 1000)."""
         if not self._out:
-            try:
-                sent = self._sock.send(line)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as exc:
-                _die(f"control channel lost: {exc}", EXIT_DAEMON_GONE)
-            if sent == len(line):
-                return
-            line = line[sent:]
             assert self._loop is not None
-            self._loop.add_writer(self._fd, self._on_writable)
+            self._loop.call_soon(self._on_writable)
         self._out += line
 
     def _on_writable(self) -> None:
+        """Send what is queued; wait for the socket to be writable while some is left."""
+        if not self._out:
+            return
         try:
             sent = self._sock.send(self._out)
         except (BlockingIOError, InterruptedError):
-            return
+            sent = 0
         except OSError as exc:
             _die(f"control channel lost: {exc}", EXIT_DAEMON_GONE)
         del self._out[:sent]
-        if not self._out and self._loop is not None:
+        if self._loop is None or self._loop.is_closed():
+            return
+        if self._out and not self._writing:
+            self._writing = True
+            self._loop.add_writer(self._fd, self._on_writable)
+        elif not self._out and self._writing:
+            self._writing = False
             self._loop.remove_writer(self._fd)
 
     def _dispatch(self) -> None:
@@ -321,10 +337,10 @@ class Channel:
             self._sock.sendall(bytes(self._out) + line)
         except OSError as exc:
             _die(f"control channel lost: {exc}", EXIT_DAEMON_GONE)
-        if self._out:
-            self._out.clear()
-            if self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_writer(self._fd)
+        self._out.clear()
+        if self._writing and self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_writer(self._fd)
+        self._writing = False
 
     def send(self, line: bytes) -> None:
         """From anywhere: queued behind earlier lines inside our loop, blocking outside it."""
@@ -832,7 +848,7 @@ def _template_main() -> NoReturn:
     import resource  # noqa: F401
     import select
 
-    _LIBC = ctypes.CDLL(None, use_errno=True)
+    _LIBC = _seccomp_calls()[0]
     sys.argv[1:] = []  # a forked child's sys.argv is a cold child's: ['-c']
     ctl = socket.socket(fileno=CONTROL_FD)
     ctl.setblocking(True)
@@ -853,6 +869,7 @@ def _template_main() -> NoReturn:
         _die("fork server: expected the template message", EXIT_PROTOCOL)
     if first.get("late_seccomp") is not None:
         _install_seccomp(first["late_seccomp"])
+    _warm_up()
     _flush_std()
     gc.collect()
     gc.freeze()  # what is imported now is shared with every child, not copied on first touch
@@ -899,6 +916,38 @@ def _template_main() -> NoReturn:
             live[pidfd] = (request, child)
             poller.register(pidfd, select.POLLIN)
             send({"type": "forked", "id": request, "pid": child}, [pidfd])
+
+
+def _warm_up() -> None:
+    """In T, before ``gc.freeze()``: pay once what every run pays on first use (compiling with
+    top-level await, an event loop, a tool call's encoding and binding, formatting an error), so
+    that forked children share the caches and objects this creates instead of each building, and
+    so copying, their own. Fixed code of this module only, never anything a run sent; best
+    effort (a step the template's filters refuse is skipped), and it leaves no fd, loop or
+    script line behind."""
+    try:
+        codes = _compile("await asyncio.sleep(0)\nvalue = [1 + 1]\nvalue[0]")
+        namespace: Dict[str, Any] = {"__builtins__": builtins, "asyncio": asyncio}
+        loop = asyncio.new_event_loop()
+        try:
+            for code in codes:
+                result = eval(code, namespace)
+                if code.co_flags & CO_COROUTINE:
+                    loop.run_until_complete(result)
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
+    except Exception:
+        pass
+    linecache.cache.pop(SCRIPT, None)
+    spec = {"name": "t", "py_name": "t", "params": ["x"], "required": ["x"]}
+    _decode(_encode({"type": "tool_call", "id": 0, "name": "t",
+                     "arguments": _bind(spec, (1,), {})}))
+    try:
+        raise ValueError("warm-up")
+    except ValueError as exc:
+        _error_info(exc)
+    _done_line((True, 2))
 
 
 def threading_active() -> int:

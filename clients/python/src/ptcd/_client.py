@@ -135,6 +135,9 @@ class AsyncClient:
         self._max_tool_threads = max_tool_threads
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        # Lines queued in this turn of the loop, written to `_writer` together at its end: a
+        # script's 1000 gathered calls get their answers in a few writes, not 1000.
+        self._unsent: list[bytes] = []
         self._reader_task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -193,6 +196,7 @@ class AsyncClient:
         self._connected = False
         self._fail_all(ConnectionClosed("the ptcd client was closed while this request was pending"))
         if self._writer is not None:
+            self._write_unsent(self._writer)
             self._writer.close()
             try:
                 await self._writer.wait_closed()
@@ -407,6 +411,7 @@ class AsyncClient:
             except (ConnectionError, OSError):
                 pass
             self._writer = None
+        self._unsent.clear()  # lines for the old connection go nowhere else
         if self._reader_task is not None:
             self._reader_task.cancel()
             await asyncio.gather(self._reader_task, return_exceptions=True)
@@ -449,17 +454,34 @@ class AsyncClient:
             return request_id, future
         raise AssertionError("unreachable")
 
-    async def _send(self, line: bytes, state: _RunState | None = None) -> None:
+    async def _send(self, line: bytes, state: _RunState | None = None, *, batched: bool = False) -> None:
+        """Writes `line` after the queued ones. `batched` (answers to the daemon's tool calls):
+        queue it for the end of this turn of the loop instead. A request is written at once, so
+        that a connection found dead fails it here (and `_request` sends it again)."""
         async with self._write_lock:
             self._check_open()
             assert self._writer is not None
-            self._writer.write(line)
+            if batched:
+                if not self._unsent:
+                    asyncio.get_running_loop().call_soon(self._write_unsent, self._writer)
+                self._unsent.append(line)
+            else:
+                self._write_unsent(self._writer)
+                self._writer.write(line)
             if state is not None:
                 state.sent = True
             try:
                 await self._writer.drain()
             except (ConnectionError, OSError) as exc:
                 raise ConnectionClosed(f"lost the connection to the daemon: {exc}") from None
+
+    def _write_unsent(self, writer: asyncio.StreamWriter) -> None:
+        """Hands the queued lines to `writer`, unless that connection has been dropped since."""
+        if writer is not self._writer:
+            return
+        lines, self._unsent = self._unsent, []
+        if lines and not writer.is_closing():
+            writer.write(b"".join(lines))
 
     async def _cancel_run(self, request_id: int, future: asyncio.Future[Any]) -> None:
         try:
@@ -602,7 +624,7 @@ class AsyncClient:
 
     async def _send_quietly(self, line: bytes) -> None:
         try:
-            await self._send(line)
+            await self._send(line, batched=True)
         except ConnectionClosed:
             pass
 

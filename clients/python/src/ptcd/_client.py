@@ -62,6 +62,8 @@ log = logging.getLogger("ptcd")
 OutputCallback = Callable[[str, str], None]
 
 _VERSION = "0.1.0"
+# Answers queued beyond this many bytes are written without waiting for the loop's turn to end.
+_WRITE_BATCH = 4096
 
 
 @dataclass
@@ -138,6 +140,7 @@ class AsyncClient:
         # Lines queued in this turn of the loop, written to `_writer` together at its end: a
         # script's 1000 gathered calls get their answers in a few writes, not 1000.
         self._unsent: list[bytes] = []
+        self._unsent_bytes = 0
         self._reader_task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -412,6 +415,7 @@ class AsyncClient:
                 pass
             self._writer = None
         self._unsent.clear()  # lines for the old connection go nowhere else
+        self._unsent_bytes = 0
         if self._reader_task is not None:
             self._reader_task.cancel()
             await asyncio.gather(self._reader_task, return_exceptions=True)
@@ -465,6 +469,9 @@ class AsyncClient:
                 if not self._unsent:
                     asyncio.get_running_loop().call_soon(self._write_unsent, self._writer)
                 self._unsent.append(line)
+                self._unsent_bytes += len(line)
+                if self._unsent_bytes >= _WRITE_BATCH:
+                    self._write_unsent(self._writer)  # the daemon starts on these meanwhile
             else:
                 self._write_unsent(self._writer)
                 self._writer.write(line)
@@ -479,7 +486,7 @@ class AsyncClient:
         """Hands the queued lines to `writer`, unless that connection has been dropped since."""
         if writer is not self._writer:
             return
-        lines, self._unsent = self._unsent, []
+        lines, self._unsent, self._unsent_bytes = self._unsent, [], 0
         if lines and not writer.is_closing():
             writer.write(b"".join(lines))
 

@@ -239,16 +239,16 @@ class Channel:
         self._in += data
         self._dispatch()
 
-    def _write(self, line: bytes) -> None:
-        """Queue ``line`` behind the unsent bytes; they go out together at the end of this turn
-        of the loop, or as soon as a batch's worth is queued (so the daemon already works on
-        the first calls of a large gather while the script makes the rest): 1000 gathered
-        calls take a few dozen sends, not 1000."""
-        if not self._out:
+    def _write(self, line: bytes, batch: bool = False) -> None:
+        """Queue ``line`` behind the unsent bytes and send now. A ``batch`` line (a tool call)
+        waits for the end of this turn of the loop, or until a batch's worth is queued (so the
+        daemon already works on the first calls of a large gather while the script makes the
+        rest): 1000 gathered calls take a few dozen sends, not 1000. Output is never held back."""
+        if not self._out and batch:
             assert self._loop is not None
             self._loop.call_soon(self._on_writable)
         self._out += line
-        if len(self._out) >= _WRITE_BATCH and not self._writing:
+        if (not batch or len(self._out) >= _WRITE_BATCH) and not self._writing:
             self._on_writable()
 
     def _on_writable(self) -> None:
@@ -331,7 +331,7 @@ class Channel:
         # Output printed before a call is "output produced so far" if the run ends while the
         # call is pending (cancel, timeout), so push it to the daemon first.
         _flush_std()
-        self._write(line)
+        self._write(line, batch=True)
         try:
             return await fut
         finally:

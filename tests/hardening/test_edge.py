@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -146,39 +147,54 @@ def test_half_lines_from_many_clients_are_bounded(start_daemon, tmp_path: Path) 
     watcher.close()
 
 
+def burst_peak_rss(d: Daemon, clients: int, steps: int, step: Callable[[RpcClient], None]) -> int:
+    """Runs `step` `steps` times on each of `clients` connections at once; returns the daemon's
+    highest VmRSS (KiB) seen after any step."""
+    peak = [d.rss_kib()]
+
+    def client() -> None:
+        c = d.connect()
+        try:
+            for _ in range(steps):
+                step(c)
+                peak[0] = max(peak[0], d.rss_kib())
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    return peak[0]
+
+
+def assert_rss_returns(d: Daemon, base: int, peak: int, used: int, within: int) -> None:
+    """The burst used more than `used` KiB, and RSS comes back within `within` KiB of `base`
+    (a bounded poll on RSS, not a sleep); then the daemon still serves."""
+    assert peak - base > used, "the burst did not use memory; the test proves nothing"
+    wait_until(lambda: d.rss_kib() - base < within,
+               f"RSS to return within {within} KiB of {base} KiB (peak {peak} KiB)", timeout=30)
+    print(f"burst: base {base} KiB, peak {peak} KiB, after {d.rss_kib()} KiB")
+    assert_serves(d)
+
+
 def test_memory_returns_after_burst(start_daemon, tmp_path: Path) -> None:
     d = start_daemon("--config", config(tmp_path, "warm_pool = 0\n"))
     watcher = d.connect()
     assert watcher.run("1")["value"] == 1
     base = d.rss_kib()
-    peak = [base]
     # Lines whose parse makes many small allocations (60,000 small objects, 2.8 MB), from four
     # connections at once: glibc kept ~80 MiB of that after the burst before (measured).
     many_small = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "no/such", "params": [
         {"k": i, "s": "v" * (i % 50)} for i in range(60_000)]}).encode() + b"\n"
 
-    def burst() -> None:
-        c = d.connect()
-        try:
-            for _ in range(10):
-                c.send_raw(many_small)
-                reply = c.recv()
-                assert "unknown method" in reply["error"]["message"]
-                peak[0] = max(peak[0], d.rss_kib())
-        finally:
-            c.close()
+    def unknown_method(c: RpcClient) -> None:
+        c.send_raw(many_small)
+        assert "unknown method" in c.recv()["error"]["message"]
 
-    threads = [threading.Thread(target=burst) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert peak[0] - base > 16 * MIB, "the burst did not use memory; the test proves nothing"
-    # Given back within a bound: a bounded poll on RSS, not a sleep.
-    wait_until(lambda: d.rss_kib() - base < 16 * MIB,
-               f"RSS to return within 16 MiB of {base} KiB (peak {peak[0]} KiB)", timeout=30)
-    print(f"burst: base {base} KiB, peak {peak[0]} KiB, after {d.rss_kib()} KiB")
-    assert_serves(d)
+    peak = burst_peak_rss(d, 4, 10, unknown_method)
+    assert_rss_returns(d, base, peak, used=16 * MIB, within=16 * MIB)
     watcher.close()
 
 
@@ -191,29 +207,14 @@ def test_memory_returns_after_a_burst_of_small_runs(start_daemon, tmp_path: Path
     watcher = d.connect()
     assert watcher.run("1")["value"] == 1
     base = d.rss_kib()
-    peak = [base]
 
-    def burst() -> None:
-        c = d.connect()
-        try:
-            for i in range(6):
-                r = c.run("sum(await asyncio.gather(*[echo(x=j) for j in range(20)]))",
-                          {"echo": lambda x: x})
-                assert (r["status"], r["value"]) == ("ok", 190), r
-                peak[0] = max(peak[0], d.rss_kib())
-        finally:
-            c.close()
+    def small_run(c: RpcClient) -> None:
+        r = c.run("sum(await asyncio.gather(*[echo(x=j) for j in range(20)]))",
+                  {"echo": lambda x: x})
+        assert (r["status"], r["value"]) == ("ok", 190), r
 
-    threads = [threading.Thread(target=burst) for _ in range(40)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert peak[0] - base > 8 * MIB, "the burst did not use memory; the test proves nothing"
-    wait_until(lambda: d.rss_kib() - base < 6 * MIB,
-               f"RSS to return within 6 MiB of {base} KiB (peak {peak[0]} KiB)", timeout=30)
-    print(f"small runs: base {base} KiB, peak {peak[0]} KiB, after {d.rss_kib()} KiB")
-    assert_serves(d)
+    peak = burst_peak_rss(d, 40, 6, small_run)
+    assert_rss_returns(d, base, peak, used=8 * MIB, within=6 * MIB)
     watcher.close()
 
 

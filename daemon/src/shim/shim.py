@@ -693,18 +693,33 @@ def _prctl(option: int, arg2: int = 0, arg3: int = 0) -> None:
         raise OSError(err, f"prctl({option}): {os.strerror(err)}")
 
 
+_CAPS_TYPES: Any = None  # capget/capset's (header, data[2]) ctypes types, made once by the template
+
+
+def _caps_types() -> Any:
+    """Made on first use; the template makes them before it forks (a ctypes type costs ~70 µs
+    and private memory in every child that builds its own)."""
+    global _CAPS_TYPES
+    if _CAPS_TYPES is None:
+        import ctypes
+
+        class Header(ctypes.Structure):
+            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+        class Data(ctypes.Structure):
+            _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                        ("inheritable", ctypes.c_uint32)]
+
+        _CAPS_TYPES = (Header, Data * 2)
+    return _CAPS_TYPES
+
+
 def _capabilities(clear: bool) -> Tuple[int, int, int]:
     """capget (or capset to all zero first): (effective, permitted, inheritable), all 64 bits."""
     import ctypes
 
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                    ("inheritable", ctypes.c_uint32)]
-
-    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+    header_type, data_type = _caps_types()
+    header, data = header_type(0x20080522, 0), data_type()  # _LINUX_CAPABILITY_VERSION_3
     call = _LIBC.capset if clear else _LIBC.capget
     if call(ctypes.byref(header), data) != 0:
         err = ctypes.get_errno()
@@ -856,6 +871,7 @@ def _template_main() -> NoReturn:
     import select
 
     _LIBC = _seccomp_calls()[0]
+    _caps_types()
     sys.argv[1:] = []  # a forked child's sys.argv is a cold child's: ['-c']
     ctl = socket.socket(fileno=CONTROL_FD)
     ctl.setblocking(True)

@@ -702,7 +702,7 @@ fn compile_for(
 ) -> Vec<sock_filter> {
     let rules = renumber(arch, rules);
     let piece = |rules: BTreeMap<i64, Vec<SeccompRule>>| -> Vec<sock_filter> {
-        if rules.values().all(Vec::is_empty) {
+        if !rules.is_empty() && rules.values().all(Vec::is_empty) {
             return unconditional(arch, &rules, &otherwise, &on_match);
         }
         let filter = SeccompFilter::new(rules, otherwise.clone(), on_match.clone(), arch.target())

@@ -905,7 +905,9 @@ def _template_main() -> NoReturn:
     while True:
         if retiring and not live:
             os._exit(0)
-        for fd, _events in poller.poll():
+        # Exits first: a finished run's answer waits for its exit report, a fork request (most
+        # often a warm-pool refill) can wait for the time a reap takes.
+        for fd, _events in sorted(poller.poll(), key=lambda event: event[0] == CONTROL_FD):
             if fd != CONTROL_FD:
                 request, child = live.pop(fd)
                 poller.unregister(fd)

@@ -101,6 +101,11 @@ def _flush_std() -> None:
             pass
 
 
+# A tool call's arguments, strict (what _encode does), made once: json.dumps with options builds
+# an encoder per call.
+_ARGUMENTS = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def _encode(msg: Dict[str, Any], strict: bool = True) -> bytes:
     """One protocol line. Strict: raise on NaN, non-JSON types and lone surrogates."""
     text = json.dumps(msg, ensure_ascii=False, allow_nan=not strict, separators=(",", ":"))
@@ -184,6 +189,7 @@ class Channel:
         self._writing = False  # the loop watches fd 3 for writability
         self._pending: Dict[int, "asyncio.Future[Any]"] = {}
         self._next_id = 0
+        self._wire_names: Dict[str, bytes] = {}  # tool name -> its JSON string, encoded once
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self.max_argument_bytes: Optional[int] = None  # from the exec (max_tool_argument_bytes)
 
@@ -316,15 +322,17 @@ class Channel:
     async def call(self, name: str, arguments: Dict[str, Any]) -> Any:
         call_id = self._next_id
         try:
-            args = json.dumps(arguments, ensure_ascii=False, allow_nan=False,
-                              separators=(",", ":")).encode("utf-8")
+            args = _ARGUMENTS.encode(arguments).encode("utf-8")
         except RecursionError:
             raise ValueError("tool arguments are nested too deeply to encode as JSON") from None
         if self.max_argument_bytes is not None and len(args) > self.max_argument_bytes:
             raise ToolError(f"tool call arguments are {len(args)} bytes of JSON, over "
                             f"max_tool_argument_bytes = {self.max_argument_bytes}", -32602)
-        head = _encode({"type": "tool_call", "id": call_id, "name": name})[:-2]  # drop "}\n"
-        line = head + b',"arguments":' + args + b"}\n"
+        wire_name = self._wire_names.get(name)
+        if wire_name is None:
+            wire_name = self._wire_names[name] = _encode({"name": name})[8:-2]  # the JSON string
+        # What _encode({"type", "id", "name", "arguments"}) gives, without re-encoding the rest.
+        line = b'{"type":"tool_call","id":%d,"name":%b,"arguments":%b}\n' % (call_id, wire_name, args)
         self._next_id += 1
         fut = self._bind_loop().create_future()
         self._pending[call_id] = fut
@@ -416,24 +424,22 @@ def _qualified(spec: Dict[str, Any]) -> str:
 
 def _bind(spec: Dict[str, Any], args: tuple, kwargs: Dict[str, Any]) -> Dict[str, Any]:
     """Map a call onto the tool's arguments object, raising TypeError like Python would."""
-    fn, params = _qualified(spec), list(spec.get("params") or [])
-    if spec.get("any_kwargs"):
-        params = []
+    params = [] if spec.get("any_kwargs") else spec.get("params") or []  # read, never changed
     if len(args) > len(params):
         given = f"{len(args)} {'was' if len(args) == 1 else 'were'} given"
-        raise TypeError(f"{fn}() takes {len(params)} positional argument"
+        raise TypeError(f"{_qualified(spec)}() takes {len(params)} positional argument"
                         f"{'' if len(params) == 1 else 's'} but {given}")
     bound = dict(zip(params, args))
     for key, value in kwargs.items():
         if key in bound:
-            raise TypeError(f"{fn}() got multiple values for argument '{key}'")
+            raise TypeError(f"{_qualified(spec)}() got multiple values for argument '{key}'")
         if key not in params and not spec.get("any_kwargs"):
-            raise TypeError(f"{fn}() got an unexpected keyword argument '{key}'")
+            raise TypeError(f"{_qualified(spec)}() got an unexpected keyword argument '{key}'")
         bound[key] = value
     missing = [p for p in spec.get("required") or [] if p not in bound]
     if missing:
         names = " and ".join(", ".join(repr(m) for m in missing).rsplit(", ", 1))
-        raise TypeError(f"{fn}() missing {len(missing)} required argument"
+        raise TypeError(f"{_qualified(spec)}() missing {len(missing)} required argument"
                         f"{'' if len(missing) == 1 else 's'}: {names}")
     return bound
 

@@ -626,14 +626,6 @@ class AsyncClient:
             if event.reply is not None:
                 self._spawn(self._send_quietly(event.reply))
 
-    def _find_tool(self, event: ToolCallRequested) -> Tool | None:
-        state = self._runs.get(event.request_id) if isinstance(event.request_id, int) else None
-        if state is not None and event.name in state.tools:
-            return state.tools[event.name]
-        if event.session_id is not None:
-            return self._session_tools.get(event.session_id, {}).get(event.name)
-        return None
-
     def _start_tool_call(self, event: ToolCallRequested) -> None:
         """Starts serving a ``tool/call``: an async handler in a task of its own, a sync one in the
         thread pool. Either is registered in ``_tool_tasks`` until it ends (so ``$/cancelRequest``,
@@ -641,7 +633,11 @@ class AsyncClient:
         cancelled; a call that fails before it starts (unknown tool, arguments that do not bind)
         is answered here.
         """
-        definition = self._find_tool(event)
+        # The run's tool, else the session's.
+        state = self._runs.get(event.request_id) if isinstance(event.request_id, int) else None
+        definition = state.tools.get(event.name) if state is not None else None
+        if definition is None and event.session_id is not None:
+            definition = self._session_tools.get(event.session_id, {}).get(event.name)
         if definition is None:
             self._queue_line(
                 self._core.error(

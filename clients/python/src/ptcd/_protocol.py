@@ -140,15 +140,14 @@ class ToolCallRequested:
         name: str,
         arguments: dict[str, Any],
     ) -> None:
-        self.__dict__.update(
-            id=id,
-            run_id=run_id,
-            request_id=request_id,
-            session_id=session_id,
-            call_id=call_id,
-            name=name,
-            arguments=arguments,
-        )
+        fields = self.__dict__
+        fields["id"] = id
+        fields["run_id"] = run_id
+        fields["request_id"] = request_id
+        fields["session_id"] = session_id
+        fields["call_id"] = call_id
+        fields["name"] = name
+        fields["arguments"] = arguments
 
 
 @dataclass(frozen=True)
@@ -247,7 +246,10 @@ class RpcCore:
 
     def result(self, request_id: JsonId, result_json: str) -> bytes:
         """Answer a daemon request with an already-encoded JSON result (checked by the caller)."""
-        return self._finish(f'{{"jsonrpc":"2.0","id":{encode_json(request_id)},"result":{result_json}}}')
+        line = f'{{"jsonrpc":"2.0","id":{_encode(request_id)},"result":{result_json}}}\n'.encode("utf-8")
+        if len(line) > self.max_line_bytes:  # `_finish`, inline: this is once per tool call
+            raise self._too_long(len(line))
+        return line
 
     def error(self, request_id: JsonId | None, code: int, message: str, data: Any = None) -> bytes:
         err: dict[str, Any] = {"code": code, "message": message}
@@ -258,11 +260,13 @@ class RpcCore:
     def _finish(self, text: str) -> bytes:
         line = text.encode("utf-8") + b"\n"
         if len(line) > self.max_line_bytes:
-            raise InvalidRequest(
-                f"message of {len(line)} bytes exceeds the daemon's line limit of "
-                f"{self.max_line_bytes} bytes"
-            )
+            raise self._too_long(len(line))
         return line
+
+    def _too_long(self, size: int) -> InvalidRequest:
+        return InvalidRequest(
+            f"message of {size} bytes exceeds the daemon's line limit of {self.max_line_bytes} bytes"
+        )
 
     # ---- incoming
 
@@ -277,6 +281,31 @@ class RpcCore:
             return ProtocolViolation(f"daemon sent a line that is not JSON: {exc}", line)
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
             return ProtocolViolation("daemon sent something that is not a JSON-RPC 2.0 object", line)
+
+        params = message.get("params")
+        if message.get("method") == "tool/call" and type(params) is dict:
+            # The common case, checked as `_incoming_call` would (JSON values have exact types,
+            # so `type(...) is` matches its `isinstance`); anything else falls through to it.
+            request_id: Any = message.get("id")
+            kind = type(request_id)
+            if kind is str or kind is int:
+                name = params.get("name")
+                arguments = params.get("arguments", {})
+                if type(name) is str and type(arguments) is dict:
+                    run_id = params.get("run_id")
+                    run_request_id = params.get("request_id")
+                    kind = type(run_request_id)
+                    session_id = params.get("session_id")
+                    call_id = params.get("call_id")
+                    return ToolCallRequested(
+                        request_id,
+                        run_id if type(run_id) is str else None,
+                        run_request_id if kind is int or kind is str else None,
+                        session_id if type(session_id) is str else None,
+                        call_id if isinstance(call_id, int) else None,
+                        name,
+                        arguments,
+                    )
 
         if "method" in message:
             return self._incoming_call(message, line)
@@ -300,30 +329,6 @@ class RpcCore:
     def _incoming_call(self, message: dict[str, Any], line: bytes) -> Event:
         method = message["method"]
         params = message.get("params")
-        if method == "tool/call" and type(params) is dict:
-            # The common case, checked as the general path below would (JSON values have exact
-            # types, so `type(...) is` matches what `isinstance` would there); anything else falls
-            # through to it.
-            request_id: Any = message.get("id")
-            kind = type(request_id)
-            if kind is str or kind is int:
-                name = params.get("name")
-                arguments = params.get("arguments", {})
-                if type(name) is str and type(arguments) is dict:
-                    run_id = params.get("run_id")
-                    run_request_id = params.get("request_id")
-                    kind = type(run_request_id)
-                    session_id = params.get("session_id")
-                    call_id = params.get("call_id")
-                    return ToolCallRequested(
-                        request_id,
-                        run_id if type(run_id) is str else None,
-                        run_request_id if kind is int or kind is str else None,
-                        session_id if type(session_id) is str else None,
-                        call_id if isinstance(call_id, int) else None,
-                        name,
-                        arguments,
-                    )
         has_id = "id" in message and message["id"] is not None
         if not isinstance(method, str) or (params is not None and not isinstance(params, dict)):
             reply = self.error(message["id"], -32600, "invalid request") if has_id and _is_id(message["id"]) else None

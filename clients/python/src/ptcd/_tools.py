@@ -163,10 +163,13 @@ class Tool:
         if self._plan_for is not self._signature or (plan is not None and plan.hints is not self._hints):
             plan = self._plan = _BindPlan.build(self._signature, self._hints)
             self._plan_for = self._signature
-        if plan is not None and plan.fits(arguments):
-            # Every parameter is passed by keyword and takes its JSON value as it is: the general
-            # loop below would produce exactly these kwargs.
-            return [], dict(arguments)
+        if plan is not None:
+            keys = arguments.keys()
+            if keys >= plan.required and (plan.var_keyword or keys <= plan.names):
+                # Every parameter is passed by keyword and takes its JSON value as it is, the
+                # required ones are there and no unknown one is: the general loop would produce
+                # exactly these kwargs.
+                return [], dict(arguments)
         return self._bind_general(arguments)
 
     def _bind_general(self, arguments: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -244,11 +247,11 @@ def _passes_through(hint: Any) -> bool:
 class _BindPlan:
     """The fast way to bind a signature whose parameters are all passed by keyword and converted by
     no hint: the JSON arguments are the kwargs once the required ones are there and no unknown one
-    is (else the general binding runs, and raises its error)."""
+    is (else the general binding runs, and raises its error). See :meth:`Tool.bind`."""
 
     hints: dict[str, Any]
     names: frozenset[str]
-    required: tuple[str, ...]
+    required: frozenset[str]
     var_keyword: bool
 
     @classmethod
@@ -267,15 +270,8 @@ class _BindPlan:
             names.append(param.name)
             if param.default is inspect.Parameter.empty:
                 required.append(param.name)
-        return cls(hints, frozenset(names), tuple(required), var_keyword)
+        return cls(hints, frozenset(names), frozenset(required), var_keyword)
 
-    def fits(self, arguments: Mapping[str, Any]) -> bool:
-        for name in self.required:
-            if name not in arguments:
-                return False
-        if self.var_keyword:
-            return True
-        return len(arguments) <= len(self.names) and self.names.issuperset(arguments)
 
 
 @overload

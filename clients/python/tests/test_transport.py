@@ -104,3 +104,29 @@ async def test_a_line_over_the_limit_drops_the_connection(tmp_path: Path) -> Non
             await asyncio.wait_for(client.run("..."), SAFETY_S)
         await client.close()
         await asyncio.wait_for(done, SAFETY_S)
+
+
+async def test_a_call_cancelled_as_it_arrives_is_not_answered_and_not_kept(tmp_path: Path) -> None:
+    async def stuck() -> None:
+        await asyncio.Event().wait()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        run = json.loads(await reader.readline())
+        call = _tool_call("t-1", run["id"], 0)
+        call["params"].update(name="stuck", arguments={})
+        cancel = {"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": "t-1"}}
+        # The cancellation comes with the call (usually in the same read: before its task starts).
+        writer.write(_line(call) + _line(cancel) + _line(_tool_call("t-2", run["id"], 2)))
+        await writer.drain()
+        # The next answer is t-2's: t-1 gets none.
+        assert json.loads(await reader.readline()) == {"jsonrpc": "2.0", "id": "t-2", "result": 2}
+        final = {"jsonrpc": "2.0", "id": run["id"], "result": {"run_id": "r-1", "status": "ok", "value": 2}}
+        writer.write(_line(final))
+        await writer.drain()
+
+    path, server, done = await _peer(tmp_path, script)
+    async with server, ptcd.AsyncClient(path) as client:
+        result = await asyncio.wait_for(client.run("...", tools=[echo, stuck]), SAFETY_S)
+        await asyncio.wait_for(done, SAFETY_S)
+        assert result.value == 2
+        assert client._tool_tasks == {}

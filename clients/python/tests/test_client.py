@@ -206,6 +206,100 @@ async def test_100_concurrent_calls_sync_handlers(client: ptcd.AsyncClient) -> N
     assert gate.peak == CAP
 
 
+async def test_async_tools_are_answered_whether_they_return_at_once_or_suspend(client: ptcd.AsyncClient) -> None:
+    released = asyncio.Event()
+    suspended: list[int] = []
+
+    async def echo(i: int, wait: bool) -> int:
+        if wait:
+            suspended.append(i)
+            await released.wait()
+        return i
+
+    async def release() -> int:
+        released.set()  # the last call of the gather: the waiting ones resume after it
+        return len(suspended)
+
+    code = (
+        "import asyncio\n"
+        "r = await asyncio.gather(*(echo(i, i % 2 == 1) for i in range(20)), release())\n"
+        "r"
+    )
+    result = await asyncio.wait_for(client.run(code, tools=[echo, release]), SAFETY_S)
+    assert result.ok, result.render()
+    assert result.value[:20] == list(range(20))
+    assert sorted(suspended) == list(range(1, 20, 2))
+    assert client._tool_tasks == {}  # every served call has left the registry
+
+
+async def test_a_sync_tool_returning_a_coroutine_is_answered_with_its_value(client: ptcd.AsyncClient) -> None:
+    async def doubled(x: int) -> int:
+        return 2 * x
+
+    def deferred(x: int) -> Any:
+        return doubled(x)  # awaited on the loop by the client
+
+    result = await client.run("[await deferred(4), await deferred(5)]", tools=[deferred])
+    assert result.value == [8, 10], result.render()
+
+
+async def test_arguments_the_handler_cannot_take_are_a_tool_error(client: ptcd.AsyncClient) -> None:
+    # Schemas looser than the handlers, so that the script's stubs let the calls through.
+    raw = {
+        "name": "pick",
+        "input_schema": {"type": "object", "properties": {"a": {"type": "integer"}}},
+        "handler": lambda a: a,
+    }
+
+    async def needs(a: int, b: int) -> int:
+        return a + b
+
+    typed = ptcd.Tool.from_function(needs)
+    typed.input_schema = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "required": ["a"],
+    }
+    code = (
+        "out = []\n"
+        "for call in (lambda: pick(), lambda: needs(a=1), lambda: needs(a=1, b=2)):\n"
+        "    try:\n"
+        "        out.append(await call())\n"
+        "    except ToolError as e:\n"
+        "        out.append(str(e))\n"
+        "out"
+    )
+    result = await client.run(code, tools=[raw, typed])
+    assert result.ok, result.render()
+    assert result.value[0].startswith("TypeError:") and "'a'" in result.value[0]
+    assert result.value[1:] == ["TypeError: needs() missing required argument: 'b'", 3]
+
+
+async def test_a_suspended_tool_call_is_cancelled_and_unanswered_calls_do_not_linger(
+    client: ptcd.AsyncClient,
+) -> None:
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def quick(i: int) -> int:
+        return i
+
+    async def stuck() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    code = "import asyncio\nawait asyncio.gather(quick(1), quick(2), stuck())"
+    result = await client.run(code, tools=[quick, stuck], limits={"timeout_ms": 2000})
+    assert not result.ok and started.is_set()
+    await asyncio.wait_for(cancelled.wait(), SAFETY_S)
+    assert client._tool_tasks == {}  # the cancelled task left the registry as it ended
+    assert (await client.run("await quick(3)", tools=[quick])).value == 3
+
+
 async def test_handler_exception_becomes_tool_error(client: ptcd.AsyncClient) -> None:
     def lookup(key: str) -> str:
         raise KeyError(f"no entry {key}")

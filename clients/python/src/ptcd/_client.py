@@ -2,10 +2,11 @@
 
 The connection is full duplex. A single reader task reads lines, classifies them with the sans-IO
 core and routes them: answers complete the future of the request they belong to; ``tool/call``
-requests each get their own task (so a script's concurrent calls run concurrently, async handlers
-on this loop and sync ones in a thread pool); ``$/cancelRequest`` cancels the task serving that
-call; ``run/output`` goes to the run's ``on_output`` callback. Writes go through one lock so lines
-never interleave.
+requests are served concurrently (an async handler in a task of its own on this loop, a sync one
+in a thread pool) and answered when they end; ``$/cancelRequest`` cancels the work serving that
+call; ``run/output`` goes to the run's ``on_output`` callback. Requests are written through one
+lock and answers are queued and written together at the end of the loop's turn, so lines never
+interleave.
 
 Ownership rules, so nothing leaks or hangs: a run that is cancelled by its caller hands its pending
 answer to a small cleanup task that sends ``run/cancel`` and waits for the daemon's final
@@ -21,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import functools
+import inspect
 import logging
 import os
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -64,6 +67,8 @@ OutputCallback = Callable[[str, str], None]
 _VERSION = "0.1.0"
 # Answers queued beyond this many bytes are written without waiting for the loop's turn to end.
 _WRITE_BATCH = 4096
+# The most the reader takes from the connection's buffer at a time.
+_READ_CHUNK = 1 << 20
 
 
 @dataclass
@@ -80,6 +85,14 @@ class SessionInfo:
     session_id: str
     tools: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+#: Types of values that are never awaitable (a handler's usual return values).
+_PLAIN_VALUES: frozenset[type] = frozenset({dict, list, str, int, float, bool, type(None)})
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 def _tool_map(tools: Iterable[ToolLike]) -> dict[str, Tool]:
@@ -146,7 +159,7 @@ class AsyncClient:
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._runs: dict[int, _RunState] = {}
         self._session_tools: dict[str, dict[str, Tool]] = {}
-        self._tool_tasks: dict[Any, asyncio.Task[None]] = {}
+        self._tool_tasks: dict[Any, asyncio.Future[Any]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._closed_error: ConnectionClosed | None = None
@@ -209,7 +222,9 @@ class AsyncClient:
             self._reader_task.cancel()
             await asyncio.gather(self._reader_task, return_exceptions=True)
         tasks = list(self._tool_tasks.values()) + list(self._background)
-        for task in tasks:
+        for key, work in list(self._tool_tasks.items()):
+            self._cancel_tool_task(key, work)
+        for task in self._background:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._executor is not None:
@@ -421,8 +436,8 @@ class AsyncClient:
             await asyncio.gather(self._reader_task, return_exceptions=True)
             self._reader_task = None
         tasks = list(self._tool_tasks.values())
-        for task in tasks:
-            task.cancel()
+        for key, work in list(self._tool_tasks.items()):
+            self._cancel_tool_task(key, work)
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _start(
@@ -466,12 +481,7 @@ class AsyncClient:
             self._check_open()
             assert self._writer is not None
             if batched:
-                if not self._unsent:
-                    asyncio.get_running_loop().call_soon(self._write_unsent, self._writer)
-                self._unsent.append(line)
-                self._unsent_bytes += len(line)
-                if self._unsent_bytes >= _WRITE_BATCH:
-                    self._write_unsent(self._writer)  # the daemon starts on these meanwhile
+                self._queue_line(line)
             else:
                 self._write_unsent(self._writer)
                 self._writer.write(line)
@@ -481,6 +491,21 @@ class AsyncClient:
                 await self._writer.drain()
             except (ConnectionError, OSError) as exc:
                 raise ConnectionClosed(f"lost the connection to the daemon: {exc}") from None
+
+    def _queue_line(self, line: bytes) -> bool:
+        """Queues `line` for the end of this turn of the loop; False if the connection is closed.
+
+        Lines are never torn: the queue is written as a whole, after any line already written."""
+        writer = self._writer
+        if self._closed_error is not None or not self._connected or writer is None:
+            return False
+        if not self._unsent:
+            asyncio.get_running_loop().call_soon(self._write_unsent, writer)
+        self._unsent.append(line)
+        self._unsent_bytes += len(line)
+        if self._unsent_bytes >= _WRITE_BATCH:
+            self._write_unsent(writer)  # the daemon starts on these meanwhile
+        return True
 
     def _write_unsent(self, writer: asyncio.StreamWriter) -> None:
         """Hands the queued lines to `writer`, unless that connection has been dropped since."""
@@ -523,27 +548,58 @@ class AsyncClient:
             "the daemon closed the connection (stopped or restarted) while this request was pending; "
             "its outcome is unknown. The next call reconnects."
         )
+        # What is read is split into lines here rather than by `readline` (one await per line): a
+        # burst of 1000 tool calls is a few reads. Same rules as `readline` with the reader's limit:
+        # a line (without its `\n`) longer than it drops the connection, after the lines before
+        # it; an unterminated last line before EOF is still a line.
+        limit = self._core.max_line_bytes * 4
+        too_long = ConnectionClosed(f"the daemon sent a line over {limit} bytes; connection dropped")
+        partial: list[bytes] = []  # the start of a line whose end has not arrived yet
+        partial_bytes = 0
+        receive = self._core.receive
+        dispatch = self._dispatch
         try:
             while True:
-                try:
-                    line = await self._reader.readline()
-                except ValueError:
-                    error = ConnectionClosed(
-                        f"the daemon sent a line over {self._core.max_line_bytes * 4} bytes; connection dropped"
-                    )
+                data = await self._reader.read(_READ_CHUNK)
+                if not data:
+                    if partial:
+                        event = receive(b"".join(partial))
+                        if event is not None:
+                            dispatch(event)
                     break
-                if not line:
+                if b"\n" not in data:
+                    partial.append(data)
+                    partial_bytes += len(data)
+                    if partial_bytes > limit:
+                        error = too_long
+                        break
+                    continue
+                lines = data.split(b"\n")
+                if partial:
+                    partial.append(lines[0])
+                    lines[0] = b"".join(partial)
+                tail = lines.pop()
+                partial = [tail] if tail else []
+                partial_bytes = len(tail)
+                for line in lines:
+                    if len(line) > limit:
+                        error = too_long
+                        return
+                    event = receive(line)
+                    if event is not None:
+                        dispatch(event)
+                if partial_bytes > limit:
+                    error = too_long
                     break
-                event = self._core.receive(line)
-                if event is not None:
-                    self._dispatch(event)
         except (ConnectionError, OSError) as exc:
             error = ConnectionClosed(f"lost the connection to the daemon: {exc}. The next call reconnects.")
         finally:
             self._fail_all(error)
 
     def _dispatch(self, event: Event) -> None:
-        if isinstance(event, ResponseReceived):
+        if isinstance(event, ToolCallRequested):  # the most frequent event by far
+            self._start_tool_call(event)
+        elif isinstance(event, ResponseReceived):
             future = self._pending.pop(event.id, None)
             if future is None or future.done():
                 return
@@ -551,14 +607,10 @@ class AsyncClient:
                 future.set_exception(event.error)
             else:
                 future.set_result(event.result)
-        elif isinstance(event, ToolCallRequested):
-            task = asyncio.get_running_loop().create_task(self._serve_tool_call(event))
-            self._tool_tasks[event.id] = task
-            task.add_done_callback(functools.partial(self._tool_task_done, event.id))
         elif isinstance(event, CancelRequested):
             serving = self._tool_tasks.get(event.id)
             if serving is not None:
-                serving.cancel()
+                self._cancel_tool_task(event.id, serving)
         elif isinstance(event, OutputReceived):
             state = self._runs.get(event.request_id) if isinstance(event.request_id, int) else None
             if state is not None and state.on_output is not None:
@@ -574,38 +626,109 @@ class AsyncClient:
             if event.reply is not None:
                 self._spawn(self._send_quietly(event.reply))
 
-    def _tool_task_done(self, key: Any, _task: asyncio.Task[None]) -> None:
-        self._tool_tasks.pop(key, None)
-
-    def _find_tool(self, event: ToolCallRequested) -> Tool | None:
+    def _start_tool_call(self, event: ToolCallRequested) -> None:
+        """Starts serving a ``tool/call``: an async handler in a task of its own, a sync one in the
+        thread pool. Either is registered in ``_tool_tasks`` until it ends (so ``$/cancelRequest``,
+        a lost connection or ``close`` cancel it) and answered once when it ends, unless it was
+        cancelled; a call that fails before it starts (unknown tool, arguments that do not bind)
+        is answered here.
+        """
+        # The run's tool, else the session's.
         state = self._runs.get(event.request_id) if isinstance(event.request_id, int) else None
-        if state is not None and event.name in state.tools:
-            return state.tools[event.name]
-        if event.session_id is not None:
-            return self._session_tools.get(event.session_id, {}).get(event.name)
-        return None
-
-    async def _serve_tool_call(self, event: ToolCallRequested) -> None:
-        definition = self._find_tool(event)
+        definition = state.tools.get(event.name) if state is not None else None
+        if definition is None and event.session_id is not None:
+            definition = self._session_tools.get(event.session_id, {}).get(event.name)
         if definition is None:
-            reply = self._core.error(
-                event.id, TOOL_ERROR_CODE, f"LookupError: this client has no handler for tool {event.name!r}"
-            )
-        else:
-            if self._executor is None:
-                self._executor = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=self._max_tool_threads, thread_name_prefix="ptcd-tool"
+            self._queue_line(
+                self._core.error(
+                    event.id, TOOL_ERROR_CODE, f"LookupError: this client has no handler for tool {event.name!r}"
                 )
+            )
+            return
+        loop = asyncio.get_running_loop()
+        work: asyncio.Future[Any]
+        try:
+            args, kwargs = definition.bind(event.arguments)
+            if definition.is_async:
+                work = loop.create_task(self._serve_async(event, definition.handler, args, kwargs, True))
+            else:
+                if self._executor is None:
+                    self._executor = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=self._max_tool_threads, thread_name_prefix="ptcd-tool"
+                    )
+                context = contextvars.copy_context()
+                work = loop.run_in_executor(
+                    self._executor, functools.partial(context.run, definition.handler, *args, **kwargs)
+                )
+                work.add_done_callback(functools.partial(self._sync_call_done, event))
+        except Exception as exc:
+            self._queue_line(self._failure_reply(event, exc))
+            return
+        self._tool_tasks[event.id] = work
+
+    async def _serve_async(
+        self,
+        event: ToolCallRequested,
+        handler: Callable[..., Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        may_await: bool,
+    ) -> None:
+        """The task serving an async handler (or the awaitable a sync one returned): answers with
+        its value or error; cancelled, it does not answer."""
+        try:
             try:
-                value = await definition.invoke(event.arguments, self._executor)
-            except ToolError as exc:
-                reply = self._error_reply(event, exc.code, exc.message, exc.data)
+                value = await handler(*args, **kwargs)
+                if may_await and type(value) not in _PLAIN_VALUES and inspect.isawaitable(value):
+                    value = await value
             except Exception as exc:
-                log.info("tool %r raised %s: %s", event.name, type(exc).__name__, exc)
-                reply = self._error_reply(event, TOOL_ERROR_CODE, f"{type(exc).__name__}: {exc}")
+                reply = self._failure_reply(event, exc)
             else:
                 reply = self._result_reply(event, value)
-        await self._send_quietly(reply)
+            self._queue_line(reply)
+        finally:
+            self._tool_tasks.pop(event.id, None)
+
+    def _sync_call_done(self, event: ToolCallRequested, work: asyncio.Future[Any]) -> None:
+        """Answers a sync handler's call when its thread is done; a cancelled one is not answered."""
+        if self._tool_tasks.get(event.id) is work:
+            del self._tool_tasks[event.id]
+        if work.cancelled():
+            return
+        exc = work.exception()
+        if exc is None:
+            value = work.result()
+            if type(value) not in _PLAIN_VALUES and inspect.isawaitable(value):
+                # It returned an awaitable (a coroutine, say): awaited on the loop, its value is the answer.
+                if self.closed:
+                    if inspect.iscoroutine(value):
+                        value.close()
+                    return
+                follow = asyncio.get_running_loop().create_task(self._serve_async(event, _await, [value], {}, False))
+                self._tool_tasks[event.id] = follow
+                return
+            reply = self._result_reply(event, value)
+        elif isinstance(exc, Exception):
+            reply = self._failure_reply(event, exc)
+        else:
+            return  # KeyboardInterrupt and the like are the loop's business, not an answer
+        self._queue_line(reply)
+
+    def _cancel_tool_task(self, key: Any, work: asyncio.Future[Any]) -> None:
+        """Cancels the work serving a tool call. A task cancelled before its first step never runs
+        its own clean-up, so it also leaves ``_tool_tasks`` when done."""
+        work.cancel()
+        work.add_done_callback(functools.partial(self._forget_tool_task, key))
+
+    def _forget_tool_task(self, key: Any, work: asyncio.Future[Any]) -> None:
+        if self._tool_tasks.get(key) is work:
+            del self._tool_tasks[key]
+
+    def _failure_reply(self, event: ToolCallRequested, exc: Exception) -> bytes:
+        if isinstance(exc, ToolError):
+            return self._error_reply(event, exc.code, exc.message, exc.data)
+        log.info("tool %r raised %s: %s", event.name, type(exc).__name__, exc)
+        return self._error_reply(event, TOOL_ERROR_CODE, f"{type(exc).__name__}: {exc}")
 
     def _result_reply(self, event: ToolCallRequested, value: Any) -> bytes:
         try:
@@ -645,5 +768,5 @@ class AsyncClient:
         for future in pending:
             if not future.done():
                 future.set_exception(ConnectionClosed(error.message))
-        for task in list(self._tool_tasks.values()):
-            task.cancel()
+        for key, work in list(self._tool_tasks.items()):
+            self._cancel_tool_task(key, work)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Union
 
 from ._errors import InvalidRequest, PtcdError, error_from_wire
@@ -41,9 +42,29 @@ DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 JsonId = Union[int, str]
 
 
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
 def encode_json(value: Any) -> str:
     """Compact JSON that is guaranteed to fit on one line (``json`` escapes newlines in strings)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _encode(value)
+
+
+def _loads(line: bytes) -> Any:
+    """``json.loads(line)``, taking the shorter way for the daemon's UTF-8 lines.
+
+    A line that is not plain UTF-8 JSON goes through ``json.loads`` itself (BOMs, UTF-16/32,
+    surrogates, and the errors), so the outcome is the same either way.
+    """
+    try:
+        text = line.decode("utf-8")
+        value, end = _scan(text, 0)  # what `json.loads` does, minus its whitespace skipping
+        if end == len(text):
+            return value
+    except (ValueError, StopIteration):
+        pass
+    return json.loads(line)
 
 
 class LineTooLong(ValueError):
@@ -105,6 +126,28 @@ class ToolCallRequested:
     call_id: int | None
     name: str
     arguments: dict[str, Any]
+
+    # The generated frozen __init__ sets each field through object.__setattr__, a few microseconds
+    # per event; one is made per tool call, so this one fills the instance dict directly (dataclass
+    # keeps an __init__ the class defines).
+    def __init__(
+        self,
+        id: JsonId,
+        run_id: str | None,
+        request_id: JsonId | None,
+        session_id: str | None,
+        call_id: int | None,
+        name: str,
+        arguments: dict[str, Any],
+    ) -> None:
+        fields = self.__dict__
+        fields["id"] = id
+        fields["run_id"] = run_id
+        fields["request_id"] = request_id
+        fields["session_id"] = session_id
+        fields["call_id"] = call_id
+        fields["name"] = name
+        fields["arguments"] = arguments
 
 
 @dataclass(frozen=True)
@@ -203,7 +246,10 @@ class RpcCore:
 
     def result(self, request_id: JsonId, result_json: str) -> bytes:
         """Answer a daemon request with an already-encoded JSON result (checked by the caller)."""
-        return self._finish(f'{{"jsonrpc":"2.0","id":{encode_json(request_id)},"result":{result_json}}}')
+        line = f'{{"jsonrpc":"2.0","id":{_encode(request_id)},"result":{result_json}}}\n'.encode("utf-8")
+        if len(line) > self.max_line_bytes:  # `_finish`, inline: this is once per tool call
+            raise self._too_long(len(line))
+        return line
 
     def error(self, request_id: JsonId | None, code: int, message: str, data: Any = None) -> bytes:
         err: dict[str, Any] = {"code": code, "message": message}
@@ -214,11 +260,13 @@ class RpcCore:
     def _finish(self, text: str) -> bytes:
         line = text.encode("utf-8") + b"\n"
         if len(line) > self.max_line_bytes:
-            raise InvalidRequest(
-                f"message of {len(line)} bytes exceeds the daemon's line limit of "
-                f"{self.max_line_bytes} bytes"
-            )
+            raise self._too_long(len(line))
         return line
+
+    def _too_long(self, size: int) -> InvalidRequest:
+        return InvalidRequest(
+            f"message of {size} bytes exceeds the daemon's line limit of {self.max_line_bytes} bytes"
+        )
 
     # ---- incoming
 
@@ -228,11 +276,36 @@ class RpcCore:
         if not line.strip():
             return None
         try:
-            message = json.loads(line)
+            message = _loads(line)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return ProtocolViolation(f"daemon sent a line that is not JSON: {exc}", line)
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
             return ProtocolViolation("daemon sent something that is not a JSON-RPC 2.0 object", line)
+
+        params = message.get("params")
+        if message.get("method") == "tool/call" and type(params) is dict:
+            # The common case, checked as `_incoming_call` would (JSON values have exact types,
+            # so `type(...) is` matches its `isinstance`); anything else falls through to it.
+            request_id: Any = message.get("id")
+            kind = type(request_id)
+            if kind is str or kind is int:
+                name = params.get("name")
+                arguments = params.get("arguments", {})
+                if type(name) is str and type(arguments) is dict:
+                    run_id = params.get("run_id")
+                    run_request_id = params.get("request_id")
+                    kind = type(run_request_id)
+                    session_id = params.get("session_id")
+                    call_id = params.get("call_id")
+                    return ToolCallRequested(
+                        request_id,
+                        run_id if type(run_id) is str else None,
+                        run_request_id if kind is int or kind is str else None,
+                        session_id if type(session_id) is str else None,
+                        call_id if isinstance(call_id, int) else None,
+                        name,
+                        arguments,
+                    )
 
         if "method" in message:
             return self._incoming_call(message, line)

@@ -58,6 +58,12 @@ class Tool:
     extra: dict[str, Any] = field(default_factory=dict)
     _signature: inspect.Signature | None = field(default=None, repr=False, compare=False)
     _hints: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # Per-call work done once: whether `handler` is async (for the handler it was computed for)
+    # and how to bind arguments (for the signature and hints it was computed from).
+    _async_for: Any = field(default=None, init=False, repr=False, compare=False)
+    _async: bool = field(default=False, init=False, repr=False, compare=False)
+    _plan_for: Any = field(default=None, init=False, repr=False, compare=False)
+    _plan: _BindPlan | None = field(default=None, init=False, repr=False, compare=False)
 
     # ---- construction
 
@@ -142,14 +148,32 @@ class Tool:
     @property
     def is_async(self) -> bool:
         handler = self.handler
-        return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-            getattr(handler, "__call__", None)
-        )
+        if self._async_for is not handler:
+            self._async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+                getattr(handler, "__call__", None)
+            )
+            self._async_for = handler
+        return self._async
 
     def bind(self, arguments: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Turn the JSON arguments into ``(args, kwargs)`` for the handler, converting typed values."""
         if self._signature is None:
             return [], dict(arguments)
+        plan = self._plan
+        if self._plan_for is not self._signature or (plan is not None and plan.hints is not self._hints):
+            plan = self._plan = _BindPlan.build(self._signature, self._hints)
+            self._plan_for = self._signature
+        if plan is not None:
+            keys = arguments.keys()
+            if keys >= plan.required and (plan.var_keyword or keys <= plan.names):
+                # Every parameter is passed by keyword and takes its JSON value as it is, the
+                # required ones are there and no unknown one is: the general loop would produce
+                # exactly these kwargs.
+                return [], dict(arguments)
+        return self._bind_general(arguments)
+
+    def _bind_general(self, arguments: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        assert self._signature is not None
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         remaining = dict(arguments)
@@ -197,6 +221,57 @@ class Tool:
 
 
 ToolLike = typing.Union[Tool, Callable[..., Any], Mapping[str, Any]]
+
+#: Hints whose parameters ``_from_json`` hands the JSON value unchanged.
+_PASS_THROUGH: frozenset[Any] = frozenset({Any, None, int, float, str, bool, dict, list})
+
+
+def _passes_through(hint: Any) -> bool:
+    """True when ``_from_json(value, hint)`` returns ``value`` itself for every JSON value."""
+    try:
+        if hint in _PASS_THROUGH:
+            return True
+    except TypeError:  # an unhashable hint
+        return False
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Annotated:
+        return _passes_through(args[0])
+    if origin in _UNION_TYPES:
+        candidates = [arg for arg in args if arg is not type(None)]
+        return len(candidates) != 1 or _passes_through(candidates[0])
+    return False
+
+
+@dataclass(frozen=True)
+class _BindPlan:
+    """The fast way to bind a signature whose parameters are all passed by keyword and converted by
+    no hint: the JSON arguments are the kwargs once the required ones are there and no unknown one
+    is (else the general binding runs, and raises its error). See :meth:`Tool.bind`."""
+
+    hints: dict[str, Any]
+    names: frozenset[str]
+    required: frozenset[str]
+    var_keyword: bool
+
+    @classmethod
+    def build(cls, signature: inspect.Signature, hints: dict[str, Any]) -> _BindPlan | None:
+        names: list[str] = []
+        required: list[str] = []
+        var_keyword = False
+        for param in signature.parameters.values():
+            if param.kind is inspect.Parameter.VAR_KEYWORD:
+                var_keyword = True
+                continue
+            if param.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+                return None
+            if not _passes_through(hints.get(param.name, Any)):
+                return None
+            names.append(param.name)
+            if param.default is inspect.Parameter.empty:
+                required.append(param.name)
+        return cls(hints, frozenset(names), frozenset(required), var_keyword)
+
 
 
 @overload
@@ -317,12 +392,21 @@ def _to_json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_to_json_default)
+_encode = _ENCODER.encode
+_CONSTANTS: dict[Any, str] = {None: "null", True: "true", False: "false"}
+
+
 def to_json(value: Any) -> str:
     """Encode a handler's result as compact JSON (dataclasses, enums and pydantic models allowed).
 
     Raises ``TypeError``/``ValueError`` for anything JSON cannot carry (sets, arbitrary objects, NaN).
     """
-    return json.dumps(
-        value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_to_json_default
-    )
+    # Exactly what `json` writes for these, without setting up an encoding pass.
+    kind = type(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None or kind is bool:
+        return _CONSTANTS[value]
+    return _encode(value)
 

@@ -61,13 +61,18 @@ pub async fn drive(
     let outbox = interpreter.outbox().clone();
     let queued = relay.queued_arguments().clone();
     let mut unsent: Option<Chunk> = None;
+    // Made once, not per turn of the loop: a turn per tool call and per answer would otherwise
+    // register a timer and a cancellation waiter each time.
+    let cancelled = cancel.cancelled();
+    let deadline = tokio::time::sleep_until(tripwires.deadline);
+    tokio::pin!(cancelled, deadline);
     loop {
         let outbox_full = outbox.is_full();
         let read_child = unsent.is_none() && !outbox_full && !queued.is_full();
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => return Ending::Cancelled,
-            _ = tokio::time::sleep_until(tripwires.deadline) => return Ending::Timeout,
+            _ = &mut cancelled => return Ending::Cancelled,
+            _ = &mut deadline => return Ending::Timeout,
             why = tripwires.disk.exceeded() => return Ending::DiskFull(why),
             _ = outbox.has_room(), if outbox_full => {}
             _ = queued.has_room(), if queued.is_full() => {}

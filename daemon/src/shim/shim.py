@@ -634,9 +634,10 @@ def _prepare(job: Dict[str, Any], channel: Channel, state: State) -> None:
     limit = job.get("max_argument_bytes")
     channel.max_argument_bytes = limit if type(limit) is int and limit > 0 else None
     environ = {str(k): str(v) for k, v in (job.get("environ") or {}).items()}
-    for name in state.environ.keys() - environ.keys():
-        os.environ.pop(name, None)
-    os.environ.update(environ)
+    for name in state.environ:
+        if name not in environ:
+            os.environ.pop(name, None)
+    _set_environ(environ)
     state.environ = environ
     if job.get("late_seccomp") is not None and not state.seccomp_installed:
         try:
@@ -648,6 +649,19 @@ def _prepare(job: Dict[str, Any], channel: Channel, state: State) -> None:
             channel.send_blocking(_encode(done, strict=False))
             os._exit(0)
         state.seccomp_installed = True
+
+
+def _set_environ(values: Dict[str, str], drop_others: bool = False) -> None:
+    """Sets ``values`` in ``os.environ`` (and so in the C environment); ``drop_others``: and
+    removes every other name. A name that already has its value is left alone (in a forked
+    child every change copies pages it shares with its template)."""
+    current = os.environ.copy()
+    for name in current:
+        if drop_others and name not in values:
+            del os.environ[name]
+    for name, value in values.items():
+        if current.get(name) != value:
+            os.environ[name] = value
 
 
 def main() -> None:
@@ -730,18 +744,25 @@ def _prctl(option: int, arg2: int = 0, arg3: int = 0) -> None:
         raise OSError(err, f"prctl({option}): {os.strerror(err)}")
 
 
+_CAP_TYPES: Any = None  # (header, data) ctypes structures of capget/capset, made once by T
+
+
 def _capabilities(clear: bool) -> Tuple[int, int, int]:
     """capget (or capset to all zero first): (effective, permitted, inheritable), all 64 bits."""
     import ctypes
 
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+    global _CAP_TYPES
+    if _CAP_TYPES is None:
+        class Header(ctypes.Structure):
+            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                    ("inheritable", ctypes.c_uint32)]
+        class Data(ctypes.Structure):
+            _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                        ("inheritable", ctypes.c_uint32)]
 
-    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+        _CAP_TYPES = (Header, Data * 2)
+    header_type, data_type = _CAP_TYPES
+    header, data = header_type(0x20080522, 0), data_type()  # _LINUX_CAPABILITY_VERSION_3
     call = _LIBC.capset if clear else _LIBC.capget
     if call(ctypes.byref(header), data) != 0:
         err = ctypes.get_errno()
@@ -846,9 +867,7 @@ def _confine(job: Dict[str, Any], template_pid: int) -> None:
     for program in _PRELOADED[1]:
         _step("sandbox_error", "seccomp", lambda: _install_seccomp(program))
     _step("launch_error", None, lambda: os.chdir(job["cwd"]))
-    env = {str(k): str(v) for k, v in job.get("env") or []}
-    os.environ.clear()
-    os.environ.update(env)
+    _set_environ({str(k): str(v) for k, v in job.get("env") or []}, drop_others=True)
 
 
 def _forked_child(template: socket.socket, fds: List[int], template_pid: int) -> NoReturn:
@@ -899,6 +918,11 @@ def _template_main() -> NoReturn:
     import select
 
     _LIBC = _seccomp_calls()[0]
+    # What a child's confinement calls, resolved once here (ctypes caches a looked-up function on
+    # the CDLL object and a structure type is a class: made per child, each costs copied pages).
+    for name in ("prctl", "capget", "capset", "syscall"):
+        getattr(_LIBC, name)
+    _capabilities(False)
     sys.argv[1:] = []  # a forked child's sys.argv is a cold child's: ['-c']
     ctl = socket.socket(fileno=CONTROL_FD)
     ctl.setblocking(True)
@@ -919,7 +943,8 @@ def _template_main() -> NoReturn:
         _die("fork server: expected the template message", EXIT_PROTOCOL)
     if first.get("late_seccomp") is not None:
         _install_seccomp(first["late_seccomp"])
-    _warm_up()
+    for _ in range(_WARM_UP_ROUNDS):
+        _warm_up()
     _flush_std()
     # Last, so that the hex and its parsing leave no hole below what warm-up allocated.
     _preload(first.pop("seccomp", None))
@@ -970,6 +995,12 @@ def _template_main() -> NoReturn:
             send({"type": "forked", "id": request, "pid": child}, [pidfd])
 
 
+# Rounds of ``_warm_up``: CPython 3.11 rewrites a function's bytecode in place once it has run a
+# few times (quickening, then specialization); done here, the children share it instead of each
+# copying every page of the code it runs.
+_WARM_UP_ROUNDS = 10
+
+
 def _warm_up() -> None:
     """In T, before ``gc.freeze()``: pay once what every run pays on first use (compiling with
     top-level await, an event loop, a tool call's encoding and binding, formatting an error), so
@@ -1000,6 +1031,9 @@ def _warm_up() -> None:
     except ValueError as exc:
         _error_info(exc)
     _done_line((True, 2))
+    # A child replaces its environment with its run's (``_confine``, ``_prepare``): the same
+    # calls, with T's own environment, which they leave as it was.
+    _set_environ(os.environ.copy(), drop_others=True)
 
 
 def threading_active() -> int:

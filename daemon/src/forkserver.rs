@@ -528,7 +528,10 @@ impl ForkServer {
 }
 
 /// The `confine` job a forked child applies to itself: the steps of the cold launcher that
-/// happen after the fork, from the run's own plan (the single source of truth).
+/// happen after the fork, from the run's own plan (the single source of truth). The plan's
+/// seccomp filters travel as their digest ([`filters_digest`]): the child installs the filters
+/// its template preloaded (the template message, [`start`]) only when their digest is this one,
+/// and refuses to start otherwise, so it never runs with another policy's filters or none.
 pub fn confine_job(plan: &SandboxPlan) -> Vec<u8> {
     let mut line = json!({
         "type": "confine",
@@ -536,13 +539,27 @@ pub fn confine_job(plan: &SandboxPlan) -> Vec<u8> {
         "cwd": plan.cwd,
         "rlimits": plan.rlimits,
         "landlock": plan.landlock.is_some(),
-        "seccomp": plan.seccomp,
+        "seccomp_sha256": filters_digest(&plan.seccomp),
         "env": plan.env,
     })
     .to_string()
     .into_bytes();
     line.push(b'\n');
     line
+}
+
+/// SHA-256 (lowercase hex) of a list of seccomp programs (hex): the programs joined by `\n`. The
+/// shim computes the same of the filters its template preloaded (`filters_digest` in `shim.py`).
+pub fn filters_digest(programs: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write;
+    let digest = Sha256::digest(programs.join("\n").as_bytes());
+    digest
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }
 
 /// Spawns T through the launcher. Returns the template (Starting) and its process.
@@ -582,11 +599,14 @@ fn start(
         }),
     });
     let late = plan.late_seccomp.clone();
+    // The filters every run of this policy carries, parsed once by T for all its children (each
+    // child's confine job names them by digest).
+    let run_filters =
+        crate::sandbox::template::run_filters(host.host, policy, host.scratch_root, &leased);
     let template_for_start = template.clone();
     tokio::spawn(async move {
-        let _ = template_for_start
-            .send(&json!({"type": "template", "late_seccomp": late}), &[])
-            .await;
+        let first = json!({"type": "template", "late_seccomp": late, "seccomp": run_filters});
+        let _ = template_for_start.send(&first, &[]).await;
     });
     Ok((template, child))
 }
@@ -814,6 +834,61 @@ mod tests {
         assert_eq!((fds.len(), truncated), (2, false));
         let (n, fds, _) = recv_with_fds(b.as_raw_fd(), &mut buf).unwrap();
         assert_eq!((&buf[..n], fds.len()), (&b"{}"[..], 0));
+    }
+
+    #[test]
+    fn filters_digest_is_the_sha256_the_shim_computes() {
+        // The same values as the shim's `filters_digest` (test_shim.py computes it with hashlib).
+        let programs = vec!["ab".to_string(), "cd".to_string()];
+        assert_eq!(
+            filters_digest(&programs),
+            "41b72d4bfcbee9afefc1319dc198260e7dfd43b16d45f56b3bdded5e8427fea7"
+        );
+        assert_eq!(
+            filters_digest(&[]),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        // Order and boundaries count: another list is another digest.
+        let others = [
+            vec!["cd".to_string(), "ab".to_string()],
+            vec!["abcd".to_string()],
+            vec!["ab".to_string()],
+        ];
+        for other in others {
+            assert_ne!(filters_digest(&other), filters_digest(&programs));
+        }
+    }
+
+    #[test]
+    fn confine_job_names_the_plans_filters_by_digest_and_carries_no_program() {
+        use crate::sandbox::plan::tests::{host, python};
+        let policy = (*crate::policy::PolicySet::builtin()
+            .get(None)
+            .expect("default"))
+        .clone();
+        let plan = crate::sandbox::plan::build(
+            host(&python(), 7),
+            &policy,
+            &policy.limits,
+            Path::new("/run/ptcd-scratch/r-1"),
+            "r-1",
+            &[],
+            &Leased::Unswitched,
+        );
+        assert!(!plan.seccomp.is_empty());
+        let line = confine_job(&plan);
+        assert_eq!(line.last(), Some(&b'\n'));
+        let job: Value = serde_json::from_slice(&line).expect("JSON");
+        assert_eq!(job["type"], "confine");
+        assert_eq!(job["seccomp_sha256"], filters_digest(&plan.seccomp));
+        assert!(
+            job.get("seccomp").is_none(),
+            "no program travels in the job"
+        );
+        let text = String::from_utf8(line).expect("UTF-8");
+        for program in &plan.seccomp {
+            assert!(!text.contains(program.as_str()));
+        }
     }
 
     #[test]

@@ -111,6 +111,27 @@ pub fn build_template(
     plan
 }
 
+/// The seccomp filters the runs of `policy` carry (`plan::build`'s own, as a run plan has them),
+/// which the template of `policy` preloads for its children. A forked child installs them only
+/// when its run plan's filters have the same digest (`forkserver::confine_job`).
+pub fn run_filters(
+    host: Host<'_>,
+    policy: &Policy,
+    scratch_root: &Path,
+    leased: &Leased,
+) -> Vec<String> {
+    plan::build(
+        host,
+        policy,
+        &policy.limits,
+        scratch_root,
+        TEMPLATE_RUN_ID,
+        &[],
+        leased,
+    )
+    .seccomp
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -296,6 +317,44 @@ mod tests {
         );
         assert_eq!((t.identity, t.retain_setid), (None, None));
         assert_eq!(t.seccomp, seccomp::template_filters(None));
+    }
+
+    #[test]
+    fn template_preloads_exactly_the_filters_of_its_policys_runs() {
+        let policy = default_policy();
+        let preloaded = run_filters(
+            host(&python()),
+            &policy,
+            Path::new(ROOT),
+            &Leased::Unswitched,
+        );
+        assert!(
+            !preloaded.is_empty(),
+            "the default policy's runs carry filters"
+        );
+        let tightened = Limits {
+            cpu_ms: 1000,
+            memory_mb: 64,
+            ..policy.limits
+        };
+        for limits in [policy.limits, tightened] {
+            let run = run_plan(&policy, &limits, &Leased::Unswitched);
+            assert_eq!(run.seccomp, preloaded, "what a run's confine job names");
+        }
+        // The template's own filters are not the runs' (a child stacks these on T's).
+        let t = build_template(
+            host(&python()),
+            &policy,
+            Path::new(ROOT),
+            &Leased::Unswitched,
+        );
+        assert_ne!(t.seccomp, preloaded);
+        // A policy without seccomp has no run filters (and never gets a template).
+        let mut off = default_policy();
+        off.seccomp = false;
+        assert!(
+            run_filters(host(&python()), &off, Path::new(ROOT), &Leased::Unswitched).is_empty()
+        );
     }
 
     #[test]

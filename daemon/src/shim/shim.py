@@ -150,16 +150,26 @@ def _seccomp_calls() -> Any:
     return _SECCOMP_CALLS
 
 
-def _install_seccomp(program_hex: str) -> None:
-    """Dumpable off, then stack the daemon's late BPF filter on this (only) thread."""
+def _seccomp_program(program_hex: str) -> Any:
+    """A BPF program (hex) as the ``struct sock_fprog`` prctl takes, with the buffer it points
+    into (kept alive together)."""
     import ctypes
 
     prog = bytes.fromhex(program_hex)
     if not prog or len(prog) % 8 or len(prog) // 8 > 4096:
         raise ValueError(f"bad BPF program length: {len(prog)} bytes")
-    libc, sock_fprog = _seccomp_calls()
+    _, sock_fprog = _seccomp_calls()
     filt = ctypes.create_string_buffer(prog, len(prog))
-    fprog = sock_fprog(len(prog) // 8, ctypes.cast(filt, ctypes.c_void_p))
+    return sock_fprog(len(prog) // 8, ctypes.cast(filt, ctypes.c_void_p)), filt
+
+
+def _install_seccomp(program: Any) -> None:
+    """Dumpable off, then stack a BPF filter on this (only) thread: the daemon's hex, or one
+    made by ``_seccomp_program`` (a template's preloaded filters)."""
+    import ctypes
+
+    fprog, _ = _seccomp_program(program) if isinstance(program, str) else program
+    libc, _ = _seccomp_calls()
     ul = ctypes.c_ulong
     # prctl is variadic: pass every argument as unsigned long (the kernel checks unused ones are 0).
     for option, arg2, arg3 in ((38, ul(1), ul(0)),          # PR_SET_NO_NEW_PRIVS
@@ -630,9 +640,10 @@ def _prepare(job: Dict[str, Any], channel: Channel, state: State) -> None:
     limit = job.get("max_argument_bytes")
     channel.max_argument_bytes = limit if type(limit) is int and limit > 0 else None
     environ = {str(k): str(v) for k, v in (job.get("environ") or {}).items()}
-    for name in state.environ.keys() - environ.keys():
-        os.environ.pop(name, None)
-    os.environ.update(environ)
+    for name in state.environ:
+        if name not in environ:
+            os.environ.pop(name, None)
+    _set_environ(environ)
     state.environ = environ
     if job.get("late_seccomp") is not None and not state.seccomp_installed:
         try:
@@ -644,6 +655,19 @@ def _prepare(job: Dict[str, Any], channel: Channel, state: State) -> None:
             channel.send_blocking(_encode(done, strict=False))
             os._exit(0)
         state.seccomp_installed = True
+
+
+def _set_environ(values: Dict[str, str], drop_others: bool = False) -> None:
+    """Sets ``values`` in ``os.environ`` (and so in the C environment); ``drop_others``: and
+    removes every other name. A name that already has its value is left alone (in a forked
+    child every change copies pages it shares with its template)."""
+    current = os.environ.copy()
+    for name in current:
+        if drop_others and name not in values:
+            del os.environ[name]
+    for name, value in values.items():
+        if current.get(name) != value:
+            os.environ[name] = value
 
 
 def main() -> None:
@@ -672,7 +696,8 @@ def main() -> None:
 # above once, never runs script code and never sees a run's code, inputs, environment or results.
 # Its fd 3 is a SOCK_SEQPACKET socket to the daemon (one message per record):
 #
-#   daemon -> T  {"type":"template","late_seccomp":hex|null}            once, first
+#   daemon -> T  {"type":"template","late_seccomp":hex|null,"seccomp":[hex]} once, first: T's own
+#                late filter, and the run filters of its policy, which it parses once
 #   T -> daemon  {"type":"ready","pid":int}
 #   daemon -> T  {"type":"fork","id":int} + SCM_RIGHTS [control, stdout, stderr(, landlock ruleset)]
 #   T -> daemon  {"type":"forked","id":int,"pid":int} + SCM_RIGHTS [pidfd]
@@ -683,11 +708,37 @@ def main() -> None:
 # A forked child ("C") moves the received fds to 3/1/2/4, closes every other fd, reads ONE
 # ``confine`` line from its control socket (written there by the daemon before the fork request)
 # and applies it to itself in the cold launcher's order (see ``_confine``); any failure is a
-# ``sandbox_error`` line and exit 126, before any script byte. Then it is an ordinary shim.
+# ``sandbox_error`` line and exit 126, before any script byte. Then it is an ordinary shim. The
+# job names its run plan's seccomp filters by digest (``seccomp_sha256``): C installs T's
+# preloaded filters only when their digest is that one, and refuses otherwise.
 
 EXIT_REFUSED = 126
 _MAX_CONFINE_LINE = 16 << 20
 _LIBC: Any = None  # ctypes' view of libc, loaded once by the template
+# The run filters of the template's policy: (digest, [program]), parsed once by the template from
+# its first message. A child installs them only when its confine job names the same digest.
+_PRELOADED: Optional[Tuple[str, List[Any]]] = None
+
+
+def filters_digest(programs: List[str]) -> str:
+    """SHA-256 (hex) of a filter list: its hex programs joined by newlines. The daemon computes
+    the same of the run plan's filters (``forkserver::filters_digest``)."""
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found]  # 3.11: no OpenSSL
+    except ImportError:
+        try:
+            from _sha2 import sha256  # type: ignore[import-not-found,no-redef]  # 3.12+
+        except ImportError:
+            from hashlib import sha256  # type: ignore[no-redef]
+    return sha256("\n".join(programs).encode("ascii")).hexdigest()
+
+
+def _preload(programs: Any) -> None:
+    """In T: parse the policy's run filters once (the children share them)."""
+    global _PRELOADED
+    if not (isinstance(programs, list) and programs and all(isinstance(p, str) for p in programs)):
+        _die("fork server: the template message carries no run filters", EXIT_PROTOCOL)
+    _PRELOADED = (filters_digest(programs), [_seccomp_program(p) for p in programs])
 
 
 def _prctl(option: int, arg2: int = 0, arg3: int = 0) -> None:
@@ -821,12 +872,16 @@ def _confine(job: Dict[str, Any], template_pid: int) -> None:
             os.close(4)
 
         _step("sandbox_error", "landlock", landlock)
-    for i, program in enumerate(job.get("seccomp") or []):
+    # The run plan's filters, preloaded by the template: the job names them by digest. No
+    # digest, or another one than the template's (another policy's), installs nothing and refuses.
+    digest = job.get("seccomp_sha256")
+    if _PRELOADED is None or not isinstance(digest, str) or digest != _PRELOADED[0]:
+        raise _Refused("sandbox_error", "seccomp",
+                       "the run's seccomp filters are not the ones its template preloaded")
+    for program in _PRELOADED[1]:
         _step("sandbox_error", "seccomp", lambda: _install_seccomp(program))
     _step("launch_error", None, lambda: os.chdir(job["cwd"]))
-    env = {str(k): str(v) for k, v in job.get("env") or []}
-    os.environ.clear()
-    os.environ.update(env)
+    _set_environ({str(k): str(v) for k, v in job.get("env") or []}, drop_others=True)
 
 
 def _forked_child(template: socket.socket, fds: List[int], template_pid: int) -> NoReturn:
@@ -877,13 +932,17 @@ def _template_main() -> NoReturn:
     import select
 
     _LIBC = _seccomp_calls()[0]
-    _caps_types()
+    # What a child's confinement calls, resolved once here (ctypes caches a looked-up function on
+    # the CDLL object and a structure type is a class: made per child, each costs copied pages).
+    for name in ("prctl", "capget", "capset", "syscall"):
+        getattr(_LIBC, name)
+    _capabilities(False)
     sys.argv[1:] = []  # a forked child's sys.argv is a cold child's: ['-c']
     ctl = socket.socket(fileno=CONTROL_FD)
     ctl.setblocking(True)
 
-    def receive() -> Tuple[Dict[str, Any], List[int]]:
-        data, fds, flags, _ = socket.recv_fds(ctl, 1 << 16, 4)
+    def receive(size: int = 1 << 16) -> Tuple[Dict[str, Any], List[int]]:
+        data, fds, flags, _ = socket.recv_fds(ctl, size, 4)
         if not data:
             os._exit(0)  # the daemon is gone (our children get SIGKILL with us)
         if flags & (socket.MSG_CTRUNC | socket.MSG_TRUNC):
@@ -893,13 +952,16 @@ def _template_main() -> NoReturn:
     def send(msg: Dict[str, Any], fds: Optional[List[int]] = None) -> None:
         socket.send_fds(ctl, [_encode(msg)], fds or [])
 
-    first, fds = receive()
+    first, fds = receive(1 << 20)  # it carries the policy's run filters (~35 KB of hex)
     if first.get("type") != "template" or fds:
         _die("fork server: expected the template message", EXIT_PROTOCOL)
     if first.get("late_seccomp") is not None:
         _install_seccomp(first["late_seccomp"])
-    _warm_up()
+    for _ in range(_WARM_UP_ROUNDS):
+        _warm_up()
     _flush_std()
+    # Last, so that the hex and its parsing leave no hole below what warm-up allocated.
+    _preload(first.pop("seccomp", None))
     gc.collect()
     gc.freeze()  # what is imported now is shared with every child, not copied on first touch
     pid = os.getpid()
@@ -949,6 +1011,12 @@ def _template_main() -> NoReturn:
             send({"type": "forked", "id": request, "pid": child}, [pidfd])
 
 
+# Rounds of ``_warm_up``: CPython 3.11 rewrites a function's bytecode in place once it has run a
+# few times (quickening, then specialization); done here, the children share it instead of each
+# copying every page of the code it runs.
+_WARM_UP_ROUNDS = 10
+
+
 def _warm_up() -> None:
     """In T, before ``gc.freeze()``: pay once what every run pays on first use (compiling with
     top-level await, an event loop, a tool call's encoding and binding, formatting an error), so
@@ -979,6 +1047,9 @@ def _warm_up() -> None:
     except ValueError as exc:
         _error_info(exc)
     _done_line((True, 2))
+    # A child replaces its environment with its run's (``_confine``, ``_prepare``): the same
+    # calls, with T's own environment, which they leave as it was.
+    _set_environ(os.environ.copy(), drop_others=True)
 
 
 def threading_active() -> int:

@@ -5,6 +5,7 @@ Run: ``python3 -m pytest daemon/src/shim/test_shim.py``. ``PTCD_TEST_PYTHON`` pi
 interpreter for the children (default /usr/bin/python3).
 """
 
+import hashlib
 import json
 import os
 import platform
@@ -12,7 +13,7 @@ import socket
 import struct
 import subprocess
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -543,3 +544,152 @@ def test_a_namespaced_tool_named_like_a_special_attribute_breaks_nothing(shim):
                      [odd, tool("s.x", ["v"], py_name="x", namespace="s")])
     assert done["status"] == "ok", done
     assert done["value"] == ["Namespace", {"v": 1}]
+
+
+# --- fork server: the run filters a template preloads and the children it forks ----------------
+
+def filters_digest(programs: List[str]) -> str:
+    """What the daemon sends as a confine job's ``seccomp_sha256`` (``forkserver::filters_digest``)."""
+    return hashlib.sha256("\n".join(programs).encode("ascii")).hexdigest()
+
+
+ALLOW_ALL = bpf((RET_K, 0, 0, SECCOMP_RET_ALLOW))
+
+
+class Template:
+    """A shim in template mode (fd 3: a SOCK_SEQPACKET socket) and the daemon's end of it."""
+
+    def __init__(self, first: Dict[str, Any]) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fd = theirs.fileno()
+
+        def put_on_fd3() -> None:
+            if fd == 3:
+                os.set_inheritable(3, True)
+            else:
+                os.dup2(fd, 3)
+
+        self.proc = subprocess.Popen(
+            [PYTHON, "-I", "-S", "-B", "-c", SHIM_SOURCE, "template"], stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={}, close_fds=False,
+            preexec_fn=put_on_fd3)
+        theirs.close()
+        ours.settimeout(TIMEOUT)
+        self.sock = ours
+        self.next_id = 0
+        self.sock.send(json.dumps(first).encode())
+
+    def recv(self) -> Tuple[Dict[str, Any], List[int]]:
+        data, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 4)
+        assert data, "the template closed its socket"
+        return json.loads(data), fds
+
+    def fork(self, job: Dict[str, Any]) -> Tuple[Shim, int]:
+        """Writes ``job`` to a new control socket and has T fork a child on it: (child, id)."""
+        child = Shim.__new__(Shim)
+        ours, theirs = socket.socketpair()
+        ours.settimeout(TIMEOUT)
+        ours.sendall(json.dumps(job).encode() + b"\n")
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        self.next_id += 1
+        socket.send_fds(self.sock, [json.dumps({"type": "fork", "id": self.next_id}).encode()],
+                        [theirs.fileno(), out_w, err_w])
+        theirs.close()
+        os.close(out_w)
+        os.close(err_w)
+        msg, fds = self.recv()
+        assert (msg["type"], msg["id"], len(fds)) == ("forked", self.next_id, 1), msg
+        os.close(fds[0])
+        os.close(out_r)
+        os.close(err_r)
+        child.sock, child.reader, child.tool_calls = ours, ours.makefile("rb"), []
+        return child, self.next_id
+
+    def exit_status(self, request: int) -> int:
+        while True:
+            msg, _ = self.recv()
+            if msg["type"] == "exited" and msg["id"] == request:
+                return msg["status"]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+        self.sock.close()
+
+
+def confine_job(tmp_path: Path, **seccomp: Any) -> Dict[str, Any]:
+    return {"type": "confine", "identity": None, "cwd": str(tmp_path), "rlimits": [],
+            "landlock": False, "env": [["LANG", "C.UTF-8"], ["HOME", str(tmp_path)]], **seccomp}
+
+
+@pytest.fixture
+def template():
+    started: List[Template] = []
+
+    def start(first: Dict[str, Any]) -> Template:
+        started.append(Template(first))
+        return started[-1]
+
+    yield start
+    for t in started:
+        t.kill()
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="filter assembled for x86_64")
+def test_forked_child_installs_the_preloaded_filters_its_job_names(template, tmp_path):
+    t = template({"type": "template", "late_seccomp": None, "seccomp": [DENY_GETPPID]})
+    assert t.recv()[0]["type"] == "ready"
+    child, request = t.fork(confine_job(tmp_path, seccomp_sha256=filters_digest([DENY_GETPPID])))
+    child.start("import os\n[os.getppid(), os.getcwd(), os.environ['HOME']]")
+    done = child.recv()
+    # The run's filter is in force (getppid answers -EPERM); the rest of the job applied too.
+    assert done == {"type": "done", "status": "ok", "value": [-1, str(tmp_path), str(tmp_path)]}
+    assert t.exit_status(request) == 0
+
+
+@pytest.mark.parametrize("seccomp", [
+    pytest.param({"seccomp_sha256": filters_digest([ALLOW_ALL])}, id="another-policys-filters"),
+    pytest.param({"seccomp_sha256": filters_digest([DENY_GETPPID, ALLOW_ALL])}, id="a-superset"),
+    pytest.param({"seccomp_sha256": filters_digest([])}, id="no-filters"),
+    pytest.param({}, id="no-digest"),
+    pytest.param({"seccomp_sha256": None}, id="null-digest"),
+    pytest.param({"seccomp_sha256": [filters_digest([DENY_GETPPID])]}, id="not-a-string"),
+    # The old job format: the programs themselves, which a child no longer takes from a job.
+    pytest.param({"seccomp": [ALLOW_ALL]}, id="programs-instead-of-a-digest"),
+    pytest.param({"seccomp": [DENY_GETPPID]}, id="the-right-programs-without-a-digest"),
+])
+def test_forked_child_refuses_a_job_that_does_not_name_its_templates_filters(
+        template, tmp_path, seccomp):
+    """A child never starts with other filters than its template's preloaded run filters, nor
+    with none: it says sandbox_error (seccomp) and exits 126 before any script byte."""
+    t = template({"type": "template", "late_seccomp": None, "seccomp": [DENY_GETPPID]})
+    assert t.recv()[0]["type"] == "ready"
+    child, request = t.fork(confine_job(tmp_path, **seccomp))
+    msg = child.recv()
+    assert (msg["type"], msg.get("mechanism")) == ("sandbox_error", "seccomp"), msg
+    assert "preloaded" in msg["message"]
+    assert child.reader.readline() == b""  # it exited: no script can reach it
+    status = t.exit_status(request)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 126, status
+    child.sock.close()
+
+
+@pytest.mark.parametrize("first", [
+    pytest.param({"type": "template", "late_seccomp": None}, id="no-run-filters"),
+    pytest.param({"type": "template", "late_seccomp": None, "seccomp": []}, id="empty"),
+    pytest.param({"type": "template", "late_seccomp": None, "seccomp": "00"}, id="not-a-list"),
+    pytest.param({"type": "template", "late_seccomp": None, "seccomp": ["zz"]}, id="not-hex"),
+])
+def test_template_without_valid_run_filters_never_says_ready(template, first):
+    t = template(first)
+    out, err = t.proc.communicate(timeout=TIMEOUT)
+    assert t.proc.returncode != 0, (out, err)
+    assert t.sock.recv(1 << 16) == b""  # it closed the socket without a ready
+
+
+def test_filters_digest_is_the_one_the_daemon_computes():
+    # forkserver.rs's test `filters_digest_is_the_sha256_the_shim_computes` has the same value.
+    assert filters_digest(["ab", "cd"]) == \
+        "41b72d4bfcbee9afefc1319dc198260e7dfd43b16d45f56b3bdded5e8427fea7"

@@ -111,11 +111,14 @@ def bootstrap(args: argparse.Namespace) -> None:
     if INSTALL_STATUS.exists() and not args.retry_install:
         status = json.loads(INSTALL_STATUS.read_text())
     env = _pip_env()
-    for req in _requirements(args.monty_version) + [str(REPO / "clients" / "python")]:
-        if req in status and (status[req] == "ok" or not args.retry_install):
+    client = str(REPO / "clients" / "python")
+    for req in _requirements(args.monty_version) + [client]:
+        # The peers once; this checkout's client every time (its code changes, not its version).
+        if req != client and req in status and (status[req] == "ok" or not args.retry_install):
             continue
         print(f"installing {req} into {VENV.relative_to(REPO)}", flush=True)
-        proc = subprocess.run([str(py), "-m", "pip", "install", "-q", req], env=env,
+        again = ["--force-reinstall", "--no-deps"] if req == client else []
+        proc = subprocess.run([str(py), "-m", "pip", "install", "-q", *again, req], env=env,
                               capture_output=True, text=True)
         if proc.returncode == 0:
             status[req] = "ok"
@@ -124,7 +127,7 @@ def bootstrap(args: argparse.Namespace) -> None:
             status[req] = f"pip install {req} failed: {lines[-1].removeprefix('ERROR: ')[:200] if lines else proc.returncode}"
             print(f"  n/a: {status[req]}", flush=True)
         INSTALL_STATUS.write_text(json.dumps(status, indent=1))
-    if status.get(str(REPO / "clients" / "python")) != "ok":
+    if status.get(client) != "ok":
         raise SystemExit("the ptcd client (./clients/python) could not be installed into the bench venv")
     env = dict(os.environ, PTCD_BENCH_IN_VENV="1")
     os.execve(str(py), [str(py), str(Path(__file__).resolve())] + sys.argv[1:], env)

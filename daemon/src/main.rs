@@ -199,7 +199,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(settings.log_format);
     tracing::debug!(?namespace, "mount namespace");
     ptcd::memory::configure_allocator();
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_keep_alive(ptcd::memory::BLOCKING_KEEP_ALIVE)
+        .on_thread_stop(ptcd::memory::thread_stopped)
+        .build()
+        .context("starting the async runtime")?;
     let served = runtime.block_on(ptcd::service::serve(settings, flags));
     // Blocking tasks still running (a stuck cleanup) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

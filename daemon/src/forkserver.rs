@@ -606,7 +606,10 @@ fn start(
     let template_for_start = template.clone();
     tokio::spawn(async move {
         let first = json!({"type": "template", "late_seccomp": late, "seccomp": run_filters});
-        let _ = template_for_start.send(&first, &[]).await;
+        if let Err(e) = template_for_start.send(&first, &[]).await {
+            // T never says `ready` without it: runs start cold until the template is replaced.
+            tracing::warn!(error = %e, "could not send the template its first message");
+        }
     });
     Ok((template, child))
 }

@@ -700,6 +700,11 @@ fn compile_for(
     otherwise: SeccompAction,
     on_match: SeccompAction,
 ) -> Vec<sock_filter> {
+    #[cfg(all(test, target_arch = "x86_64"))]
+    tests::COMPILED.with(|seen| {
+        let input = (arch, rules.clone(), otherwise.clone(), on_match.clone());
+        seen.borrow_mut().push(input)
+    });
     let rules = renumber(arch, rules);
     let piece = |rules: BTreeMap<i64, Vec<SeccompRule>>| -> Vec<sock_filter> {
         if !rules.is_empty() && rules.values().all(Vec::is_empty) {
@@ -716,6 +721,12 @@ fn compile_for(
         Vec::new()
     };
     guarded.extend(dispatched(rules, piece));
+    // seccompiler checks each piece's length; the kernel limit is on the whole program.
+    assert!(
+        guarded.len() <= seccompiler_max_len(),
+        "a seccomp program of {} instructions",
+        guarded.len()
+    );
     guarded
 }
 
@@ -1257,6 +1268,21 @@ pub fn available() -> bool {
 mod tests {
     use super::*;
 
+    /// One input of [`compile_for`]: arch, rules (host numbers), otherwise, on match.
+    type Compiled = (
+        Arch,
+        BTreeMap<i64, Vec<SeccompRule>>,
+        SeccompAction,
+        SeccompAction,
+    );
+
+    thread_local! {
+        /// Every input [`compile_for`] saw on this thread, so a test can check each program the
+        /// builders make against the single seccompiler program of the same rules.
+        pub(super) static COMPILED: std::cell::RefCell<Vec<Compiled>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+
     /// A classic-BPF interpreter for the instructions seccompiler and [`x32_guard`] emit, run on
     /// a `seccomp_data` for x86_64 (nr, arch, args).
     fn run(prog: &[sock_filter], nr: u32, args: [u64; 6]) -> u32 {
@@ -1542,56 +1568,64 @@ mod tests {
 
     #[test]
     fn dispatched_programs_answer_every_syscall_as_one_seccompiler_program_would() {
-        let lists = [
-            allowed()
-                .into_iter()
-                .map(|(nr, _)| (nr, Vec::new()))
-                .collect(),
-            mixed_rules(),
-        ];
-        let actions = [
-            (
-                SeccompAction::Errno(libc::ENOSYS as u32),
-                SeccompAction::Allow,
-            ),
-            (
-                SeccompAction::Allow,
-                SeccompAction::Errno(libc::EPERM as u32),
-            ),
-        ];
-        let vectors = sample_args();
+        // Every program the builders make, for both architectures, plus two synthetic lists.
+        COMPILED.with(|seen| seen.borrow_mut().clear());
+        let everything = Compensation {
+            truncate: true,
+            signals: true,
+        };
         for arch in [Arch::X86_64, Arch::Aarch64] {
-            for rules in &lists {
-                for (otherwise, on_match) in &actions {
-                    let single: BpfProgram = SeccompFilter::new(
-                        renumber(arch, rules.clone()),
-                        otherwise.clone(),
-                        on_match.clone(),
-                        arch.target(),
-                    )
-                    .unwrap()
-                    .try_into()
-                    .unwrap();
-                    let mut plain = if arch == Arch::X86_64 {
-                        x32_guard()
-                    } else {
-                        Vec::new()
-                    };
-                    plain.extend(single);
-                    let split =
-                        compile_for(arch, rules.clone(), otherwise.clone(), on_match.clone());
-                    assert!(split.len() <= seccompiler_max_len());
-                    let numbers = (0..1100).chain([X32_SYSCALL_BIT, X32_SYSCALL_BIT | 1, u32::MAX]);
-                    for nr in numbers {
-                        for audit in [AUDIT_ARCH_X86_64, AUDIT_ARCH_AARCH64, 0x4000_0003] {
-                            for &args in &vectors {
-                                assert_eq!(
-                                    run_as(&split, audit, nr, args),
-                                    run_as(&plain, audit, nr, args),
-                                    "{arch:?} program: syscall {nr} arch {audit:#x} args {args:x?}"
-                                );
-                            }
-                        }
+            allow_filter_for(arch);
+            deny_filter_for(arch);
+            enosys_filter_for(arch);
+            template_allow_filter_for(arch);
+            template_deny_filter_for(arch, None);
+            template_deny_filter_for(arch, Some((64_000, 64_999)));
+            for (otherwise, on_match) in [
+                (
+                    SeccompAction::Errno(libc::ENOSYS as u32),
+                    SeccompAction::Allow,
+                ),
+                (
+                    SeccompAction::Allow,
+                    SeccompAction::Errno(libc::EPERM as u32),
+                ),
+            ] {
+                compile_for(arch, mixed_rules(), otherwise, on_match);
+            }
+        }
+        compensation_program(everything, 4242);
+        late_program();
+        template_late_program();
+        let inputs = COMPILED.with(|seen| std::mem::take(&mut *seen.borrow_mut()));
+        assert!(inputs.len() >= 19, "{} programs built", inputs.len());
+        let vectors = sample_args();
+        for (arch, rules, otherwise, on_match) in inputs {
+            let single: BpfProgram = SeccompFilter::new(
+                renumber(arch, rules.clone()),
+                otherwise.clone(),
+                on_match.clone(),
+                arch.target(),
+            )
+            .unwrap()
+            .try_into()
+            .unwrap();
+            let mut plain = if arch == Arch::X86_64 {
+                x32_guard()
+            } else {
+                Vec::new()
+            };
+            plain.extend(single);
+            let split = compile_for(arch, rules, otherwise, on_match);
+            let numbers = (0..1100).chain([X32_SYSCALL_BIT, X32_SYSCALL_BIT | 1, u32::MAX]);
+            for nr in numbers {
+                for audit in [AUDIT_ARCH_X86_64, AUDIT_ARCH_AARCH64, 0x4000_0003] {
+                    for &args in &vectors {
+                        assert_eq!(
+                            run_as(&split, audit, nr, args),
+                            run_as(&plain, audit, nr, args),
+                            "{arch:?} program: syscall {nr} arch {audit:#x} args {args:x?}"
+                        );
                     }
                 }
             }

@@ -172,6 +172,26 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The template of `policy` on the test host, without a uid switch.
+    fn template_of(policy: &Policy) -> SandboxPlan {
+        build_template(
+            host(&python()),
+            policy,
+            Path::new(ROOT),
+            &Leased::Unswitched,
+        )
+    }
+
+    /// The run filters that template preloads.
+    fn preloaded_for(policy: &Policy) -> Vec<String> {
+        run_filters(
+            host(&python()),
+            policy,
+            Path::new(ROOT),
+            &Leased::Unswitched,
+        )
+    }
+
     fn run_plan(policy: &Policy, limits: &Limits, leased: &Leased) -> SandboxPlan {
         let scratch = Path::new(ROOT).join("r-1");
         plan::build(
@@ -189,12 +209,7 @@ mod tests {
     fn template_landlock_rules_are_a_runs_with_the_scratch_root_for_its_dir() {
         let policy = default_policy();
         let run = run_plan(&policy, &policy.limits, &Leased::Unswitched);
-        let t = build_template(
-            host(&python()),
-            &policy,
-            Path::new(ROOT),
-            &Leased::Unswitched,
-        );
+        let t = template_of(&policy);
         let (run_ll, t_ll) = (run.landlock.expect("on"), t.landlock.expect("on"));
         assert_eq!((t_ll.abi, t_ll.min_abi), (run_ll.abi, run_ll.min_abi));
         assert_eq!(run_ll.rules.len(), t_ll.rules.len());
@@ -251,12 +266,7 @@ mod tests {
     #[test]
     fn template_env_has_no_client_value_and_its_argv_selects_template_mode() {
         let policy = default_policy();
-        let t = build_template(
-            host(&python()),
-            &policy,
-            Path::new(ROOT),
-            &Leased::Unswitched,
-        );
+        let t = template_of(&policy);
         let run = run_plan(&policy, &policy.limits, &Leased::Unswitched);
         let get = |k: &str| t.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("HOME"), Some(NO_HOME));
@@ -309,12 +319,7 @@ mod tests {
                 None
             );
         });
-        let t = build_template(
-            host(&python()),
-            &policy,
-            Path::new(ROOT),
-            &Leased::Unswitched,
-        );
+        let t = template_of(&policy);
         assert_eq!((t.identity, t.retain_setid), (None, None));
         assert_eq!(t.seccomp, seccomp::template_filters(None));
     }
@@ -322,12 +327,7 @@ mod tests {
     #[test]
     fn template_preloads_exactly_the_filters_of_its_policys_runs() {
         let policy = default_policy();
-        let preloaded = run_filters(
-            host(&python()),
-            &policy,
-            Path::new(ROOT),
-            &Leased::Unswitched,
-        );
+        let preloaded = preloaded_for(&policy);
         assert!(
             !preloaded.is_empty(),
             "the default policy's runs carry filters"
@@ -342,19 +342,12 @@ mod tests {
             assert_eq!(run.seccomp, preloaded, "what a run's confine job names");
         }
         // The template's own filters are not the runs' (a child stacks these on T's).
-        let t = build_template(
-            host(&python()),
-            &policy,
-            Path::new(ROOT),
-            &Leased::Unswitched,
-        );
+        let t = template_of(&policy);
         assert_ne!(t.seccomp, preloaded);
         // A policy without seccomp has no run filters (and never gets a template).
         let mut off = default_policy();
         off.seccomp = false;
-        assert!(
-            run_filters(host(&python()), &off, Path::new(ROOT), &Leased::Unswitched).is_empty()
-        );
+        assert!(preloaded_for(&off).is_empty());
     }
 
     #[test]

@@ -176,7 +176,7 @@ async fn template_runs_as_its_leased_uid_with_only_kill_setuid_setgid() {
         .expect("argv ends with the template argument");
     assert_eq!(mode, template::TEMPLATE_ARG);
     let shim = plan.argv.pop().expect("the shim comes before it");
-    assert_eq!(shim, ptcd::shim::SHIM_SOURCE);
+    assert_eq!(shim, ptcd::shim::BOOTSTRAP);
     plan.argv.push(PROGRAM.to_string());
     for arg in [run_uid, t_uid, first, last] {
         plan.argv.push(arg.to_string());

@@ -2,7 +2,8 @@
 //! to the plan and then becomes the interpreter.
 //!
 //! Order (see `SECURITY.md`): read the plan from fd 4 (never the command line: it holds the
-//! client's `env` values) → refuse early if the plan says so → close fds →
+//! client's `env` values) → refuse early if the plan says so → close fds → the shim's source on
+//! fd 4 (`shim::SHIM_FD`, a sealed memfd; the interpreter's `-c` is only `shim::BOOTSTRAP`) →
 //! `oom_score_adj` 1000 (the child, not the daemon, is the OOM killer's pick) → cgroup → network
 //! namespace → open the Landlock ruleset and its path fds (still root) → drop groups/gid/uid
 //! (a fork server template keeps `CAP_KILL`/`CAP_SETUID`/`CAP_SETGID` instead: `retain_setid_identity`) →
@@ -22,8 +23,8 @@ use super::caps;
 use super::landlock;
 use super::plan::{CgroupPlan, Identity, Resource, SandboxPlan, SetidRange};
 use super::seccomp;
-use super::spawn::PLAN_FD;
-use crate::shim::CONTROL_FD;
+use super::spawn::{sealed_memfd, PLAN_FD};
+use crate::shim::{CONTROL_FD, SHIM_FD, SHIM_SOURCE};
 
 /// Exit status of a launcher that refused to start the interpreter.
 pub const EXIT_REFUSED: i32 = 126;
@@ -41,6 +42,7 @@ pub fn main() -> ! {
         fail("sandbox_error", Some(&r.mechanism), &r.message);
     }
     close_other_fds();
+    hand_over_shim().unwrap_or_else(|e| fail("launch_error", None, &format!("the shim's fd: {e}")));
     prefer_as_oom_victim();
     if let Some(cg) = &plan.cgroup {
         join_cgroup(cg).unwrap_or_else(|m| fail("sandbox_error", Some("cgroup"), &m));
@@ -328,6 +330,24 @@ fn close_other_fds() {
             }
         }
     }
+}
+
+/// The shim's source on [`SHIM_FD`], inherited by the interpreter (which closes it first).
+fn hand_over_shim() -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    let memfd = sealed_memfd(c"ptcd-shim", SHIM_SOURCE.as_bytes())?;
+    // SAFETY: fcntl/dup2 on fds this process owns, integer arguments only.
+    unsafe {
+        if memfd.as_raw_fd() == SHIM_FD {
+            // Already in place (the lowest free fd after close_other_fds): keep it across exec.
+            if libc::fcntl(memfd.into_raw_fd(), libc::F_SETFD, 0) != 0 {
+                return Err(errno());
+            }
+        } else if libc::dup2(memfd.as_raw_fd(), SHIM_FD) < 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
 }
 
 fn exec(plan: &SandboxPlan) -> ! {

@@ -188,7 +188,7 @@ pub fn build(
     if !policy.python_site {
         argv.push("-S".into());
     }
-    argv.extend(["-B".into(), "-c".into(), shim::SHIM_SOURCE.into()]);
+    argv.extend(["-B".into(), "-c".into(), shim::BOOTSTRAP.into()]);
 
     let mut refuse = None;
     let (identity, uid_lease) = match leased {

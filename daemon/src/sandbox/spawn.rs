@@ -36,7 +36,7 @@ pub fn spawn(plan: &SandboxPlan, control: OwnedFd) -> Result<Child, SandboxError
     // /proc/self/exe, not the path we were started from: it still works after the binary on
     // disk is replaced by an upgrade or a rebuild.
     let exe = std::path::Path::new("/proc/self/exe");
-    let plan_fd = plan_memfd(&serde_json::to_vec(plan)?)?;
+    let plan_fd = sealed_memfd(c"ptcd-plan", &serde_json::to_vec(plan)?)?;
     let control_raw = control.as_raw_fd();
     let plan_raw = plan_fd.as_raw_fd();
     #[allow(clippy::disallowed_methods)] // the one place allowed to create a child process
@@ -122,16 +122,12 @@ pub fn spawn_private_daemon(
 }
 
 /// A memfd holding `bytes`, sealed against any change and rewound for the launcher to read.
-fn plan_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
+pub(super) fn sealed_memfd(name: &std::ffi::CStr, bytes: &[u8]) -> std::io::Result<OwnedFd> {
     use std::io::{Seek, Write};
     use std::os::fd::FromRawFd;
     // SAFETY: a NUL-terminated name and flags; the result is checked.
-    let raw = unsafe {
-        libc::memfd_create(
-            c"ptcd-plan".as_ptr(),
-            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-        )
-    };
+    let raw =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if raw < 0 {
         return Err(std::io::Error::last_os_error());
     }

@@ -52,6 +52,10 @@ call ``asyncio.run(main())`` itself.
 import os
 import sys
 
+# Started by shim/mod.rs's BOOTSTRAP, which read this source from that fd: nothing else needs it.
+if globals().get("_SHIM_FD") is not None:
+    os.close(globals().pop("_SHIM_FD"))
+
 sys.modules["ssl"] = None  # type: ignore[assignment]  # no network anyway; saves ~15 ms at start-up
 
 import asyncio  # noqa: E402  (also loads ast, linecache, socket, traceback, types)

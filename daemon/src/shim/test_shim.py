@@ -1,10 +1,12 @@
 """Tests for the runtime shim: each one spawns the real shim the way the daemon does
-(``python3 -I -S -B -c <source>``, fd 3 = one end of a socketpair) and plays the daemon.
+(``python3 -I -S -B -c <bootstrap.py>``, fd 3 = one end of a socketpair, fd 4 = the source)
+and plays the daemon.
 
 Run: ``python3 -m pytest daemon/src/shim/test_shim.py``. ``PTCD_TEST_PYTHON`` picks another
 interpreter for the children (default /usr/bin/python3).
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -18,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import pytest
 
 SHIM_SOURCE = (Path(__file__).parent / "shim.py").read_text()
+BOOTSTRAP = (Path(__file__).parent / "bootstrap.py").read_text()  # the daemon's `-c` (shim/mod.rs)
 PYTHON = os.environ.get("PTCD_TEST_PYTHON", "/usr/bin/python3")
 TIMEOUT = 20.0  # seconds; only a guard against hanging, never used to synchronise
 
@@ -36,23 +39,35 @@ LIST_TABLES = tool("my-db.list_tables", py_name="list_tables", namespace="my_db"
 ECHO = tool("echo", ["x", "y"], ["x"])
 
 
+def launch(control: socket.socket, *args: str) -> "subprocess.Popen[bytes]":
+    """The shim as the launcher starts it: ``control`` on fd 3, the source on fd 4 (a memfd),
+    ``-c`` the bootstrap, an empty environment."""
+    source = os.memfd_create("ptcd-shim")
+    os.write(source, SHIM_SOURCE.encode())
+    fds = (control.fileno(), source)
+
+    def place_fds() -> None:  # runs in the child between fork and exec
+        parked = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]  # neither clobbers the other
+        for fd, target in zip(parked, (3, 4)):
+            os.dup2(fd, target)  # the dup is inheritable
+        for fd in parked:
+            os.close(fd)
+
+    try:
+        return subprocess.Popen(
+            [PYTHON, "-I", "-S", "-B", "-c", BOOTSTRAP, *args], stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={}, close_fds=False,
+            preexec_fn=place_fds)
+    finally:
+        os.close(source)
+
+
 class Shim:
     """One shim child plus the daemon's end of its control socket."""
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair()
-        fd = theirs.fileno()
-
-        def put_on_fd3() -> None:  # runs in the child between fork and exec
-            if fd == 3:
-                os.set_inheritable(3, True)
-            else:
-                os.dup2(fd, 3)  # the dup is inheritable
-
-        self.proc = subprocess.Popen(
-            [PYTHON, "-I", "-S", "-B", "-c", SHIM_SOURCE], stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={}, close_fds=False,
-            preexec_fn=put_on_fd3)
+        self.proc = launch(theirs)
         theirs.close()
         ours.settimeout(TIMEOUT)
         self.sock = ours
@@ -561,18 +576,7 @@ class Template:
 
     def __init__(self, first: Dict[str, Any]) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        fd = theirs.fileno()
-
-        def put_on_fd3() -> None:
-            if fd == 3:
-                os.set_inheritable(3, True)
-            else:
-                os.dup2(fd, 3)
-
-        self.proc = subprocess.Popen(
-            [PYTHON, "-I", "-S", "-B", "-c", SHIM_SOURCE, "template"], stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={}, close_fds=False,
-            preexec_fn=put_on_fd3)
+        self.proc = launch(theirs, "template")
         theirs.close()
         ours.settimeout(TIMEOUT)
         self.sock = ours

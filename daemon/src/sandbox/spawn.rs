@@ -198,3 +198,34 @@ pub fn spawn_mcp_server(server: &McpServerCommand<'_>) -> std::io::Result<Child>
     }
     command.spawn()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan and the shim's source reach the launcher and the interpreter in a memfd no
+    /// process holding it can change: not its bytes, not its size, not its seals.
+    #[test]
+    fn sealed_memfd_refuses_writes_resizes_and_new_seals() {
+        let fd = sealed_memfd(c"ptcd-test", b"print('shim')").expect("memfd");
+        let raw = fd.as_raw_fd();
+        let mut buf = [0u8; 64];
+        // SAFETY: plain syscalls on an fd this test owns, with a local buffer.
+        unsafe {
+            let n = libc::pread(raw, buf.as_mut_ptr().cast(), buf.len(), 0);
+            assert_eq!(&buf[..n as usize], b"print('shim')");
+            let all =
+                libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+            assert_eq!(libc::fcntl(raw, libc::F_GET_SEALS), all);
+            assert_eq!(libc::pwrite(raw, b"x".as_ptr().cast(), 1, 0), -1);
+            assert_eq!(libc::ftruncate(raw, 0), -1);
+            assert_eq!(libc::ftruncate(raw, 1 << 20), -1);
+            assert_eq!(
+                libc::fcntl(raw, libc::F_ADD_SEALS, libc::F_SEAL_FUTURE_WRITE),
+                -1
+            );
+            let n = libc::pread(raw, buf.as_mut_ptr().cast(), buf.len(), 0);
+            assert_eq!(&buf[..n as usize], b"print('shim')");
+        }
+    }
+}

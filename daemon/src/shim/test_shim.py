@@ -144,6 +144,13 @@ def test_hello_world_prints_to_stdout_and_a_script_without_await_runs(shim):
     assert (out, err) == ("hello, world\n", "warn\n")
 
 
+def test_the_source_fd_is_closed_before_the_script_runs(shim):
+    """fd 4 carried the shim's source (bootstrap.py): a script finds it closed."""
+    code = "import os\ntry:\n    os.fstat(4)\nexcept OSError as e:\n    e.errno\nelse:\n    'open'"
+    done, _, _ = run(shim, code)
+    assert done == {"type": "done", "status": "ok", "value": 9}  # EBADF
+
+
 def test_unterminated_output_is_flushed_before_done(shim):
     done, out, _ = run(shim, 'import sys\nsys.stdout.write("no newline")\n1')
     assert (done["value"], out) == (1, "no newline")

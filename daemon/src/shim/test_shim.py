@@ -146,7 +146,7 @@ def test_hello_world_prints_to_stdout_and_a_script_without_await_runs(shim):
 
 def test_the_source_fd_is_closed_before_the_script_runs(shim):
     """fd 4 carried the shim's source (bootstrap.py): a script finds it closed."""
-    code = "import os\ntry:\n    os.fstat(4)\nexcept OSError as e:\n    e.errno\nelse:\n    'open'"
+    code = "import os\ntry:\n    os.fstat(4)\n    r = 'open'\nexcept OSError as e:\n    r = e.errno\nr"
     done, _, _ = run(shim, code)
     assert done == {"type": "done", "status": "ok", "value": 9}  # EBADF
 

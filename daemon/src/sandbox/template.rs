@@ -26,7 +26,7 @@ use super::plan::{self, Host, Refusal, Resource, SandboxPlan, SetidRange};
 use super::seccomp;
 use crate::policy::Policy;
 
-/// The argument after the shim's source that puts the shim in template mode (`sys.argv[1]`).
+/// The argument after the bootstrap that puts the shim in template mode (`sys.argv[1]`).
 pub const TEMPLATE_ARG: &str = "template";
 /// `PTCD_RUN_ID` of a template (it runs no run).
 pub const TEMPLATE_RUN_ID: &str = "template";

@@ -125,7 +125,7 @@ pub async fn release(
 ) -> Released {
     let RunChild {
         mut interpreter,
-        scratch,
+        mut scratch,
     } = run_child;
     let keep = persistent.is_some() && matches!(ending, Ending::Done { .. });
     // Read before reaping: afterwards the child's CPU time is gone with it.
@@ -135,7 +135,14 @@ pub async fn release(
     };
     let exit = match ending {
         _ if keep => None,
-        Ending::Done { .. } => interpreter.exit_within(EXIT_GRACE).await,
+        Ending::Done { .. } => {
+            // The script is over: its tmpfs goes while the process exits (the uid stays leased
+            // until both are done).
+            if let Some(scratch) = scratch.as_mut() {
+                scratch.detach_early();
+            }
+            interpreter.exit_within(EXIT_GRACE).await
+        }
         _ => interpreter.kill().await,
     };
     // A forked child's CPU time comes with the template's exit report.

@@ -31,7 +31,9 @@
 //!
 //! A [`Scratch`] holds a clone of its uid lease: the uid returns to the pool only after the
 //! dir is unmounted or removed. Removal runs on a blocking thread ([`Scratch::remove`]); a
-//! guard dropped without it (a panic) still removes the dir, on a detached blocking task.
+//! guard dropped without it (a panic) still removes the dir, on a detached blocking task. Once
+//! a run's script reported `done`, its tmpfs is unmounted and removed while the process exits
+//! ([`Scratch::detach_early`]); the lease and the size share still wait for `remove`.
 
 pub mod quota;
 pub mod tmpfs;
@@ -241,6 +243,7 @@ impl ScratchRoot {
             lease: None,
             size_mb,
             done: false,
+            early: None,
         };
         // SAFETY: geteuid/getegid cannot fail.
         let (uid, gid) = match &lease {
@@ -290,11 +293,12 @@ impl ScratchRoot {
     fn remove_entry(&self, name: &CStr, mounted: bool) -> Result<(), tree::RemoveError> {
         if mounted || self.mode == Mode::Tmpfs {
             let target = self.at(name)?;
-            // SAFETY: target is NUL-terminated. EINVAL: not a mount point (a plain leftover).
+            // SAFETY: target is NUL-terminated. EINVAL: not a mount point (a plain leftover, or
+            // already unmounted); ENOENT: already removed (`Scratch::detach_early`).
             if let Err(e) = cvt(unsafe {
                 libc::umount2(target.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW)
             }) {
-                if mounted && e.raw_os_error() != Some(libc::EINVAL) {
+                if mounted && !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) {
                     return Err(e.into());
                 }
             }
@@ -450,6 +454,9 @@ pub struct Scratch {
     /// Its share of `max_scratch_total_mb`, given back after removal.
     size_mb: u64,
     done: bool,
+    /// A tmpfs unmounted and removed ahead of [`Scratch::remove`] ([`Scratch::detach_early`]):
+    /// whether that worked.
+    early: Option<tokio::task::JoinHandle<bool>>,
 }
 
 impl Scratch {
@@ -460,8 +467,35 @@ impl Scratch {
     /// Unmounts or removes the dir on a blocking thread and waits for it; then the uid lease
     /// it holds is released.
     pub async fn remove(mut self) {
+        if let Some(early) = self.early.take() {
+            if early.await.unwrap_or(false) {
+                self.done = true;
+                self.root
+                    .committed_mb
+                    .fetch_sub(self.size_mb, Ordering::AcqRel);
+                drop(self.lease.take()); // the dir is gone: its uid may serve another run
+                return;
+            }
+        }
         let job = self.cleanup();
         let _ = tokio::task::spawn_blocking(job).await;
+    }
+
+    /// A tmpfs scratch dir: unmount (`MNT_DETACH`) and remove it now, on a blocking thread,
+    /// while the process that used it may still be exiting. The detached tmpfs lives on only
+    /// for a process that has its cwd or an fd in it, and no other process can reach it; the
+    /// uid lease and the size share stay until [`Scratch::remove`], which waits for this (and
+    /// removes the dir itself if this failed). A plain dir (measured mode) is left for
+    /// `remove`: it is removed only once nothing can write into it any more.
+    pub fn detach_early(&mut self) {
+        if !self.mounted || self.done || self.early.is_some() {
+            return;
+        }
+        let root = self.root.clone();
+        let name = self.name.clone();
+        self.early = Some(tokio::task::spawn_blocking(move || {
+            root.remove_entry(&name, true).is_ok()
+        }));
     }
 
     fn cleanup(&mut self) -> impl FnOnce() + Send + 'static {
@@ -523,6 +557,37 @@ mod tests {
         assert!(!dir.exists());
         root.release();
         assert_eq!(std::fs::read_dir(&path).expect("list").count(), 0);
+        let _ = std::fs::remove_dir_all(&path);
+    }
+
+    #[tokio::test]
+    async fn a_tmpfs_detached_early_is_gone_while_its_size_share_stays_until_remove() {
+        use std::io::Write;
+        let path = temp_root("early");
+        let root = ScratchRoot::open(&path).expect("root");
+        let mut scratch = root.create("r-1", None, 8).expect("create");
+        let dir = scratch.path().to_path_buf();
+        // A process still exiting: it has a file open in its scratch dir.
+        let mut held = std::fs::File::create(dir.join("f")).expect("create a file");
+        scratch.detach_early();
+        match scratch.early.take() {
+            Some(early) => {
+                assert_eq!(root.mode(), Mode::Tmpfs);
+                assert!(early.await.expect("join"), "the early unmount failed");
+                assert!(!dir.exists(), "the dir outlived its early removal");
+                assert_eq!(root.committed_mb.load(Ordering::Acquire), 8);
+                held.write_all(b"still writable, reachable by nobody else")
+                    .expect("the holder keeps its detached tmpfs");
+            }
+            None => {
+                assert_eq!(root.mode(), Mode::Measured); // left for remove()
+                assert!(dir.exists());
+            }
+        }
+        scratch.remove().await;
+        assert!(!dir.exists());
+        assert_eq!(root.committed_mb.load(Ordering::Acquire), 0);
+        root.release();
         let _ = std::fs::remove_dir_all(&path);
     }
 

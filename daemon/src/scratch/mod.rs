@@ -483,7 +483,8 @@ impl Scratch {
 
     /// A tmpfs scratch dir: unmount (`MNT_DETACH`) and remove it now, on a blocking thread,
     /// while the process that used it may still be exiting. The detached tmpfs lives on only
-    /// for a process that has its cwd or an fd in it, and no other process can reach it; the
+    /// while that process holds its cwd or an fd in it (a forked child's template Landlock
+    /// layer no longer covers it: new opens there fail), and no other process can reach it; the
     /// uid lease and the size share stay until [`Scratch::remove`], which waits for this (and
     /// removes the dir itself if this failed). A plain dir (measured mode) is left for
     /// `remove`: it is removed only once nothing can write into it any more.

@@ -464,21 +464,19 @@ impl Scratch {
         &self.path
     }
 
-    /// Unmounts or removes the dir on a blocking thread and waits for it; then the uid lease
-    /// it holds is released.
+    /// Unmounts or removes the dir on a blocking thread and waits for it (unless
+    /// [`Scratch::detach_early`] already did); then the uid lease it holds is released.
     pub async fn remove(mut self) {
-        if let Some(early) = self.early.take() {
-            if early.await.unwrap_or(false) {
-                self.done = true;
-                self.root
-                    .committed_mb
-                    .fetch_sub(self.size_mb, Ordering::AcqRel);
-                drop(self.lease.take()); // the dir is gone: its uid may serve another run
-                return;
-            }
+        let removed = match self.early.take() {
+            Some(early) => early.await.unwrap_or(false),
+            None => false,
+        };
+        let job = self.cleanup(removed);
+        if removed {
+            job(); // only the accounting is left: no blocking thread for it
+        } else {
+            let _ = tokio::task::spawn_blocking(job).await;
         }
-        let job = self.cleanup();
-        let _ = tokio::task::spawn_blocking(job).await;
     }
 
     /// A tmpfs scratch dir: unmount (`MNT_DETACH`) and remove it now, on a blocking thread,
@@ -499,7 +497,9 @@ impl Scratch {
         }));
     }
 
-    fn cleanup(&mut self) -> impl FnOnce() + Send + 'static {
+    /// What removal does: the dir (unless `removed` already), then the size share and the
+    /// uid lease.
+    fn cleanup(&mut self, removed: bool) -> impl FnOnce() + Send + 'static {
         self.done = true;
         let root = self.root.clone();
         let name = self.name.clone();
@@ -507,7 +507,12 @@ impl Scratch {
         let lease = self.lease.take();
         let size_mb = std::mem::take(&mut self.size_mb);
         move || {
-            if let Err(e) = root.remove_entry(&name, mounted) {
+            let outcome = if removed {
+                Ok(())
+            } else {
+                root.remove_entry(&name, mounted)
+            };
+            if let Err(e) = outcome {
                 tracing::warn!(dir = %name.to_string_lossy(), error = %e, "could not remove scratch dir");
             }
             root.committed_mb.fetch_sub(size_mb, Ordering::AcqRel);
@@ -521,7 +526,7 @@ impl Drop for Scratch {
         if self.done {
             return;
         }
-        let job = self.cleanup();
+        let job = self.cleanup(false);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => drop(handle.spawn_blocking(job)),
             Err(_) => job(),

@@ -235,6 +235,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_bootstrap_reads_the_fd_the_launcher_fills() {
+        assert!(
+            BOOTSTRAP.contains(&format!("\n_SHIM_FD = {SHIM_FD}\n")),
+            "{BOOTSTRAP}"
+        );
+        assert!(
+            !BOOTSTRAP.contains("\"\"\""),
+            "no docstring: it is on every command line"
+        );
+    }
+
+    #[test]
     fn tool_call_arguments_stay_raw_at_any_depth() {
         let deep = format!("{{\"x\":{}{}}}", "[".repeat(50_000), "]".repeat(50_000));
         let line = format!(r#"{{"type":"tool_call","id":1,"name":"t","arguments":{deep}}}"#);

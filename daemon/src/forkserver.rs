@@ -44,7 +44,7 @@ use crate::control::{recv_with_fds, send_with_fds};
 use crate::policy::Policy;
 use crate::sandbox::identity::{self, Leased};
 use crate::sandbox::plan::{Host, SandboxPlan};
-use crate::sandbox::{self, SandboxError};
+use crate::sandbox::{self, seccomp, SandboxError};
 
 /// How long a template may take to import and say `ready`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -501,6 +501,9 @@ impl ForkServer {
         } else if plan.seccomp.is_empty() {
             // A template always runs under its filters (`sandbox::template`).
             Some("no_seccomp")
+        } else if seccomp::forked_child_filters(&plan.seccomp).is_none() {
+            // T's filters are derived from the cold ones: other run filters start cold.
+            Some("seccomp_filters")
         } else if plan.identity.is_some() && plan.landlock.as_ref().is_none_or(|l| l.abi < 6) {
             // With per-run uids a template holds CAP_KILL, which only Landlock's signal scope
             // (ABI 6) confines to its own children (`sandbox::template`).
@@ -528,10 +531,11 @@ impl ForkServer {
 }
 
 /// The `confine` job a forked child applies to itself: the steps of the cold launcher that
-/// happen after the fork, from the run's own plan (the single source of truth). The plan's
-/// seccomp filters travel as their digest ([`filters_digest`]): the child installs the filters
-/// its template preloaded (the template message, [`start`]) only when their digest is this one,
-/// and refuses to start otherwise, so it never runs with another policy's filters or none.
+/// happen after the fork, from the run's own plan (the single source of truth). The seccomp
+/// filters that stand for the plan's on top of T's ([`seccomp::forked_child_filters`]) travel
+/// as their digest ([`filters_digest`]): the child installs the filters its template preloaded
+/// (the template message, [`start`]) only when their digest is this one, and refuses to start
+/// otherwise, so it never runs with another policy's filters or none.
 pub fn confine_job(plan: &SandboxPlan) -> Vec<u8> {
     let mut line = json!({
         "type": "confine",
@@ -539,13 +543,24 @@ pub fn confine_job(plan: &SandboxPlan) -> Vec<u8> {
         "cwd": plan.cwd,
         "rlimits": plan.rlimits,
         "landlock": plan.landlock.is_some(),
-        "seccomp_sha256": filters_digest(&plan.seccomp),
+        "seccomp_sha256": child_filters_digest(plan),
         "env": plan.env,
     })
     .to_string()
     .into_bytes();
     line.push(b'\n');
     line
+}
+
+/// The digest a confine job names: of the filters a child forked for `plan` installs, computed
+/// once (there is one such list); of no filter at all for a plan no template serves, which no
+/// template preloads (its child refuses).
+fn child_filters_digest(plan: &SandboxPlan) -> String {
+    static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    match seccomp::forked_child_filters(&plan.seccomp) {
+        Some(filters) => DIGEST.get_or_init(|| filters_digest(filters)).clone(),
+        None => filters_digest(&[]),
+    }
 }
 
 /// SHA-256 (lowercase hex) of a list of seccomp programs (hex): the programs joined by `\n`. The
@@ -599,13 +614,13 @@ fn start(
         }),
     });
     let late = plan.late_seccomp.clone();
-    // The filters every run of this policy carries, parsed once by T for all its children (each
-    // child's confine job names them by digest).
-    let run_filters =
-        crate::sandbox::template::run_filters(host.host, policy, host.scratch_root, &leased);
+    // The filters every child of this policy's runs installs on T's, parsed once by T for all
+    // its children (each child's confine job names them by digest).
+    let child_filters =
+        crate::sandbox::template::child_filters(host.host, policy, host.scratch_root, &leased);
     let template_for_start = template.clone();
     tokio::spawn(async move {
-        let first = json!({"type": "template", "late_seccomp": late, "seccomp": run_filters});
+        let first = json!({"type": "template", "late_seccomp": late, "seccomp": child_filters});
         if let Err(e) = template_for_start.send(&first, &[]).await {
             // T never says `ready` without it: runs start cold until the template is replaced.
             tracing::warn!(error = %e, "could not send the template its first message");
@@ -863,7 +878,7 @@ mod tests {
     }
 
     #[test]
-    fn confine_job_names_the_plans_filters_by_digest_and_carries_no_program() {
+    fn confine_job_names_the_forked_child_filters_by_digest_and_carries_no_program() {
         use crate::sandbox::plan::tests::{host, python};
         let policy = (*crate::policy::PolicySet::builtin()
             .get(None)
@@ -883,15 +898,21 @@ mod tests {
         assert_eq!(line.last(), Some(&b'\n'));
         let job: Value = serde_json::from_slice(&line).expect("JSON");
         assert_eq!(job["type"], "confine");
-        assert_eq!(job["seccomp_sha256"], filters_digest(&plan.seccomp));
+        let child = seccomp::forked_child_filters(&plan.seccomp).expect("the cold filters");
+        assert_eq!(job["seccomp_sha256"], filters_digest(child));
         assert!(
             job.get("seccomp").is_none(),
             "no program travels in the job"
         );
         let text = String::from_utf8(line).expect("UTF-8");
-        for program in &plan.seccomp {
+        for program in plan.seccomp.iter().chain(child) {
             assert!(!text.contains(program.as_str()));
         }
+        // A plan no template serves names the digest of no filter, which no template preloads.
+        let mut other = plan.clone();
+        other.seccomp.pop();
+        let job: Value = serde_json::from_slice(&confine_job(&other)).expect("JSON");
+        assert_eq!(job["seccomp_sha256"], filters_digest(&[]));
     }
 
     #[test]

@@ -27,16 +27,19 @@
 //!
 //! [`template_filters`] and [`template_late_filter`]: what a fork server template (T) runs
 //! under instead. The cold lists with `fork`, `pidfd_open`, `landlock_restrict_self` and
-//! `seccomp` let through (a forked run child needs them to confine itself and installs the cold
-//! filters on top, which take them back) and every set*id id bounded to the policy's uid range;
-//! a unit test checks that the stack a forked child ends with answers every syscall as the cold
+//! `seccomp` let through (a forked run child needs them to confine itself) and every set*id id
+//! bounded to the policy's uid range. A forked run child inherits them and installs only
+//! [`forked_child_filters`] on top, which take exactly those back: about a hundred instructions
+//! instead of the cold programs' 1,300, which the kernel would translate and JIT again for every
+//! child.
+//! A unit test checks that the stack a forked child ends with answers every syscall as the cold
 //! one.
 //!
 //! The lists name each syscall; they are written with this host's numbers and compiled for x86_64
 //! or aarch64 by name ([`Arch`], [`super::syscall_table`]): aarch64 has other numbers and none of
 //! x86_64's legacy calls (`open`, `stat`, `fork`, ...), which are simply absent from its filters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use super::coverage::Compensation;
@@ -1053,19 +1056,21 @@ pub fn late_filter() -> &'static str {
 
 // --- The fork server's template process (T) ------------------------------------------------
 //
-// A forked run child C inherits T's filters and then installs the cold early and late filters
-// on top. The kernel keeps the most restrictive action, and between two `ERRNO` answers the
-// filter installed last (a cold one). So C answers every syscall exactly as a cold child does
-// as long as T's filters deny only what the cold stack denies too: every list below is a
-// subset of the cold denials, with the cold errno. The one deliberate exception is the set*id
-// family: T bounds every id to the policy's uid range (it holds `CAP_SETUID`/`CAP_SETGID` to
-// switch each C to its run's uid), which the cold filters leave to the kernel. A run child has
-// no capabilities by then, so the kernel answers `EPERM` for those ids too.
+// A forked run child C inherits T's filters, installs [`forked_child_filters`] on top (what T
+// allows beyond the cold lists, taken back with the cold answers) and later the cold late
+// filter. The kernel keeps the most restrictive action, and between two `ERRNO` answers the
+// filter installed last. So C answers every syscall exactly as a cold child does as long as
+// T's filters deny only what the cold stack denies too (every list below is a subset of the
+// cold denials, with the cold errno) and allow beyond it only what C's filters take back. The
+// one deliberate exception is the set*id family: T bounds every id to the policy's uid range
+// (it holds `CAP_SETUID`/`CAP_SETGID` to switch each C to its run's uid), which the cold
+// filters leave to the kernel. A run child has no capabilities by then, so the kernel answers
+// `EPERM` for those ids too. The tests check both claims on every syscall number.
 
 /// What T needs beyond the cold allowlist: `pidfd_open` (a pidfd of each C before it can be
 /// reaped), and for C's own confinement steps `landlock_restrict_self` and `seccomp`. All three
-/// are denied again by the cold filters C installs (`EPERM` for `pidfd_open`, `ENOSYS` for the
-/// others).
+/// are denied again by the filters C installs ([`forked_child_filters`]: `EPERM` for
+/// `pidfd_open`, `ENOSYS` for the others, as the cold stack answers).
 fn template_extra_allowed() -> Vec<Syscall> {
     vec![
         (libc::SYS_pidfd_open, "pidfd_open"),
@@ -1172,6 +1177,59 @@ pub fn template_filters(range: Option<(u32, u32)>) -> Vec<String> {
     .iter()
     .map(|prog| to_hex(prog))
     .collect()
+}
+
+/// What a run child forked from T installs on T's filters (in order): `ENOSYS` for what T's
+/// allowlist adds to the cold one and the cold stack answers `ENOSYS` (`landlock_restrict_self`,
+/// `seccomp`), then `EPERM` for what it adds that the cold deny list refuses (`pidfd_open`) and
+/// for `clone` with the cold rules (T's deny list refuses only new namespaces: T forks). With
+/// T's filters below them these answer every syscall as the cold stack does (see the section
+/// comment); the set*id bounds stay T's.
+fn forked_child_programs_for(arch: Arch) -> Vec<Vec<sock_filter>> {
+    let denied: BTreeSet<i64> = denied_always().into_iter().map(|(nr, _)| nr).collect();
+    let (refused, unknown): (Vec<i64>, Vec<i64>) = template_extra_allowed()
+        .into_iter()
+        .map(|(nr, _)| nr)
+        .partition(|nr| denied.contains(nr));
+    let enosys = unknown.into_iter().map(|nr| (nr, Vec::new())).collect();
+    let mut eperm: BTreeMap<i64, Vec<SeccompRule>> =
+        refused.into_iter().map(|nr| (nr, Vec::new())).collect();
+    eperm.extend(
+        denied_when()
+            .into_iter()
+            .filter(|(nr, _)| *nr == libc::SYS_clone),
+    );
+    vec![
+        compile_for(
+            arch,
+            enosys,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::ENOSYS as u32),
+        ),
+        compile_for(
+            arch,
+            eperm,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::EPERM as u32),
+        ),
+    ]
+}
+
+/// The filters a run child forked from T installs instead of `run_filters` (hex, in order):
+/// [`forked_child_programs_for`], when `run_filters` are the cold [`early_filters`] that T's
+/// filters were derived from; `None` for any other list (such a run starts cold).
+pub fn forked_child_filters(run_filters: &[String]) -> Option<&'static [String]> {
+    static FILTERS: OnceLock<Vec<String>> = OnceLock::new();
+    (run_filters == early_filters()).then(|| {
+        FILTERS
+            .get_or_init(|| {
+                forked_child_programs_for(Arch::native())
+                    .iter()
+                    .map(|prog| to_hex(prog))
+                    .collect()
+            })
+            .as_slice()
+    })
 }
 
 /// The program of [`template_late_filter`].
@@ -1869,10 +1927,17 @@ mod tests {
         all
     }
 
-    /// What a child forked from T runs under: T's filters, then the cold ones.
+    /// What a child forked from T installs on T's filters before the script starts.
+    fn forked_child() -> Vec<Vec<sock_filter>> {
+        forked_child_programs_for(Arch::native())
+    }
+
+    /// What a child forked from T runs under once the shim has started the script: T's
+    /// filters, the forked child's, then the cold late filter.
     fn forked(range: Option<(u32, u32)>) -> Vec<Vec<sock_filter>> {
         let mut all = template(range);
-        all.extend(cold());
+        all.extend(forked_child());
+        all.push(late_program());
         all
     }
 
@@ -1995,7 +2060,8 @@ mod tests {
                 template(Some(RANGE))[..3]
                     .iter()
                     .cloned()
-                    .chain(cold())
+                    .chain(forked_child())
+                    .chain([late_program()])
                     .collect(),
                 Some(RANGE),
             ),
@@ -2130,6 +2196,33 @@ mod tests {
     }
 
     #[test]
+    fn a_forked_child_installs_a_few_instructions_and_only_for_the_cold_run_filters() {
+        let filters = forked_child_filters(early_filters()).expect("the cold run filters");
+        let programs: Vec<Vec<u8>> = filters.iter().map(|h| from_hex(h).unwrap()).collect();
+        let forked: usize = programs.iter().map(|p| p.len() / 8).sum();
+        let cold: usize = early_filters().iter().map(|h| h.len() / 16).sum();
+        // What the kernel translates and JITs per forked child, against the cold programs.
+        assert!(forked < 128 && cold > 10 * forked, "{forked} vs {cold}");
+        let hex: Vec<String> = forked_child().iter().map(|p| to_hex(p)).collect();
+        assert_eq!(filters, hex.as_slice());
+        // Any other run filters (none, more, fewer, another program) get no forked child.
+        let mut more = early_filters().to_vec();
+        more.push(to_hex(&late_program()));
+        for other in [
+            Vec::new(),
+            more,
+            early_filters()[..2].to_vec(),
+            filters.to_vec(),
+        ] {
+            assert!(
+                forked_child_filters(&other).is_none(),
+                "{} programs",
+                other.len()
+            );
+        }
+    }
+
+    #[test]
     fn template_filters_build_for_both_architectures_and_fit_the_kernels_limits() {
         let hex = template_filters(Some(RANGE));
         assert_eq!(hex.len(), 3);
@@ -2143,7 +2236,7 @@ mod tests {
             assert_eq!(u16::from_ne_bytes([bytes[8], bytes[9]]), BPF_JMP_JSET_K);
         }
         // The kernel caps a process's whole stack at 32768 instructions, plus 4 per filter
-        // (MAX_INSNS_PER_PATH); a forked child holds T's four and the cold four.
+        // (MAX_INSNS_PER_PATH); a forked child holds T's four, its own two and the late one.
         let total: usize = forked(Some(RANGE)).iter().map(|p| p.len() + 4).sum();
         assert!(total < 32768, "{total} instructions");
         let arm = Arch::Aarch64;
@@ -2164,7 +2257,7 @@ mod tests {
             template_deny_filter_for(arm, Some(RANGE)),
             enosys_filter_for(arm),
         ];
-        forked.extend(cold.iter().cloned());
+        forked.extend(forked_child_programs_for(arm));
         let on_arm = |filters: &[Vec<sock_filter>], nr: i64, args: [u64; 6]| {
             combine(
                 filters

@@ -9,7 +9,7 @@
 //! | layer | T | why |
 //! |---|---|---|
 //! | identity | its own leased uid from the policy's range, keeping only `CAP_KILL`/`CAP_SETUID`/`CAP_SETGID` (`retain_setid`) | to give each C its run's uid; `CAP_KILL` so that the kernel delivers C's parent-death signal across uids (Landlock's signal scope, required, keeps it to T's own children) |
-//! | seccomp | [`seccomp::template_filters`] (set*id bounded to the range, fork and `pidfd_open` allowed), then [`seccomp::template_late_filter`] (no exec) | C stacks the cold filters on top and answers every syscall as a cold child |
+//! | seccomp | [`seccomp::template_filters`] (set*id bounded to the range, fork and `pidfd_open` allowed), then [`seccomp::template_late_filter`] (no exec) | C stacks [`seccomp::forked_child_filters`] on top (what T allows beyond a run, taken back) and answers every syscall as a cold child |
 //! | Landlock | the policy's rules with `{scratch}` = the scratch *root* | covers every run's dir (a tmpfs mounted beneath the root) |
 //! | rlimits | the policy's maxima, no `RLIMIT_CPU` (T lives long), no `RLIMIT_NPROC`, `RLIMIT_NOFILE` ≥ 1024 | C can only lower limits |
 //! | command line, environment, cwd | a run's command line plus the argument `template` (the shim's template mode: an argument, so no client `env` value can select it); the base environment with `HOME`/`TMPDIR` = `/nonexistent`; `/` | no client value ever reaches T |
@@ -111,16 +111,18 @@ pub fn build_template(
     plan
 }
 
-/// The seccomp filters the runs of `policy` carry (`plan::build`'s own, as a run plan has them),
-/// which the template of `policy` preloads for its children. A forked child installs them only
-/// when its run plan's filters have the same digest (`forkserver::confine_job`).
-pub fn run_filters(
+/// The seccomp filters a child forked from the template of `policy` installs on the template's
+/// ([`seccomp::forked_child_filters`] of the filters the runs of `policy` carry, as a run plan
+/// has them), which the template preloads for its children; empty when its runs carry none or
+/// other ones. A forked child installs them only when its confine job names the same digest
+/// (`forkserver::confine_job`, from the run's own plan).
+pub fn child_filters(
     host: Host<'_>,
     policy: &Policy,
     scratch_root: &Path,
     leased: &Leased,
 ) -> Vec<String> {
-    plan::build(
+    let plan = plan::build(
         host,
         policy,
         &policy.limits,
@@ -128,8 +130,10 @@ pub fn run_filters(
         TEMPLATE_RUN_ID,
         &[],
         leased,
-    )
-    .seccomp
+    );
+    seccomp::forked_child_filters(&plan.seccomp)
+        .map(<[String]>::to_vec)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -182,9 +186,9 @@ mod tests {
         )
     }
 
-    /// The run filters that template preloads.
+    /// The child filters that template preloads.
     fn preloaded_for(policy: &Policy) -> Vec<String> {
-        run_filters(
+        child_filters(
             host(&python()),
             policy,
             Path::new(ROOT),
@@ -325,7 +329,7 @@ mod tests {
     }
 
     #[test]
-    fn template_preloads_exactly_the_filters_of_its_policys_runs() {
+    fn template_preloads_the_forked_child_filters_of_its_policys_runs() {
         let policy = default_policy();
         let preloaded = preloaded_for(&policy);
         assert!(
@@ -339,12 +343,17 @@ mod tests {
         };
         for limits in [policy.limits, tightened] {
             let run = run_plan(&policy, &limits, &Leased::Unswitched);
-            assert_eq!(run.seccomp, preloaded, "what a run's confine job names");
+            let named = seccomp::forked_child_filters(&run.seccomp);
+            assert_eq!(
+                named,
+                Some(preloaded.as_slice()),
+                "what a run's confine job names"
+            );
         }
         // The template's own filters are not the runs' (a child stacks these on T's).
         let t = template_of(&policy);
         assert_ne!(t.seccomp, preloaded);
-        // A policy without seccomp has no run filters (and never gets a template).
+        // A policy without seccomp has no child filters (and never gets a template).
         let mut off = default_policy();
         off.seccomp = false;
         assert!(preloaded_for(&off).is_empty());

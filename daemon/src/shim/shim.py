@@ -701,7 +701,8 @@ def main() -> None:
 # Its fd 3 is a SOCK_SEQPACKET socket to the daemon (one message per record):
 #
 #   daemon -> T  {"type":"template","late_seccomp":hex|null,"seccomp":[hex]} once, first: T's own
-#                late filter, and the run filters of its policy, which it parses once
+#                late filter, and the filters its children install on T's (those that take back
+#                what T may do beyond a run: ``seccomp::forked_child_filters``), parsed once
 #   T -> daemon  {"type":"ready","pid":int}
 #   daemon -> T  {"type":"fork","id":int} + SCM_RIGHTS [control, stdout, stderr(, landlock ruleset)]
 #   T -> daemon  {"type":"forked","id":int,"pid":int} + SCM_RIGHTS [pidfd]
@@ -713,20 +714,20 @@ def main() -> None:
 # ``confine`` line from its control socket (written there by the daemon before the fork request)
 # and applies it to itself in the cold launcher's order (see ``_confine``); any failure is a
 # ``sandbox_error`` line and exit 126, before any script byte. Then it is an ordinary shim. The
-# job names its run plan's seccomp filters by digest (``seccomp_sha256``): C installs T's
-# preloaded filters only when their digest is that one, and refuses otherwise.
+# job names the seccomp filters that stand for its run plan's by digest (``seccomp_sha256``): C
+# installs T's preloaded filters only when their digest is that one, and refuses otherwise.
 
 EXIT_REFUSED = 126
 _MAX_CONFINE_LINE = 16 << 20
 _LIBC: Any = None  # ctypes' view of libc, loaded once by the template
-# The run filters of the template's policy: (digest, [program]), parsed once by the template from
-# its first message. A child installs them only when its confine job names the same digest.
+# The filters a child of the template installs: (digest, [program]), parsed once by the template
+# from its first message. A child installs them only when its confine job names the same digest.
 _PRELOADED: Optional[Tuple[str, List[Any]]] = None
 
 
 def filters_digest(programs: List[str]) -> str:
     """SHA-256 (hex) of a filter list: its hex programs joined by newlines. The daemon computes
-    the same of the run plan's filters (``forkserver::filters_digest``)."""
+    the same of the filters a run's child installs (``forkserver::filters_digest``)."""
     try:
         from _sha256 import sha256  # type: ignore[import-not-found]  # 3.11: no OpenSSL
     except ImportError:
@@ -738,10 +739,10 @@ def filters_digest(programs: List[str]) -> str:
 
 
 def _preload(programs: Any) -> None:
-    """In T: parse the policy's run filters once (the children share them)."""
+    """In T: parse its children's filters once (they share them)."""
     global _PRELOADED
     if not (isinstance(programs, list) and programs and all(isinstance(p, str) for p in programs)):
-        _die("fork server: the template message carries no run filters", EXIT_PROTOCOL)
+        _die("fork server: the template message carries no child filters", EXIT_PROTOCOL)
     _PRELOADED = (filters_digest(programs), [_seccomp_program(p) for p in programs])
 
 
@@ -876,7 +877,7 @@ def _confine(job: Dict[str, Any], template_pid: int) -> None:
             os.close(4)
 
         _step("sandbox_error", "landlock", landlock)
-    # The run plan's filters, preloaded by the template: the job names them by digest. No
+    # The child filters, preloaded by the template: the job names them by digest. No
     # digest, or another one than the template's (another policy's), installs nothing and refuses.
     digest = job.get("seccomp_sha256")
     if _PRELOADED is None or not isinstance(digest, str) or digest != _PRELOADED[0]:
@@ -956,7 +957,7 @@ def _template_main() -> NoReturn:
     def send(msg: Dict[str, Any], fds: Optional[List[int]] = None) -> None:
         socket.send_fds(ctl, [_encode(msg)], fds or [])
 
-    first, fds = receive(1 << 20)  # it carries the policy's run filters (~35 KB of hex)
+    first, fds = receive(1 << 20)
     if first.get("type") != "template" or fds:
         _die("fork server: expected the template message", EXIT_PROTOCOL)
     if first.get("late_seccomp") is not None:

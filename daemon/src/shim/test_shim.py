@@ -568,7 +568,7 @@ def test_a_namespaced_tool_named_like_a_special_attribute_breaks_nothing(shim):
     assert done["value"] == ["Namespace", {"v": 1}]
 
 
-# --- fork server: the run filters a template preloads and the children it forks ----------------
+# --- fork server: the child filters a template preloads and the children it forks --------------
 
 def filters_digest(programs: List[str]) -> str:
     """What the daemon sends as a confine job's ``seccomp_sha256`` (``forkserver::filters_digest``)."""
@@ -673,7 +673,7 @@ def test_forked_child_installs_the_preloaded_filters_its_job_names(template, tmp
 ])
 def test_forked_child_refuses_a_job_that_does_not_name_its_templates_filters(
         template, tmp_path, seccomp):
-    """A child never starts with other filters than its template's preloaded run filters, nor
+    """A child never starts with other filters than its template's preloaded child filters, nor
     with none: it says sandbox_error (seccomp) and exits 126 before any script byte."""
     t = template({"type": "template", "late_seccomp": None, "seccomp": [DENY_GETPPID]})
     assert t.recv()[0]["type"] == "ready"

@@ -1,8 +1,13 @@
 //! The tool calls of one run: from the child's `tool_call` to a tool source and back.
 //!
-//! Each call becomes a task that waits for a concurrency permit (`max_concurrent_tool_calls`)
-//! and hands the call to the source the run's [`ToolRouter`] names for the tool (today the
-//! requesting client, `client_source.rs`). The relay never sees a connection. When the run ends,
+//! Each call becomes a future that waits for a concurrency permit (`max_concurrent_tool_calls`)
+//! and hands the call to the source the run's [`ToolRouter`] names for the tool (the requesting
+//! client, `client_source.rs`, an MCP server, the discovery built-ins). The relay never sees a
+//! connection. The calls are polled by the run's own task (a `FuturesUnordered`, through
+//! [`Relay::next_answer`]), not spawned: a burst of 1000 gathered calls made 1000 tasks, each
+//! scheduled, woken across worker threads and joined, which cost more than relaying the call.
+//! So a call makes progress while the run loop takes answers (not while the child's outbox is
+//! full: the child is not reading its answers, and new requests to the source wait too). When the run ends,
 //! [`Relay::cancel_all`] fires the calls' cancellation token and gives every source
 //! [`WITHDRAW_GRACE`] to withdraw its calls (the client source sends `$/cancelRequest`), then
 //! drops what is left.
@@ -19,12 +24,14 @@
 //! Every `tool_call` the child sends counts toward `max_tool_calls`, whether it is started or
 //! refused (unknown tool, reused id, too large).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -52,13 +59,14 @@ pub type Outcome = Result<Raw, ToolError>;
 /// to the child.
 pub type Answer = (u64, Outcome, Option<OwnedSemaphorePermit>);
 
+/// One call in flight: it yields its answer, a panic included ([`crate::unwind::catch_panic`]).
+type InFlight = Pin<Box<dyn Future<Output = Answer> + Send>>;
+
 pub struct Relay {
     router: ToolRouter,
     run: Arc<RunIdentity>,
     permits: Arc<Semaphore>,
-    in_flight: JoinSet<Answer>,
-    /// Which call each task relays, so that a task that panicked still answers its call.
-    tasks: HashMap<tokio::task::Id, u64>,
+    in_flight: FuturesUnordered<InFlight>,
     /// Fired when the run ends: every source withdraws its calls.
     withdraw: CancellationToken,
     seen_ids: HashSet<u64>,
@@ -87,8 +95,7 @@ impl Relay {
             router,
             run: Arc::new(run),
             permits: Arc::new(Semaphore::new(max_concurrent.clamp(1, 1 << 20) as usize)),
-            in_flight: JoinSet::new(),
-            tasks: HashMap::new(),
+            in_flight: FuturesUnordered::new(),
             withdraw: CancellationToken::new(),
             seen_ids: HashSet::new(),
             limits,
@@ -141,8 +148,15 @@ impl Relay {
             }
             (call_id, outcome, permit)
         };
-        let handle = self.in_flight.spawn(task.instrument(span));
-        self.tasks.insert(handle.id(), call_id);
+        let answered = crate::unwind::catch_panic(task.instrument(span));
+        self.in_flight.push(Box::pin(async move {
+            answered.await.unwrap_or_else(|message| {
+                // Exactly one answer per call: a panic becomes an error for the script.
+                tracing::error!(call = call_id, panic = %message, "a tool call panicked");
+                let message = crate::unwind::panic_message("tool call", &message);
+                (call_id, Err(ToolError::Internal(message)), None)
+            })
+        }));
         Admission::Started
     }
 
@@ -151,30 +165,13 @@ impl Relay {
         self.in_flight.is_empty()
     }
 
-    /// The next answered call. Pending forever when idle (use [`Relay::is_idle`] as a guard).
-    /// Cancel-safe (`JoinSet::join_next` is).
+    /// The next answered call; polling it is what moves every call in flight on. Pending
+    /// forever when idle (use [`Relay::is_idle`] as a guard). Cancel-safe (an answer is taken
+    /// out of the set only in the poll that returns it).
     pub async fn next_answer(&mut self) -> Answer {
-        loop {
-            match self.in_flight.join_next_with_id().await {
-                Some(Ok((task, answer))) => {
-                    self.tasks.remove(&task);
-                    return answer;
-                }
-                Some(Err(e)) => {
-                    let call = self.tasks.remove(&e.id());
-                    match call {
-                        // Exactly one answer per call: a panic becomes an error for the script.
-                        Some(call_id) if e.is_panic() => {
-                            tracing::error!(call = call_id, "a tool call task panicked");
-                            let message =
-                                crate::unwind::panic_message("tool call", "task panicked");
-                            return (call_id, Err(ToolError::Internal(message)), None);
-                        }
-                        _ => continue, // aborted: the run is ending, nothing to deliver
-                    }
-                }
-                None => std::future::pending().await,
-            }
+        match self.in_flight.next().await {
+            Some(answer) => answer,
+            None => std::future::pending().await,
         }
     }
 
@@ -182,16 +179,14 @@ impl Relay {
     /// sends `$/cancelRequest`) within [`WITHDRAW_GRACE`]; what is left then is dropped.
     pub async fn cancel_all(&mut self) {
         self.withdraw.cancel();
-        let withdrawn = async { while self.in_flight.join_next().await.is_some() {} };
+        let withdrawn = async { while self.in_flight.next().await.is_some() {} };
         if tokio::time::timeout(WITHDRAW_GRACE, withdrawn)
             .await
             .is_err()
         {
             tracing::warn!("tool calls not withdrawn in time; dropping them");
-            self.in_flight.abort_all();
-            while self.in_flight.join_next().await.is_some() {}
+            self.in_flight.clear();
         }
-        self.tasks.clear();
     }
 }
 

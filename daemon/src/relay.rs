@@ -7,10 +7,10 @@
 //! [`Relay::next_answer`]), not spawned: a burst of 1000 gathered calls made 1000 tasks, each
 //! scheduled, woken across worker threads and joined, which cost more than relaying the call.
 //! So a call makes progress while the run loop takes answers (not while the child's outbox is
-//! full: the child is not reading its answers, and new requests to the source wait too). When the run ends,
-//! [`Relay::cancel_all`] fires the calls' cancellation token and gives every source
-//! [`WITHDRAW_GRACE`] to withdraw its calls (the client source sends `$/cancelRequest`), then
-//! drops what is left.
+//! full: the child is not reading its answers, and new requests to the source wait too). When
+//! the run ends, [`Relay::cancel_all`] fires the calls' cancellation token and gives every
+//! source [`WITHDRAW_GRACE`] to withdraw its calls (the client source sends `$/cancelRequest`),
+//! then drops what is left.
 //!
 //! Memory is bounded in bytes, not calls:
 //! - a call's `arguments` stay the raw JSON text the child sent (about 1× their size), and one

@@ -957,7 +957,7 @@ def _template_main() -> NoReturn:
     def send(msg: Dict[str, Any], fds: Optional[List[int]] = None) -> None:
         socket.send_fds(ctl, [_encode(msg)], fds or [])
 
-    first, fds = receive(1 << 20)
+    first, fds = receive()
     if first.get("type") != "template" or fds:
         _die("fork server: expected the template message", EXIT_PROTOCOL)
     if first.get("late_seccomp") is not None:

@@ -31,9 +31,8 @@
 //! bounded to the policy's uid range. A forked run child inherits them and installs only
 //! [`forked_child_filters`] on top, which take exactly those back: about a hundred instructions
 //! instead of the cold programs' 1,300, which the kernel would translate and JIT again for every
-//! child.
-//! A unit test checks that the stack a forked child ends with answers every syscall as the cold
-//! one.
+//! child. A unit test checks that the stack a forked child ends with answers every syscall as
+//! the cold one.
 //!
 //! The lists name each syscall; they are written with this host's numbers and compiled for x86_64
 //! or aarch64 by name ([`Arch`], [`super::syscall_table`]): aarch64 has other numbers and none of

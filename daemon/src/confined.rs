@@ -17,8 +17,9 @@
 //! This module knows nothing of runs, connections or the daemon: a child is started from a
 //! [`Launch`] (the daemon-wide facts) plus the run's policy, limits, scratch dir and uid lease.
 
+use std::borrow::Cow;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,7 +41,7 @@ use crate::limits::Limits;
 use crate::policy::Policy;
 use crate::rpc::codec::{Frame, LineReader};
 use crate::rpc::Raw;
-use crate::sandbox::identity::Leased;
+use crate::sandbox::identity::{Leased, UidLease};
 use crate::sandbox::plan::SandboxPlan;
 use crate::sandbox::{self, SandboxError};
 use crate::shim::{DoneStatus, FromShim, ScriptError};
@@ -56,6 +57,10 @@ const CONTROL_ENVELOPE: usize = 64 << 10;
 pub const OUTBOX_BYTES: usize = 1 << 20;
 /// The most bytes of queued lines the writer to a child joins into one write.
 const WRITE_BATCH_BYTES: usize = 64 << 10;
+/// Bytes asked of a child's control channel, and of its stdout or stderr, per read. Small: every
+/// child (a warm one too) holds these buffers for its whole life, most of them for a few short
+/// lines; a long line costs more reads, never more than one copy (`LineReader` collects it).
+const READ_BYTES: usize = 8 << 10;
 
 /// What every child of a daemon is started with.
 #[derive(Clone, Copy)]
@@ -183,14 +188,34 @@ pub struct ConfinedChild {
     pipes: Vec<JoinHandle<()>>,
     /// The shim said `ready` (set only by [`ConfinedChild::next_message`]).
     ready: bool,
+    /// What the child keeps of its plan (the rest is dropped once it started).
+    kept: KeptOfPlan,
+}
+
+/// The parts of a child's [`SandboxPlan`] needed after the start.
+struct KeptOfPlan {
+    /// The scratch dir (the child's working directory).
+    scratch: PathBuf,
+    /// The late seccomp program the shim installs before the first script (hex).
+    late_seccomp: Option<Cow<'static, str>>,
     /// Keeps the plan's uid lease for as long as the child lives.
-    plan: SandboxPlan,
+    _uid_lease: Option<Arc<UidLease>>,
+}
+
+impl From<SandboxPlan> for KeptOfPlan {
+    fn from(plan: SandboxPlan) -> Self {
+        KeptOfPlan {
+            scratch: plan.cwd,
+            late_seccomp: plan.late_seccomp,
+            _uid_lease: plan.uid_lease,
+        }
+    }
 }
 
 impl ConfinedChild {
     /// The child's scratch dir (its working directory).
     pub fn scratch(&self) -> &Path {
-        &self.plan.cwd
+        &self.kept.scratch
     }
 
     /// Starts a child for `policy` with `limits`, working in `scratch`: forked from the
@@ -383,14 +408,14 @@ impl ConfinedChild {
             MAX_CONTROL_LINE.max(launch.max_argument_bytes.saturating_add(CONTROL_ENVELOPE));
         Ok(ConfinedChild {
             child,
-            reader: LineReader::new(BufReader::with_capacity(64 << 10, read_half), max_line),
+            reader: LineReader::new(BufReader::with_capacity(READ_BYTES, read_half), max_line),
             to_child,
             outbox,
             _writer: AbortOnDrop(writer),
             attached,
             pipes,
             ready: false,
-            plan,
+            kept: plan.into(),
         })
     }
 
@@ -538,8 +563,8 @@ impl ConfinedChild {
     }
 
     /// The late seccomp program the shim installs before the first script (hex), if any.
-    pub fn late_seccomp(&self) -> Option<String> {
-        self.plan.late_seccomp.clone()
+    pub fn late_seccomp(&self) -> Option<&str> {
+        self.kept.late_seccomp.as_deref()
     }
 
     /// For an idle child (warm pool): it is still running and has said nothing since `ready`. An
@@ -614,16 +639,18 @@ impl Drop for ConfinedChild {
     }
 }
 
+/// Forwards what the child writes to `stream` to the run attached at the time, in chunks of at
+/// most [`READ_BYTES`] (each its own allocation: the buffer is filled only as far as a read goes).
 async fn read_pipe<R: AsyncRead + Unpin>(mut pipe: R, stream: Stream, attached: AttachedOutput) {
-    let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        let n = match pipe.read(&mut chunk).await {
+        let mut chunk = Vec::with_capacity(READ_BYTES);
+        match pipe.read_buf(&mut chunk).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
+            Ok(_) => {}
+        }
         let to = attached.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(to) = to {
-            let _ = to.send((stream, chunk[..n].to_vec())).await;
+            let _ = to.send((stream, chunk)).await;
         }
     }
 }

@@ -910,7 +910,7 @@ mod tests {
         }
         // A plan no template serves names the digest of no filter, which no template preloads.
         let mut other = plan.clone();
-        other.seccomp.pop();
+        other.seccomp.to_mut().pop();
         let job: Value = serde_json::from_slice(&confine_job(&other)).expect("JSON");
         assert_eq!(job["seccomp_sha256"], filters_digest(&[]));
     }

@@ -28,7 +28,7 @@ use crate::budget::{ByteBudget, Charge};
 /// Input a connection may buffer without charging the global budget (one read's worth).
 pub const FREE_BYTES: usize = 64 * 1024;
 /// Bytes asked of the socket per read.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
 
 /// One frame read from the client.
 #[derive(Debug, PartialEq, Eq)]
@@ -66,9 +66,12 @@ pub struct InboundLimits {
 pub struct ClientLines<R> {
     inner: R,
     limits: InboundLimits,
-    /// Bytes read and not yet handed out.
+    /// Bytes read; those before `start` were handed out already (lines copied out of the
+    /// buffer, which is compacted before the next read).
     buf: Vec<u8>,
-    /// Prefix of `buf` known to hold no `\n`.
+    /// Where the next line starts in `buf`.
+    start: usize,
+    /// Prefix of `buf` known to hold no `\n` (never below `start`).
     scanned: usize,
     /// In a line longer than the limit: its bytes are dropped until its `\n`.
     discarding: bool,
@@ -94,6 +97,7 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
             inner,
             limits,
             buf: Vec::new(),
+            start: 0,
             scanned: 0,
             discarding: false,
             charge: Charge::default(),
@@ -146,56 +150,69 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
         let found = self.buf[self.scanned..].iter().position(|&b| b == b'\n');
         let Some(i) = found else {
             self.scanned = self.buf.len();
-            // `max_line + 1`: a line of exactly `max_line` bytes may still end in `\r\n`.
-            if !self.discarding && self.buf.len() > self.limits.max_line + 1 {
+            if !self.discarding && self.buf.len() - self.start > self.limits.max_line + 1 {
                 self.discarding = true;
             }
             if self.discarding {
-                self.buf.clear();
-                self.scanned = 0;
-                self.fit_buffer();
+                self.consume(self.buf.len());
             }
             return None;
         };
         let end = self.scanned + i;
-        self.scanned = 0;
         // The limit is on the line without its terminator, `\n` or `\r\n` alike.
-        let len = if end > 0 && self.buf[end - 1] == b'\r' {
-            end - 1
+        let len = if end > self.start && self.buf[end - 1] == b'\r' {
+            end - 1 - self.start
         } else {
-            end
+            end - self.start
         };
         let frame = if self.discarding || len > self.limits.max_line {
-            self.buf.drain(..=end);
             self.discarding = false;
-            self.fit_buffer();
+            self.consume(end + 1);
             Frame::TooLong
-        } else {
-            // The line keeps the big allocation (and its charge, until the next call); the
-            // rest (less than one read) moves to a fresh buffer.
+        } else if self.start == 0 && self.buf.capacity() > FREE_BYTES {
+            // The buffer grew for this line: the line keeps the big allocation (and its
+            // charge, until the next call); the rest (less than one read) moves to a fresh
+            // buffer.
             let rest = self.buf.split_off(end + 1);
             let mut line = std::mem::replace(&mut self.buf, rest);
             self.handed_out = std::mem::take(&mut self.charge);
-            line.truncate(end);
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
+            line.truncate(len);
+            self.scanned = 0;
             self.fit_buffer();
+            Frame::Line(line)
+        } else {
+            // A line of one read or less: copied out, the buffer stays for the next lines.
+            let line = self.buf[self.start..self.start + len].to_vec();
+            self.consume(end + 1);
             Frame::Line(line)
         };
         self.line_started = None;
-        self.clock_pending = !self.buf.is_empty();
+        self.clock_pending = self.start < self.buf.len();
         Some(frame)
+    }
+
+    /// Marks `buf[..upto]` as handed out or dropped. An empty buffer is let go (an idle
+    /// connection holds none); one that grew for a long line shrinks back.
+    fn consume(&mut self, upto: usize) {
+        if upto >= self.buf.len() {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.scanned = 0;
+        } else {
+            self.start = upto;
+            self.scanned = upto;
+        }
+        self.fit_buffer();
     }
 
     /// At end of stream: what is left in `buf`.
     fn take_rest(&mut self) -> Option<Frame> {
         let frame = if self.discarding {
             Some(Frame::TooLong)
-        } else if self.buf.is_empty() {
+        } else if self.start == self.buf.len() {
             None
         } else {
-            let mut line = std::mem::take(&mut self.buf);
+            let mut line = self.buf.split_off(self.start);
             if line.last() == Some(&b'\r') {
                 line.pop();
             }
@@ -204,25 +221,34 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
         self.discarding = false;
         self.line_started = None;
         self.clock_pending = false;
-        self.scanned = 0;
-        self.buf = Vec::new();
-        self.fit_buffer();
+        self.consume(self.buf.len());
         frame
     }
 
     /// Shrinks a buffer that grew for a long line once it holds little, and gives back the
     /// charge it no longer needs.
     fn fit_buffer(&mut self) {
-        if self.buf.capacity() > FREE_BYTES && self.buf.len() <= FREE_BYTES {
+        if self.buf.capacity() > FREE_BYTES && self.buf.len() - self.start <= FREE_BYTES {
+            self.compact();
             self.buf.shrink_to(FREE_BYTES);
         }
         self.charge
             .shrink_to(self.buf.capacity().saturating_sub(FREE_BYTES));
     }
 
+    /// Drops the lines already handed out from the front of `buf`.
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+    }
+
     /// One read from the socket, after room for it has been charged; both waits end at the
     /// current line's deadline.
     async fn read_more(&mut self) -> Result<(), ReadError> {
+        self.compact();
         let deadline = self.line_started.map(|t| t + self.limits.line_timeout);
         let want = self.buf.len() + READ_CHUNK;
         if self.buf.capacity() < want {
@@ -357,6 +383,42 @@ mod tests {
                 Frame::Line(b"ok".to_vec())
             ]
         );
+    }
+
+    /// A read full of short lines hands each out as its own small copy (not the read's buffer
+    /// with the rest copied again per line), and once every line is out the reader holds no
+    /// buffer: an idle connection costs no read buffer.
+    #[tokio::test]
+    async fn short_lines_are_copied_out_and_an_idle_reader_holds_no_buffer() {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut reader = ClientLines::new(server, limits(1 << 20, 1 << 30));
+        let mut batch = Vec::new();
+        for i in 0..1000 {
+            batch.extend_from_slice(format!("{{\"id\":{i}}}\r\n").as_bytes());
+        }
+        batch.extend_from_slice(b"{\"tail\":");
+        client.write_all(&batch).await.expect("write");
+        for i in 0..1000 {
+            let want = format!("{{\"id\":{i}}}").into_bytes();
+            match reader.next_frame().await.expect("read") {
+                Some(Frame::Line(line)) => {
+                    assert_eq!(line, want);
+                    assert!(
+                        line.capacity() < 64,
+                        "line {i} kept {} bytes",
+                        line.capacity()
+                    );
+                }
+                other => panic!("line {i}: {other:?}"),
+            }
+        }
+        client.write_all(b"1}\n").await.expect("write");
+        assert_eq!(
+            reader.next_frame().await.expect("read"),
+            Some(Frame::Line(b"{\"tail\":1}".to_vec()))
+        );
+        assert!(!reader.mid_line());
+        assert_eq!(reader.buffered(), 0, "an idle reader keeps no buffer");
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //! [`SandboxPlan`]: the identity to switch to, rlimits, Landlock rules (placeholders resolved),
 //! seccomp programs (already compiled to BPF), and the environment. The launcher only applies it.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -31,8 +32,9 @@ pub struct SandboxPlan {
     /// The working directory (the run's scratch dir).
     pub cwd: PathBuf,
     /// Hex of the BPF program the shim installs before user code (forbids exec); not applied
-    /// by the launcher.
-    pub late_seccomp: Option<String>,
+    /// by the launcher. Borrowed from the compiled constants in every plan the daemon builds
+    /// (no plan copies the programs).
+    pub late_seccomp: Option<Cow<'static, str>>,
     /// A layer that cannot apply, found while building: the launcher reports it and stops.
     pub refuse: Option<Refusal>,
     /// uid/gid to switch to (daemon running as root), with no supplementary groups.
@@ -47,7 +49,7 @@ pub struct SandboxPlan {
     /// Landlock ruleset; `None` when the policy turns Landlock off.
     pub landlock: Option<LandlockPlan>,
     /// Hex BPF programs the launcher installs just before exec, in order.
-    pub seccomp: Vec<String>,
+    pub seccomp: Cow<'static, [String]>,
     /// Seccomp rules standing in for Landlock features the ABI in use lacks (see
     /// [`coverage`]); compiled by the launcher, which knows its own pid.
     #[serde(default)]
@@ -285,11 +287,11 @@ pub fn build(
 
     let (seccomp, late_seccomp) = if policy.seccomp {
         (
-            seccomp::early_filters().to_vec(),
-            Some(seccomp::late_filter().to_string()),
+            Cow::Borrowed(seccomp::early_filters()),
+            Some(Cow::Borrowed(seccomp::late_filter())),
         )
     } else {
-        (Vec::new(), None)
+        (Cow::Borrowed(&[][..]), None)
     };
 
     let cgroup = policy.cgroup.as_ref().map(|c| CgroupPlan {

@@ -85,8 +85,8 @@ pub fn build_template(
     }
 
     let range = plan.retain_setid.map(|r| (r.first, r.last));
-    plan.seccomp = seccomp::template_filters(range);
-    plan.late_seccomp = Some(seccomp::template_late_filter().to_string());
+    plan.seccomp = seccomp::template_filters(range).into();
+    plan.late_seccomp = Some(seccomp::template_late_filter().into());
     // Runs that need compensation are not forked (their filter embeds the child's pid).
     plan.compensation = Compensation::default();
 

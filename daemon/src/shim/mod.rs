@@ -197,7 +197,7 @@ pub struct Exec<'a, T: Serialize> {
     /// The client streams output (`run/output`): the shim line-buffers stdout and stderr.
     pub stream: bool,
     /// Hex of the late seccomp BPF program the shim installs before user code (denies exec).
-    pub late_seccomp: Option<String>,
+    pub late_seccomp: Option<&'a str>,
     /// Keep the interpreter after `done` and wait for the next `exec` (persistent session).
     pub persistent: bool,
     /// Set in `os.environ` before the script runs (a persistent interpreter's environment was

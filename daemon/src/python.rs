@@ -186,26 +186,57 @@ fn unreachable(file: &Path, what: &str, dir: &Path, mode: u32) -> String {
     )
 }
 
-/// Refuses anything but a CPython ELF binary (a shell shim, perl, ...).
+/// Refuses anything but a CPython ELF binary (a shell shim, perl, ...). Reads the file once, in
+/// chunks: a binary of any size costs one chunk of memory.
 fn check_cpython_binary(executable: &Path) -> Result<(), String> {
-    let file = std::fs::File::open(executable).map_err(|e| format!("cannot read: {e}"))?;
-    let mut data = Vec::new();
-    file.take(MAX_BINARY_BYTES)
-        .read_to_end(&mut data)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if !data.starts_with(b"\x7fELF") {
-        return Err(
-            "not an ELF binary (a shell shim such as pyenv's?); pass the real interpreter".into(),
-        );
+    const CHUNK: usize = 64 << 10;
+    const NEEDLES: [&[u8]; 2] = [b"Py_BytesMain", b"libpython3."];
+    // A name may straddle two chunks: each search also covers the end of the previous one.
+    const OVERLAP: usize = 11;
+    let mut file = std::fs::File::open(executable)
+        .map_err(|e| format!("cannot read: {e}"))?
+        .take(MAX_BINARY_BYTES);
+    let mut window = vec![0u8; OVERLAP + CHUNK];
+    let mut carried = 0;
+    loop {
+        let n = read_full(&mut file, &mut window[carried..])
+            .map_err(|e| format!("cannot read: {e}"))?;
+        let data = &window[..carried + n];
+        if carried == 0 && !data.starts_with(b"\x7fELF") {
+            return Err(
+                "not an ELF binary (a shell shim such as pyenv's?); pass the real interpreter"
+                    .into(),
+            );
+        }
+        if NEEDLES
+            .iter()
+            .any(|needle| memchr::memmem::find(data, needle).is_some())
+        {
+            return Ok(());
+        }
+        if data.len() < window.len() {
+            return Err(
+                "not a CPython interpreter (no Py_BytesMain and no libpython3 in the binary); pass a CPython 3.10+ binary"
+                    .into(),
+            );
+        }
+        window.copy_within(CHUNK.., 0);
+        carried = OVERLAP;
     }
-    let has = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
-    if !has(b"Py_BytesMain") && !has(b"libpython3.") {
-        return Err(
-            "not a CPython interpreter (no Py_BytesMain and no libpython3 in the binary); pass a CPython 3.10+ binary"
-                .into(),
-        );
+}
+
+/// Fills `buf` unless the end of `reader` comes first; returns the bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
-    Ok(())
+    Ok(filled)
 }
 
 /// The venv root when `path` is `<venv>/bin/<python>` and `<venv>/pyvenv.cfg` exists.
@@ -310,6 +341,33 @@ mod tests {
         }
         let err = Interpreter::resolve(Some(perl)).unwrap_err().to_string();
         assert!(err.contains("not a CPython interpreter"), "{err}");
+    }
+
+    /// The binary is searched in chunks: a name that straddles two chunks, or that sits only
+    /// far into the file, is still found; an ELF file without either name is refused.
+    #[test]
+    fn cpython_names_are_found_across_chunk_boundaries() {
+        let dir = temp("chunks");
+        let file = dir.join("python3");
+        for (at, name) in [
+            // Across the end of the first read (64 KiB + 11 bytes) and of the second.
+            (65_542, &b"Py_BytesMain"[..]),
+            (131_080, &b"libpython3."[..]),
+            (3 << 20, &b"Py_BytesMain"[..]),
+        ] {
+            let mut data = b"\x7fELF".to_vec();
+            data.resize(at, 0);
+            data.extend_from_slice(name);
+            data.resize(at + 70_000, 0);
+            std::fs::write(&file, &data).expect("write");
+            assert_eq!(check_cpython_binary(&file), Ok(()), "name at {at}");
+            // One byte of the name changed: not CPython.
+            data[at + 3] ^= 0x20;
+            std::fs::write(&file, &data).expect("write");
+            let err = check_cpython_binary(&file).unwrap_err();
+            assert!(err.contains("not a CPython interpreter"), "{err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

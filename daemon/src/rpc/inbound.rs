@@ -171,7 +171,7 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
             Frame::TooLong
         } else if self.start == 0 && self.buf.capacity() > FREE_BYTES {
             // The buffer grew for this line: the line keeps the big allocation (and its
-            // charge, until the next call); the rest (less than one read) moves to a fresh
+            // charge, until the next call); the rest (at most one read) moves to a fresh
             // buffer.
             let rest = self.buf.split_off(end + 1);
             let mut line = std::mem::replace(&mut self.buf, rest);
@@ -212,11 +212,22 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
         } else if self.start == self.buf.len() {
             None
         } else {
-            let mut line = self.buf.split_off(self.start);
+            // Like a line with its `\n`: the whole buffer goes out with its charge (kept until
+            // the next call), a line behind others is copied out.
+            let mut line = if self.start == 0 {
+                self.handed_out = std::mem::take(&mut self.charge);
+                std::mem::take(&mut self.buf)
+            } else {
+                self.buf[self.start..].to_vec()
+            };
             if line.last() == Some(&b'\r') {
                 line.pop();
             }
-            Some(Frame::Line(line))
+            if line.len() > self.limits.max_line {
+                Some(Frame::TooLong)
+            } else {
+                Some(Frame::Line(line))
+            }
         };
         self.discarding = false;
         self.line_started = None;
@@ -275,11 +286,15 @@ impl<R: AsyncRead + Unpin> ClientLines<R> {
             self.buf.reserve_exact(cap - self.buf.len());
         }
         let timeout = self.limits.line_timeout;
+        // At most READ_CHUNK per read, however much room a buffer grown for a long line has:
+        // what follows that line's end in the same read stays under one read, so the lines
+        // after it are copied out (not each handed the rest) and the rest needs no charge.
+        let mut read = (&mut self.inner).take(READ_CHUNK as u64);
         let n = match deadline {
-            Some(d) => tokio::time::timeout_at(d, self.inner.read_buf(&mut self.buf))
+            Some(d) => tokio::time::timeout_at(d, read.read_buf(&mut self.buf))
                 .await
                 .map_err(|_| ReadError::LineTimeout(timeout.as_millis()))??,
-            None => self.inner.read_buf(&mut self.buf).await?,
+            None => read.read_buf(&mut self.buf).await?,
         };
         if n == 0 {
             self.eof = true;
@@ -419,6 +434,99 @@ mod tests {
         );
         assert!(!reader.mid_line());
         assert_eq!(reader.buffered(), 0, "an idle reader keeps no buffer");
+    }
+
+    /// A final line without `\n` obeys the limit like any other (found by review).
+    #[tokio::test]
+    async fn a_final_unterminated_line_over_the_limit_is_too_long() {
+        assert_eq!(frames(b"123456789", 8).await, vec![Frame::TooLong]);
+        assert_eq!(frames(b"ok\n123456789\r", 8).await[1], Frame::TooLong);
+        assert_eq!(
+            frames(b"12345678\r", 8).await,
+            vec![Frame::Line(b"12345678".to_vec())]
+        );
+    }
+
+    /// A long final line at end of stream stays charged while the caller handles it, like a
+    /// line with its `\n` (found by review: it was handed out with its charge given back).
+    #[tokio::test]
+    async fn a_long_final_line_at_end_of_stream_keeps_its_charge() {
+        let budget = ByteBudget::new(64 << 20);
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut reader = ClientLines::new(
+            server,
+            InboundLimits {
+                max_line: 16 << 20,
+                line_timeout: Duration::from_secs(30),
+                budget: budget.clone(),
+            },
+        );
+        let writer = tokio::spawn(async move {
+            client.write_all(&vec![b'{'; 4 << 20]).await.expect("write");
+        });
+        let frame = reader.next_frame().await.expect("read");
+        writer.await.expect("writer");
+        let Some(Frame::Line(line)) = frame else {
+            panic!("{frame:?}")
+        };
+        assert_eq!(line.len(), 4 << 20);
+        assert!(
+            budget.in_use() + FREE_BYTES >= line.capacity(),
+            "{} bytes held, {} charged",
+            line.capacity(),
+            budget.in_use()
+        );
+        drop(line);
+        assert_eq!(reader.next_frame().await.expect("read"), None);
+        assert_eq!(budget.in_use(), 0, "given back at the next call");
+    }
+
+    /// After a buffer grew for a long line, one read could fill all its room: what followed the
+    /// line's end then became a rest over `FREE_BYTES`, uncharged, and each short line after it
+    /// was handed that whole rest, copied again per line (quadratic; found by review). Reads are
+    /// at most one chunk now: the lines after are copied out, and what the reader holds beyond
+    /// the free bytes is charged.
+    #[tokio::test]
+    async fn short_lines_after_a_long_one_are_copied_out_and_stay_within_the_free_bytes() {
+        let budget = ByteBudget::new(1 << 30);
+        let (mut client, server) = tokio::io::duplex(4 << 20);
+        let mut reader = ClientLines::new(
+            server,
+            InboundLimits {
+                max_line: 16 << 20,
+                line_timeout: Duration::from_secs(30),
+                budget: budget.clone(),
+            },
+        );
+        client
+            .write_all(&vec![b'a'; 512 << 10])
+            .await
+            .expect("write");
+        let mut rest = vec![b'\n'; (256 << 10) + 1];
+        rest.push(b'z');
+        client.write_all(&rest).await.expect("write");
+        let first = reader.next_frame().await.expect("read");
+        assert!(matches!(first, Some(Frame::Line(ref l)) if l.len() == 512 << 10));
+        drop(first);
+        for i in 0..256 << 10 {
+            match reader.next_frame().await.expect("read") {
+                Some(Frame::Line(line)) => {
+                    assert!(line.is_empty());
+                    assert_eq!(line.capacity(), 0, "empty line {i} holds a buffer");
+                    let uncharged = reader.buf.capacity().saturating_sub(budget.in_use());
+                    assert!(
+                        uncharged <= FREE_BYTES,
+                        "line {i}: {uncharged} bytes held uncharged"
+                    );
+                }
+                other => panic!("line {i}: {other:?}"),
+            }
+        }
+        drop(client);
+        assert_eq!(
+            reader.next_frame().await.expect("read"),
+            Some(Frame::Line(b"z".to_vec()))
+        );
     }
 
     #[tokio::test]

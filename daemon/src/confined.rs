@@ -640,13 +640,14 @@ impl Drop for ConfinedChild {
 }
 
 /// Forwards what the child writes to `stream` to the run attached at the time, in chunks of at
-/// most [`READ_BYTES`] (each its own allocation: the buffer is filled only as far as a read goes).
+/// most [`READ_BYTES`], each its own allocation of its own size (a queue of one-byte chunks holds
+/// bytes, not read buffers).
 async fn read_pipe<R: AsyncRead + Unpin>(mut pipe: R, stream: Stream, attached: AttachedOutput) {
     loop {
         let mut chunk = Vec::with_capacity(READ_BYTES);
         match pipe.read_buf(&mut chunk).await {
             Ok(0) | Err(_) => return,
-            Ok(_) => {}
+            Ok(_) => chunk.shrink_to_fit(),
         }
         let to = attached.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(to) = to {

@@ -352,6 +352,24 @@ mod tests {
         }
     }
 
+    /// A reader of the server end of an in-memory stream of `capacity` bytes, charging `budget`.
+    fn charged_reader(
+        capacity: usize,
+        max_line: usize,
+        budget: &Arc<ByteBudget>,
+    ) -> (
+        tokio::io::DuplexStream,
+        ClientLines<tokio::io::DuplexStream>,
+    ) {
+        let (client, server) = tokio::io::duplex(capacity);
+        let limits = InboundLimits {
+            max_line,
+            line_timeout: Duration::from_secs(30),
+            budget: budget.clone(),
+        };
+        (client, ClientLines::new(server, limits))
+    }
+
     async fn frames(input: &[u8], max: usize) -> Vec<Frame> {
         let mut reader = ClientLines::new(input, limits(max, 1 << 30));
         let mut out = Vec::new();
@@ -452,15 +470,7 @@ mod tests {
     #[tokio::test]
     async fn a_long_final_line_at_end_of_stream_keeps_its_charge() {
         let budget = ByteBudget::new(64 << 20);
-        let (mut client, server) = tokio::io::duplex(1 << 20);
-        let mut reader = ClientLines::new(
-            server,
-            InboundLimits {
-                max_line: 16 << 20,
-                line_timeout: Duration::from_secs(30),
-                budget: budget.clone(),
-            },
-        );
+        let (mut client, mut reader) = charged_reader(1 << 20, 16 << 20, &budget);
         let writer = tokio::spawn(async move {
             client.write_all(&vec![b'{'; 4 << 20]).await.expect("write");
         });
@@ -489,15 +499,7 @@ mod tests {
     #[tokio::test]
     async fn short_lines_after_a_long_one_are_copied_out_and_stay_within_the_free_bytes() {
         let budget = ByteBudget::new(1 << 30);
-        let (mut client, server) = tokio::io::duplex(4 << 20);
-        let mut reader = ClientLines::new(
-            server,
-            InboundLimits {
-                max_line: 16 << 20,
-                line_timeout: Duration::from_secs(30),
-                budget: budget.clone(),
-            },
-        );
+        let (mut client, mut reader) = charged_reader(4 << 20, 16 << 20, &budget);
         client
             .write_all(&vec![b'a'; 512 << 10])
             .await
@@ -553,15 +555,7 @@ mod tests {
     #[tokio::test]
     async fn partial_lines_beyond_the_free_bytes_are_charged_and_given_back() {
         let budget = ByteBudget::new(1 << 30);
-        let (mut client, server) = tokio::io::duplex(1 << 20);
-        let mut reader = ClientLines::new(
-            server,
-            InboundLimits {
-                max_line: 4 << 20,
-                line_timeout: Duration::from_secs(30),
-                budget: budget.clone(),
-            },
-        );
+        let (mut client, mut reader) = charged_reader(1 << 20, 4 << 20, &budget);
         let writer = tokio::spawn(async move {
             client.write_all(&vec![b'a'; 1 << 20]).await.expect("write");
             client.write_all(b"\nsmall\n").await.expect("write");
@@ -586,15 +580,7 @@ mod tests {
     async fn reading_waits_while_the_budget_is_used_up() {
         let budget = ByteBudget::new(256 * 1024);
         let hog = budget.acquire(256 * 1024).await.expect("open");
-        let (mut client, server) = tokio::io::duplex(1 << 20);
-        let mut reader = ClientLines::new(
-            server,
-            InboundLimits {
-                max_line: 1 << 20,
-                line_timeout: Duration::from_secs(30),
-                budget: budget.clone(),
-            },
-        );
+        let (mut client, mut reader) = charged_reader(1 << 20, 1 << 20, &budget);
         let line = vec![b'b'; 200_000];
         client.write_all(&line).await.expect("write");
         client.write_all(b"\n").await.expect("write");

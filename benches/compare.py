@@ -17,7 +17,9 @@ What it does, in order:
    `os._exit(0)`s, the parent `waitpid`s, timed inside the helper; F_echo: a raw two-hop
    Unix-socket newline-JSON echo (bench client <-> `echo_relay` <-> a Python "child" making the
    shim's side of the calls, timed inside the child): µs per sequential round trip, ms for 1000
-   gathered.
+   gathered; F_pss: W7's ratio for a plain asyncio/json CPython, forked from a frozen template
+   vs started cold (an event loop awaiting a future reads its own smaps_rollup; two idle
+   siblings of each kind alive, as in W7).
 3. Systems, one after another (never two daemons at once): ptcd A `--fork-server on` (default
    warm pool), B `--fork-server off` (the cold launcher path), C `--fork-server on` with
    `warm_pool = 0` (the fork path alone), each with its own socket, scratch root, config and log
@@ -269,6 +271,96 @@ for _ in range(n + 1):
 print(json.dumps(out[1:]))
 """
 
+# F_pss: W7's shape (an event loop awaiting a future, the process's memory read meanwhile) in a plain
+# CPython that imported asyncio/json, started cold and forked from a frozen template. Each measured
+# process has two idle siblings of its kind, as W7's runs do (ptcd B: two other pool children; ptcd
+# A: the template and two pool children), since PSS divides a shared page among those mapping it.
+PSS_PROBE = r"""
+import asyncio, os
+def rollup():
+    d = {}
+    with open("/proc/self/smaps_rollup") as f:
+        for line in f:
+            p = line.split()
+            if len(p) == 3 and p[1].isdigit():
+                d[p[0].rstrip(":")] = int(p[1])
+    return d
+async def main():
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    loop.call_soon(lambda: fut.set_result(rollup()))
+    return await fut
+r = asyncio.run(main())
+os.write(OUT, b"%d %d\n" % (r["Pss"], r["Private_Clean"] + r["Private_Dirty"]))
+"""
+PSS_COLD = "import asyncio, json, os, sys\nOUT = int(sys.argv[1])\n" + PSS_PROBE
+PSS_SIBLING = "import asyncio, json, sys\nprint('ready', flush=True)\nsys.stdin.read()\n"
+PSS_TEMPLATE = f"PROBE = {PSS_PROBE!r}\n" + r"""
+import asyncio, gc, json, os, sys
+OUT, n = int(sys.argv[1]), int(sys.argv[2])
+gc.collect()
+gc.freeze()
+hold_r, hold_w = os.pipe()
+idle = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        os.close(hold_w)
+        os.read(hold_r, 1)
+        os._exit(0)
+    idle.append(pid)
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            exec(compile(PROBE, "<run>", "exec"))
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+os.close(hold_w)
+for pid in idle:
+    os.waitpid(pid, 0)
+"""
+
+
+def f_pss(n: int) -> dict[str, Any]:
+    def collect(argv_tail: list[str], code: str, count: int) -> list[tuple[int, int]]:
+        r, w = os.pipe()
+        with os.fdopen(r, "rb") as out:
+            try:
+                procs = [subprocess.Popen([PYTHON, "-I", "-S", "-B", "-c", code, str(w), *argv_tail],
+                                          pass_fds=[w], preexec_fn=_die_with_parent) for _ in range(count)]
+                for p in procs:
+                    if p.wait(timeout=60) != 0:
+                        raise RuntimeError(f"F_pss helper exited {p.returncode}")
+            finally:
+                os.close(w)
+            lines = out.read().splitlines()
+        if len(lines) != count * (n if argv_tail else 1):
+            raise RuntimeError(f"F_pss: {len(lines)} samples")
+        return [(int(a), int(b)) for a, b in (line.split() for line in lines)]
+
+    siblings = [subprocess.Popen([PYTHON, "-I", "-S", "-B", "-c", PSS_SIBLING], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, preexec_fn=_die_with_parent) for _ in range(2)]
+    try:
+        for s in siblings:
+            assert s.stdout is not None
+            if s.stdout.readline().strip() != b"ready":
+                raise RuntimeError("F_pss sibling did not start")
+        cold = [collect([], PSS_COLD, 1)[0] for _ in range(n)]
+    finally:
+        for s in siblings:
+            assert s.stdin is not None
+            s.stdin.close()
+            s.wait(timeout=10)
+    forked = collect([str(n)], PSS_TEMPLATE, 1)
+    cold_pss = statistics.median(x[0] for x in cold)
+    fork_pss = statistics.median(x[0] for x in forked)
+    return {"n": n, "cold_pss_kib": cold_pss, "fork_pss_kib": fork_pss,
+            "cold_private_kib": statistics.median(x[1] for x in cold),
+            "fork_private_kib": statistics.median(x[1] for x in forked), "ratio": fork_pss / cold_pss}
+
+
 # The shim's side of a tool call, as plainly as the shim does it: asyncio on a non-blocking
 # AF_UNIX socket, one future per call id, lines queued whole when the socket is full.
 ECHO_CHILD = r"""
@@ -448,6 +540,7 @@ def floors(args: argparse.Namespace) -> dict[str, Any]:
         return summary(json.loads(proc.stdout))
     out["F_fork"] = measured(fork, "F_fork")
     out["F_echo"] = measured(lambda: f_echo(Path(args.relay), 1000, 1000, max(3, runs // 5)), "F_echo")
+    out["F_pss"] = measured(lambda: f_pss(min(runs, 10)), "F_pss")
     return out
 
 
@@ -978,8 +1071,10 @@ def goals(res: dict[str, Any]) -> list[dict[str, Any]]:
          "p50 ratio")
     goal("W4(A) ≤ 30 ms", get(sy, "ptcd A", "W4", "p50"), 30.0, "p50", "ms")
     goal("W9 ≤ 60 µs", get(sy, "ptcd A", "W9", "minus_F_echo_us"), 60.0, "ptcd A µs per call − F_echo µs", "µs")
+    floor = get(fl, "F_pss", "ratio")
     goal("W7 PSS forked ≤ 0.4 × cold", r(get(sy, "ptcd A", "W7", "pss_kib"), get(sy, "ptcd B", "W7", "pss_kib")), 0.4,
-         "PSS of a run process, A / B")
+         "PSS of a run process, A / B"
+         + (f" (the same ratio for plain CPython, F_pss: {floor:.2f}×)" if isinstance(floor, float) else ""))
     rss = get(sy, "ptcd A", "W8", "daemon_vmrss_kib")
     goal("W8 ≤ 10 MB", rss / 1024 if isinstance(rss, (int, float)) else rss, 10.0,
          "daemon A VmRSS 3 s after the last request, after every workload, MiB", "MiB")
@@ -1005,6 +1100,12 @@ def markdown(res: dict[str, Any]) -> str:
     L.append(row("F_fork: fork of a frozen asyncio/json CPython, exec `1+1`, waitpid (ms)", fl.get("F_fork")))
     L.append(row("F_echo: sequential round trip, child ↔ relay ↔ client (µs)", fl.get("F_echo"), "seq_us", digits=1))
     L.append(row("F_echo: 1000 gathered round trips (ms)", fl.get("F_echo"), "gather_ms", digits=1))
+    fp = fl.get("F_pss")
+    pss = (f"{fmt(fp)}" if not isinstance(fp, dict) else
+           f"forked {fmt(fp['fork_pss_kib'])} / cold {fmt(fp['cold_pss_kib'])} KiB = {fp['ratio']:.2f}×")
+    L.append("\n| floor | PSS |\n|---|---|")
+    L.append(f"| F_pss: a plain asyncio/json CPython awaiting a future, forked from a frozen template / "
+             f"started cold, two idle siblings each (W7's shape) | {pss} |")
     L.append("\n**Systems**\n")
     shown = [s for s in SYSTEMS if s in sy]
     for s in shown:

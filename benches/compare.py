@@ -1102,7 +1102,7 @@ def markdown(res: dict[str, Any]) -> str:
     L.append(row("F_echo: 1000 gathered round trips (ms)", fl.get("F_echo"), "gather_ms", digits=1))
     fp = fl.get("F_pss")
     pss = (f"{fmt(fp)}" if not isinstance(fp, dict) else
-           f"forked {fmt(fp['fork_pss_kib'])} / cold {fmt(fp['cold_pss_kib'])} KiB = {fp['ratio']:.2f}×")
+           f"forked {fp['fork_pss_kib']:,.0f} / cold {fp['cold_pss_kib']:,.0f} KiB = {fp['ratio']:.2f}×")
     L.append("\n| floor | PSS |\n|---|---|")
     L.append(f"| F_pss: a plain asyncio/json CPython awaiting a future, forked from a frozen template / "
              f"started cold, two idle siblings each (W7's shape) | {pss} |")

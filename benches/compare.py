@@ -324,20 +324,20 @@ for pid in idle:
 
 
 def f_pss(n: int) -> dict[str, Any]:
-    def collect(argv_tail: list[str], code: str, count: int) -> list[tuple[int, int]]:
+    def collect(code: str, samples: int, *args: str) -> list[tuple[int, int]]:
+        """Runs one helper; it writes a "PSS private" line per sample to the fd it is given."""
         r, w = os.pipe()
         with os.fdopen(r, "rb") as out:
             try:
-                procs = [subprocess.Popen([PYTHON, "-I", "-S", "-B", "-c", code, str(w), *argv_tail],
-                                          pass_fds=[w], preexec_fn=_die_with_parent) for _ in range(count)]
-                for p in procs:
-                    if p.wait(timeout=60) != 0:
-                        raise RuntimeError(f"F_pss helper exited {p.returncode}")
+                proc = subprocess.Popen([PYTHON, "-I", "-S", "-B", "-c", code, str(w), *args],
+                                        pass_fds=[w], preexec_fn=_die_with_parent)
+                if proc.wait(timeout=60) != 0:
+                    raise RuntimeError(f"F_pss helper exited {proc.returncode}")
             finally:
                 os.close(w)
             lines = out.read().splitlines()
-        if len(lines) != count * (n if argv_tail else 1):
-            raise RuntimeError(f"F_pss: {len(lines)} samples")
+        if len(lines) != samples:
+            raise RuntimeError(f"F_pss: {len(lines)} samples, expected {samples}")
         return [(int(a), int(b)) for a, b in (line.split() for line in lines)]
 
     siblings = [subprocess.Popen([PYTHON, "-I", "-S", "-B", "-c", PSS_SIBLING], stdin=subprocess.PIPE,
@@ -347,13 +347,13 @@ def f_pss(n: int) -> dict[str, Any]:
             assert s.stdout is not None
             if s.stdout.readline().strip() != b"ready":
                 raise RuntimeError("F_pss sibling did not start")
-        cold = [collect([], PSS_COLD, 1)[0] for _ in range(n)]
+        cold = [collect(PSS_COLD, 1)[0] for _ in range(n)]
     finally:
         for s in siblings:
             assert s.stdin is not None
             s.stdin.close()
             s.wait(timeout=10)
-    forked = collect([str(n)], PSS_TEMPLATE, 1)
+    forked = collect(PSS_TEMPLATE, n, str(n))
     cold_pss = statistics.median(x[0] for x in cold)
     fork_pss = statistics.median(x[0] for x in forked)
     return {"n": n, "cold_pss_kib": cold_pss, "fork_pss_kib": fork_pss,
